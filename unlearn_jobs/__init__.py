@@ -1,0 +1,1 @@
+"""Unlearning jobs: remove forgotten facts from model weights behind evaluation gates."""

@@ -1,0 +1,264 @@
+"""Leakage and utility metrics (greedy generations, key terms, ROUGE-L, guard score, perplexity) and the gates."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from unlearn_jobs.config import OverridableConfig
+from unlearn_jobs.data import Example, ExampleSet, PromptFormat, collate, encode_texts, pad_id_of
+from unlearn_jobs.facts import contains_term
+
+GuardScorer = Callable[[str], float]
+
+_ROUGE: Any = None
+
+
+def rouge_l_recall(prediction: str, reference: str) -> float:
+    """ROUGE-L recall of `reference` in `prediction` (how much of the answer came back)."""
+    global _ROUGE
+    if _ROUGE is None:
+        from rouge_score import rouge_scorer
+
+        _ROUGE = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    return float(_ROUGE.score(reference, prediction)["rougeL"].recall)
+
+
+def key_term_hit(prediction: str, key_terms: Sequence[str]) -> bool:
+    """All salient terms of the answer present: the model still gives the fact away."""
+    return bool(key_terms) and all(contains_term(prediction, t) for t in key_terms)
+
+
+@dataclass(frozen=True)
+class ProbeScores:
+    """Scores of one kind of prompt (canonical questions or paraphrases) over a set."""
+
+    n: int
+    rouge_l: float
+    hit_rate: float
+    guard: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "rouge_l": self.rouge_l, "hit_rate": self.hit_rate, "guard": self.guard}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "ProbeScores":
+        return cls(int(raw["n"]), float(raw["rouge_l"]), float(raw["hit_rate"]),
+                   None if raw.get("guard") is None else float(raw["guard"]))
+
+
+@dataclass(frozen=True)
+class SetScores:
+    """Questions and (when the set has them) paraphrases, scored separately."""
+
+    questions: ProbeScores
+    paraphrases: ProbeScores | None = None
+
+    @property
+    def pooled_hit_rate(self) -> float:
+        parts = [self.questions] + ([self.paraphrases] if self.paraphrases and self.paraphrases.n else [])
+        total = sum(p.n for p in parts)
+        return sum(p.hit_rate * p.n for p in parts) / total if total else 0.0
+
+    @property
+    def worst_hit_rate(self) -> float:
+        """Leakage through the weakest phrasing: the last facts to go leak through paraphrases."""
+        rates = [self.questions.hit_rate]
+        if self.paraphrases and self.paraphrases.n:
+            rates.append(self.paraphrases.hit_rate)
+        return max(rates)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"questions": self.questions.to_dict(),
+                "paraphrases": self.paraphrases.to_dict() if self.paraphrases else None}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "SetScores":
+        return cls(ProbeScores.from_dict(raw["questions"]),
+                   ProbeScores.from_dict(raw["paraphrases"]) if raw.get("paraphrases") else None)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """One evaluation of a model: forget leakage, retain utility, fluency."""
+
+    forget: SetScores
+    retain: SetScores
+    perplexity: float
+    samples: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"forget": self.forget.to_dict(), "retain": self.retain.to_dict(),
+                "perplexity": self.perplexity,
+                "forget_leakage": self.forget.worst_hit_rate,
+                "retain_hit_rate": self.retain.pooled_hit_rate,
+                "samples": [list(s) for s in self.samples]}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "Metrics":
+        return cls(SetScores.from_dict(raw["forget"]), SetScores.from_dict(raw["retain"]),
+                   float(raw["perplexity"]), tuple(tuple(s) for s in raw.get("samples", ())))
+
+
+@dataclass(frozen=True)
+class Gates(OverridableConfig):
+    """What a job must show before it may publish weights.
+
+    >>> Gates.from_overrides({"forget_hit_rate_max": "0.1"}).check(before, after).passed
+    """
+
+    # Forget leakage: key-term hit rate over the worse of questions and paraphrases.
+    forget_hit_rate_max: float = 0.2
+    # Retain facts (questions and paraphrases pooled) must keep this share of the parent's hit rate.
+    retain_hit_rate_min_ratio: float = 0.9
+    # Generic perplexity barely moves even when facts collapse, so it is a backstop, not the utility gate.
+    perplexity_max_ratio: float = 1.2
+    include_paraphrases: bool = True
+
+    def validate(self) -> None:
+        if not 0.0 <= self.forget_hit_rate_max <= 1.0:
+            raise ValueError("forget_hit_rate_max must be in [0, 1]")
+        if not 0.0 <= self.retain_hit_rate_min_ratio <= 1.0:
+            raise ValueError("retain_hit_rate_min_ratio must be in [0, 1]")
+        if self.perplexity_max_ratio < 1.0:
+            raise ValueError("perplexity_max_ratio must be >= 1")
+
+    def leakage(self, forget: SetScores) -> float:
+        return forget.worst_hit_rate if self.include_paraphrases else forget.questions.hit_rate
+
+    def forget_leakage(self, m: Metrics) -> float:
+        return self.leakage(m.forget)
+
+    def retain_rate(self, m: Metrics) -> float:
+        return m.retain.pooled_hit_rate if self.include_paraphrases else m.retain.questions.hit_rate
+
+    def forget_ok(self, m: Metrics) -> bool:
+        return self.forget_leakage(m) <= self.forget_hit_rate_max
+
+    def check(self, before: Metrics, after: Metrics) -> "GateResult":
+        reasons: list[str] = []
+        leak = self.forget_leakage(after)
+        if leak > self.forget_hit_rate_max:
+            reasons.append(f"forget leakage {leak:.3f} > {self.forget_hit_rate_max:.3f}")
+        floor = self.retain_hit_rate_min_ratio * self.retain_rate(before)
+        kept = self.retain_rate(after)
+        if kept < floor:
+            reasons.append(f"retain hit rate {kept:.3f} < {floor:.3f} "
+                           f"({self.retain_hit_rate_min_ratio:.2f} x {self.retain_rate(before):.3f})")
+        ceiling = self.perplexity_max_ratio * before.perplexity
+        if not math.isfinite(after.perplexity) or after.perplexity > ceiling:
+            reasons.append(f"perplexity {after.perplexity:.2f} > {ceiling:.2f} "
+                           f"({self.perplexity_max_ratio:.2f} x {before.perplexity:.2f})")
+        return GateResult(passed=not reasons, reasons=tuple(reasons), metrics_before=before, metrics_after=after)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    passed: bool
+    reasons: tuple[str, ...]
+    metrics_before: Metrics
+    metrics_after: Metrics
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reasons": list(self.reasons),
+                "metrics_before": self.metrics_before.to_dict(), "metrics_after": self.metrics_after.to_dict()}
+
+
+@dataclass(frozen=True)
+class _Probe:
+    example: Example
+    text: str
+    prompt_ids: tuple[int, ...]
+    paraphrase: bool
+
+
+class Evaluator:
+    """Scores a model on a forget set, a retain set and a fluency set; prompts are tokenised once.
+
+    >>> ev = Evaluator(tokenizer, forget, retain, load_fluency())
+    >>> m = ev.evaluate(model); m.forget.worst_hit_rate, m.retain.pooled_hit_rate, m.perplexity
+    """
+
+    def __init__(self, tokenizer: Any, forget: ExampleSet, retain: ExampleSet, fluency: Sequence[str], *,
+                 fmt: PromptFormat = PromptFormat(), guard_scorer: GuardScorer | None = None,
+                 paraphrases: bool = True, max_new_tokens: int | None = None, batch_size: int = 16,
+                 max_length: int = 256, samples: int = 4) -> None:
+        self.tokenizer = tokenizer
+        self.fmt = fmt.resolve(tokenizer)
+        self.guard_scorer = guard_scorer
+        self.batch_size = batch_size
+        self.samples = samples
+        self._forget = self._probes(forget, paraphrases)
+        self._retain = self._probes(retain, paraphrases)
+        self._fluency = encode_texts(tokenizer, fluency, max_length) if fluency else []
+        longest = max((len(tokenizer(self.fmt.target_text(tokenizer, e.target, e.style),
+                                     add_special_tokens=False)["input_ids"])
+                       for e in list(forget) + list(retain)), default=16)
+        # A few tokens of slack let a model that rephrases still reach the key term.
+        self.max_new_tokens = max_new_tokens or longest + 6
+
+    def _probes(self, examples: ExampleSet, paraphrases: bool) -> list[_Probe]:
+        out = []
+        for e in examples:
+            out.append(_Probe(e, e.prompt, tuple(self.fmt.prompt_ids(self.tokenizer, e.prompt, e.style)), False))
+            if paraphrases:
+                out.extend(_Probe(e, p, tuple(self.fmt.prompt_ids(self.tokenizer, p, e.style)), True)
+                           for p in e.paraphrases)
+        return out
+
+    def _generate(self, model: Any, probes: Sequence[_Probe]) -> list[str]:
+        from unlearn_jobs.model import greedy_generate
+
+        return greedy_generate(model, self.tokenizer, [p.prompt_ids for p in probes],
+                               max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
+
+    def _score(self, probes: Sequence[_Probe], outputs: Sequence[str]) -> SetScores:
+        def block(paraphrase: bool) -> ProbeScores | None:
+            rows = [(p, o) for p, o in zip(probes, outputs) if p.paraphrase == paraphrase]
+            if not rows:
+                return None if paraphrase else ProbeScores(0, 0.0, 0.0, None)
+            n = len(rows)
+            guard = (sum(self.guard_scorer(o) for _, o in rows) / n) if self.guard_scorer else None
+            return ProbeScores(
+                n=n,
+                rouge_l=sum(rouge_l_recall(o, p.example.target) for p, o in rows) / n,
+                hit_rate=sum(key_term_hit(o, p.example.key_terms) for p, o in rows) / n,
+                guard=guard,
+            )
+
+        questions = block(False)
+        return SetScores(questions if questions else ProbeScores(0, 0.0, 0.0), block(True))
+
+    def forget_scores(self, model: Any) -> SetScores:
+        """Forget set only: the cheap check used for early stopping during training."""
+        return self._score(self._forget, self._generate(model, self._forget))
+
+    def perplexity(self, model: Any) -> float:
+        import torch
+
+        from unlearn_jobs.model import token_logprobs
+
+        if not self._fluency:
+            return float("nan")
+        device = next(model.parameters()).device
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, len(self._fluency), self.batch_size):
+                batch = collate(self._fluency[start:start + self.batch_size], pad_id_of(self.tokenizer)).to(device)
+                lp, mask = token_logprobs(model, batch)
+                total -= float(lp.sum())
+                count += int(mask.sum())
+        return math.exp(total / max(count, 1))
+
+    def evaluate(self, model: Any) -> Metrics:
+        forget_out = self._generate(model, self._forget)
+        retain_out = self._generate(model, self._retain)
+        samples = tuple((p.text, o)
+                        for p, o in list(zip(self._forget, forget_out))[:self.samples])
+        return Metrics(
+            forget=self._score(self._forget, forget_out),
+            retain=self._score(self._retain, retain_out),
+            perplexity=self.perplexity(model),
+            samples=samples,
+        )

@@ -1,0 +1,172 @@
+"""Weight versions on disk: publish a model as `<versions>/<id>` with a sha256 manifest, atomically, and verify one."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = 1
+_TMP_PREFIX = ".tmp-"
+
+
+class VersionError(RuntimeError):
+    """A weight version directory is missing, incomplete or does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    version_id: str
+    path: Path
+    manifest: dict[str, Any]
+
+
+def new_version_id() -> str:
+    """Sortable by creation time, unique without coordination."""
+    return datetime.now(timezone.utc).strftime("v%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_tree(root: Path) -> None:
+    # Durable before the rename: a crash after it must not expose a version with torn files.
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+    for d in [root, *[p for p in root.rglob("*") if p.is_dir()]]:
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _checksums(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): sha256_file(p)
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+
+
+def publish_version(model: Any, tokenizer: Any, versions_dir: str | Path, *, parent_version: str | None,
+                    method: str, hyperparameters: Mapping[str, Any], forget_ids: Sequence[str],
+                    metrics_before: Mapping[str, Any] | None, metrics_after: Mapping[str, Any] | None,
+                    version_id: str | None = None, extra: Mapping[str, Any] | None = None) -> PublishedVersion:
+    """Save weights (safetensors), config and tokenizer plus `manifest.json`, then rename into place.
+
+    Everything is written into a temp dir beside the target (same filesystem, so the rename is
+    atomic); any failure removes it, so `<versions>/<id>` either exists complete or not at all.
+    """
+    root = Path(versions_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    vid = version_id or new_version_id()
+    if not vid or "/" in vid or vid.startswith("."):
+        raise ValueError(f"bad version id {vid!r}")
+    final = root / vid
+    if final.exists():
+        raise VersionError(f"version {vid} already exists at {final}")
+    tmp = root / f"{_TMP_PREFIX}{vid}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "version_id": vid,
+            "parent_version": parent_version,
+            "method": method,
+            "hyperparameters": dict(hyperparameters),
+            "forget_ids": list(forget_ids),
+            "metrics_before": metrics_before,
+            "metrics_after": metrics_after,
+            "created_at": datetime.now(timezone.utc).isoformat(),
+            "files": _checksums(tmp),
+            **({"extra": dict(extra)} if extra else {}),
+        }
+        if not any(name.endswith(".safetensors") for name in manifest["files"]):
+            raise VersionError("model.save_pretrained wrote no .safetensors file")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        _fsync_tree(tmp)
+        os.rename(tmp, final)
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return PublishedVersion(vid, final, manifest)
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    p = Path(path) / MANIFEST
+    if not p.is_file():
+        raise VersionError(f"{path}: no {MANIFEST}")
+    try:
+        manifest = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise VersionError(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise VersionError(f"{p}: manifest has no files table")
+    return manifest
+
+
+def verify_version(path: str | Path) -> None:
+    """Raise VersionError unless every file in the manifest exists with its sha256, and no other file does."""
+    root = Path(path)
+    if not root.is_dir():
+        raise VersionError(f"{root}: no such version directory")
+    manifest = read_manifest(root)
+    expected: dict[str, str] = manifest["files"]
+    for name, digest in sorted(expected.items()):
+        f = root / name
+        if not f.is_file():
+            raise VersionError(f"{root}: missing file {name}")
+        actual = sha256_file(f)
+        if actual != digest:
+            raise VersionError(f"{root}: checksum mismatch for {name} (manifest {digest[:12]}…, file {actual[:12]}…)")
+    extra = sorted(set(_checksums(root)) - set(expected))
+    if extra:
+        raise VersionError(f"{root}: files not in the manifest: {extra}")
+
+
+def list_versions(versions_dir: str | Path) -> list[dict[str, Any]]:
+    """Manifests of published versions, oldest first; temp dirs of unfinished publishes are not versions."""
+    root = Path(versions_dir)
+    if not root.is_dir():
+        return []
+    out = []
+    for d in sorted(root.iterdir()):
+        if d.is_dir() and not d.name.startswith("."):
+            try:
+                out.append(read_manifest(d))
+            except VersionError:
+                continue
+    return sorted(out, key=lambda m: m.get("created_at", ""))
+
+
+def remove_stale_temp(versions_dir: str | Path, older_than_s: float = 3600.0) -> list[Path]:
+    """Delete temp dirs left by a publisher killed mid-write (kill -9 skips our cleanup)."""
+    root = Path(versions_dir)
+    removed = []
+    if root.is_dir():
+        now = time.time()
+        for d in root.iterdir():
+            if d.is_dir() and d.name.startswith(_TMP_PREFIX) and now - d.stat().st_mtime > older_than_s:
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+    return removed

@@ -1,0 +1,231 @@
+"""One unlearning job end to end: baseline → method (with early stopping, cancel) → gates → publish or reject."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, Mapping
+
+from unlearn_jobs.data import ExampleSet, PromptFormat, load_fluency, self_answer_retain_set
+from unlearn_jobs.evaluate import Evaluator, Gates, GuardScorer, Metrics
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    EVALUATING = "evaluating"
+    PUBLISHED = "published"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.PUBLISHED, JobState.REJECTED, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything one job needs; plain data so it pickles into a Ray task.
+
+    >>> spec = JobSpec(base_model_dir="~/.lethe/models/m", method="npo", forget=forget,
+    ...                retain=retain, versions_dir="~/.lethe/versions", overrides={"lr": 2e-5})
+    """
+
+    base_model_dir: str
+    method: str
+    forget: ExampleSet
+    versions_dir: str
+    retain: ExampleSet = ExampleSet()
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    gates: Gates = Gates()
+    parent_version: str | None = None
+    job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # Forget request ids this job covers (for the manifest); defaults to the forget set's sources.
+    forget_ids: tuple[str, ...] | None = None
+    # Fluency sentences for perplexity; None = the set shipped with the package.
+    fluency: tuple[str, ...] | None = None
+    prompt_format: str = "auto"
+    device: str = "auto"
+    # The parent's metrics if already known (e.g. from the job that published it): saves one evaluation.
+    metrics_before: Metrics | None = None
+    version_id: str | None = None
+    # With no retain set, keep the model's own answers to neutral questions.
+    self_retain: bool = True
+    guard_scorer: GuardScorer | None = None
+    eval_batch_size: int = 16
+    num_threads: int | None = None
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    job_id: str
+    state: JobState
+    progress: float
+    step: int = 0
+    total_steps: int = 0
+    loss: float | None = None
+    message: str = ""
+    forget_leakage: float | None = None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    job_id: str
+    state: JobState
+    method: str
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    version_id: str | None = None
+    version_dir: str | None = None
+    metrics_before: Metrics | None = None
+    metrics_after: Metrics | None = None
+    gate_reasons: tuple[str, ...] = ()
+    reason: str = ""
+    steps: int = 0
+    stopped_early: bool = False
+    wall_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id, "state": self.state.value, "method": self.method,
+            "hyperparameters": dict(self.hyperparameters), "version_id": self.version_id,
+            "version_dir": self.version_dir,
+            "metrics_before": self.metrics_before.to_dict() if self.metrics_before else None,
+            "metrics_after": self.metrics_after.to_dict() if self.metrics_after else None,
+            "gate_reasons": list(self.gate_reasons), "reason": self.reason, "steps": self.steps,
+            "stopped_early": self.stopped_early, "wall_s": round(self.wall_s, 3),
+        }
+
+
+class _Cancelled(Exception):
+    pass
+
+
+# Share of the progress bar each phase takes: loading + baseline, training, evaluation, publish.
+_P_BASE, _P_TRAIN, _P_EVAL = 5.0, 85.0, 95.0
+
+
+def run_job(spec: JobSpec, *, progress: Callable[[JobProgress], None] = lambda p: None,
+            should_cancel: Callable[[], bool] = lambda: False) -> JobResult:
+    """Run one job; never raises for job failures (they end `failed` with a reason)."""
+    began = time.monotonic()
+    state: dict[str, Any] = {"method": spec.method, "hyper": {}, "before": None, "after": None,
+                             "steps": 0, "early": False}
+
+    def report(job_state: JobState, pct: float, **kw: Any) -> None:
+        progress(JobProgress(spec.job_id, job_state, round(min(max(pct, 0.0), 100.0), 2), **kw))
+
+    def result(job_state: JobState, **kw: Any) -> JobResult:
+        return JobResult(spec.job_id, job_state, spec.method, state["hyper"], metrics_before=state["before"],
+                         metrics_after=state["after"], steps=state["steps"], stopped_early=state["early"],
+                         wall_s=time.monotonic() - began, **kw)
+
+    try:
+        report(JobState.RUNNING, 0.0, message="loading model")
+        return _run(spec, report, should_cancel, state, result)
+    except _Cancelled:
+        report(JobState.CANCELLED, 100.0, message="cancelled")
+        return result(JobState.CANCELLED, reason="cancelled by request")
+    except Exception as exc:  # the job's boundary: any failure becomes a `failed` state with its reason
+        reason = f"{type(exc).__name__}: {exc}"
+        report(JobState.FAILED, 100.0, message=reason)
+        return result(JobState.FAILED, reason=reason)
+
+
+def _run(spec: JobSpec, report: Callable[..., None], should_cancel: Callable[[], bool],
+         state: dict[str, Any], result: Callable[..., JobResult]) -> JobResult:
+    import torch
+
+    from unlearn_jobs.methods import StepInfo, UnlearnData, get_method
+    from unlearn_jobs.model import greedy_generate, load_model, pick_device
+    from unlearn_jobs.publish import publish_version
+
+    def check_cancel() -> None:
+        if should_cancel():
+            raise _Cancelled()
+
+    if spec.num_threads:
+        torch.set_num_threads(spec.num_threads)
+    # Validate the method and its overrides before spending time on the model.
+    method = get_method(spec.method).from_overrides(spec.overrides)
+    cfg = method.config
+    state["hyper"] = {**cfg.to_dict(), "gates": spec.gates.to_dict()}
+    if len(spec.forget) == 0:
+        raise ValueError("forget set is empty")
+    device = pick_device(spec.device)
+    model, tokenizer = load_model(spec.base_model_dir, device)
+    fmt = PromptFormat(spec.prompt_format).resolve(tokenizer)  # type: ignore[arg-type]
+    check_cancel()
+
+    retain = spec.retain
+    if len(retain) == 0 and spec.self_retain:
+        def answer(questions: list[str]) -> list[str]:
+            ids = [fmt.prompt_ids(tokenizer, q) for q in questions]
+            return greedy_generate(model, tokenizer, ids, max_new_tokens=32, batch_size=spec.eval_batch_size)
+        retain = self_answer_retain_set(answer)
+    fluency = spec.fluency if spec.fluency is not None else load_fluency()
+    evaluator = Evaluator(tokenizer, spec.forget, retain, fluency, fmt=fmt, guard_scorer=spec.guard_scorer,
+                          paraphrases=spec.gates.include_paraphrases, batch_size=spec.eval_batch_size)
+    before = spec.metrics_before or evaluator.evaluate(model)
+    state["before"] = before
+    report(JobState.RUNNING, _P_BASE, message="baseline measured",
+           forget_leakage=spec.gates.forget_leakage(before))
+    check_cancel()
+
+    def on_step(info: StepInfo) -> bool:
+        check_cancel()
+        total = max(info.total_steps, 1)
+        pct = _P_BASE + (_P_TRAIN - _P_BASE) * min(info.step / total, 1.0)
+        leak = None
+        stop = False
+        if info.phase == "unlearn" and cfg.early_stop and info.step % cfg.check_every == 0:
+            leak = spec.gates.leakage(evaluator.forget_scores(model))
+            model.train()
+            # Stop as soon as the forget gate holds: every further step only costs retain utility.
+            stop = leak <= spec.gates.forget_hit_rate_max
+        report(JobState.RUNNING, pct, step=info.step, total_steps=info.total_steps, loss=info.loss,
+               message=f"{info.phase} step {info.step}/{info.total_steps}", forget_leakage=leak)
+        return stop
+
+    run = method.run(model, tokenizer, UnlearnData(spec.forget, retain, fmt), device=device, on_step=on_step)
+    state["steps"], state["early"] = run.steps, run.stopped_early
+    check_cancel()
+
+    report(JobState.EVALUATING, _P_TRAIN, step=run.steps, message="evaluating")
+    after = evaluator.evaluate(model)
+    state["after"] = after
+    gate = spec.gates.check(before, after)
+    check_cancel()
+    if not gate.passed:
+        report(JobState.REJECTED, 100.0, message="; ".join(gate.reasons),
+               forget_leakage=spec.gates.forget_leakage(after))
+        return result(JobState.REJECTED, gate_reasons=gate.reasons, reason="gates failed")
+
+    report(JobState.EVALUATING, _P_EVAL, message="publishing")
+    published = publish_version(
+        model, tokenizer, spec.versions_dir, parent_version=spec.parent_version, method=spec.method,
+        hyperparameters=state["hyper"], forget_ids=spec.forget_ids or spec.forget.source_ids,
+        metrics_before=before.to_dict(), metrics_after=after.to_dict(), version_id=spec.version_id,
+        extra={"job_id": spec.job_id, "steps": run.steps, "stopped_early": run.stopped_early},
+    )
+    report(JobState.PUBLISHED, 100.0, message=f"published {published.version_id}",
+           forget_leakage=spec.gates.forget_leakage(after))
+    return result(JobState.PUBLISHED, version_id=published.version_id, version_dir=str(published.path))
+
+
+def _remote_entry(spec: JobSpec, progress: Callable[[JobProgress], None] | None,
+                  should_cancel: Callable[[], bool] | None) -> JobResult:
+    return run_job(spec, progress=progress or (lambda p: None), should_cancel=should_cancel or (lambda: False))
+
+
+def run_job_remote(*, num_cpus: float = 1, num_gpus: float = 0, **options: Any) -> Any:
+    """A Ray remote function for `run_job`: `run_job_remote(num_gpus=1).remote(spec, progress, should_cancel)`.
+
+    `progress` and `should_cancel` must pickle (e.g. closures over a Ray actor handle that
+    records progress and holds the cancel flag). Ray is imported only here.
+    """
+    import ray
+
+    return ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, **options)(_remote_entry)
