@@ -1,0 +1,107 @@
+"""The forget index: an immutable snapshot of every matcher at one index version, and the checks it answers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from gateway.guard.artifacts import EntryArtifacts
+from gateway.guard.embedder import CachedEmbedder, Embedder
+from gateway.guard.matchers import MATCHERS, CheckedText, Matcher
+from gateway.guard.settings import GuardSettings
+from gateway.guard.text import Window, split_units, windows_of
+from gateway.guard.types import GuardMatch, GuardVerdict
+
+
+class ForgetIndex:
+    """What one guard replica enforces. Snapshots never change: `with_entries` returns a new one that
+    shares all sealed data with this one, so a replica swaps versions with one reference assignment and
+    checks in flight finish against the version they started with.
+
+    >>> index = ForgetIndex.empty(MiniLMEmbedder())
+    >>> index = index.with_entries([build_artifacts(entry, index.embedder)], version=1)
+    >>> index.check_output("Call me on 4791233457").action
+    'block'
+    """
+
+    def __init__(self, embedder: Embedder, settings: GuardSettings, version: int, size: int,
+                 matchers: tuple[Matcher, ...]) -> None:
+        self.embedder = embedder
+        self.settings = settings
+        self.version = version
+        self._size = size
+        self.matchers = matchers
+
+    @classmethod
+    def empty(cls, embedder: Embedder, settings: GuardSettings | None = None,
+              matchers: Iterable[str] | None = None) -> ForgetIndex:
+        settings = settings or GuardSettings()
+        if not isinstance(embedder, CachedEmbedder):
+            embedder = CachedEmbedder(embedder)
+        names = list(matchers) if matchers is not None else list(MATCHERS)
+        unknown = [n for n in names if n not in MATCHERS]
+        if unknown:
+            raise ValueError(f"unknown matchers {unknown}; known: {sorted(MATCHERS)}")
+        return cls(embedder, settings, 0, 0, tuple(MATCHERS[n](settings, embedder.dim) for n in names))
+
+    @classmethod
+    def from_artifacts(cls, embedder: Embedder, artifacts: Sequence[EntryArtifacts], version: int,
+                       settings: GuardSettings | None = None) -> ForgetIndex:
+        """Rebuild at startup from the ledger, in one batch (so large sets land in one HNSW segment)."""
+        return cls.empty(embedder, settings).with_entries(list(artifacts), version)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def with_entries(self, artifacts: Sequence[EntryArtifacts], version: int) -> ForgetIndex:
+        if version < self.version:
+            raise ValueError(f"index version must not go back: {version} < {self.version}")
+        for a in artifacts:
+            if a.model_name != self.embedder.name or a.dim != self.embedder.dim:
+                raise ValueError(
+                    f"artifacts of {a.forget_id} were embedded by {a.model_name}/{a.dim}, "
+                    f"the index uses {self.embedder.name}/{self.embedder.dim}: rebuild them"
+                )
+        matchers = tuple(m.with_entries(artifacts) for m in self.matchers)
+        return ForgetIndex(self.embedder, self.settings, version, self._size + len(artifacts), matchers)
+
+    def compacted(self) -> ForgetIndex:
+        """Same content and version, every matcher merged into one segment. Costly at scale (HNSW build):
+        run it off the request path and swap the result in if the version did not move meanwhile."""
+        return ForgetIndex(self.embedder, self.settings, self.version, self._size,
+                           tuple(m.compacted() for m in self.matchers))
+
+    @property
+    def literal_reach(self) -> int:
+        """Longest original-text span a whole-text match can cover (literals; verbatim runs are bounded
+        by words, see StreamGuard)."""
+        return max([getattr(m, "reach", 0) for m in self.matchers], default=0)
+
+    # --- checks --------------------------------------------------------------------------------
+
+    def windows(self, text: str) -> list[Window]:
+        return windows_of(text, split_units(text, 0, self.settings.unit_max_chars, final=True))
+
+    def find(self, text: str, windows: Sequence[Window], *, scope: str = "output", windowed: bool | None = None,
+             strict: bool = False) -> list[GuardMatch]:
+        """Matches of the matchers of `scope` (only windowed or only whole-text ones if asked)."""
+        settings = self.settings.with_strict_output() if strict else self.settings
+        checked = CheckedText(text, windows, self.embedder.encode, settings)
+        matches: list[GuardMatch] = []
+        for matcher in self.matchers:
+            if matcher.scope != scope or (windowed is not None and matcher.windowed != windowed):
+                continue
+            matches += matcher.find(checked)
+        return matches
+
+    def check_output(self, text: str, *, strict: bool = False) -> GuardVerdict:
+        """Literal, verbatim and semantic matches anywhere in a model output."""
+        return self._verdict(self.find(text, self.windows(text), strict=strict))
+
+    def check_prompt(self, text: str) -> GuardVerdict:
+        """Matches of a prompt that asks for forgotten content (action is always "block": refuse, or in
+        prompt_mode "strict" guard the answer with `strict=True`)."""
+        return self._verdict(self.find(text, self.windows(text), scope="prompt"))
+
+    def _verdict(self, matches: list[GuardMatch]) -> GuardVerdict:
+        ordered = sorted(matches, key=lambda m: (m.start, m.end, m.kind, m.forget_id))
+        return GuardVerdict(tuple(ordered), self.version)

@@ -1,0 +1,90 @@
+"""Verbatim matcher: hashed word n-gram shingles of forgotten texts and answers, hit on a run of them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway.guard.artifacts import EntryArtifacts
+from gateway.guard.matchers.base import CheckedText
+from gateway.guard.segments import Segment, append_items, compact_items
+from gateway.guard.settings import GuardSettings
+from gateway.guard.text import hash64
+from gateway.guard.types import GuardMatch
+
+Item = tuple[str, str, np.ndarray]  # (forget_id, action, sorted uint64 shingle hashes)
+
+
+@dataclass(frozen=True)
+class _Table:
+    hashes: np.ndarray  # sorted uint64
+    owners: np.ndarray  # int32 index into `entries`, aligned with hashes
+    entries: tuple[tuple[str, str], ...]
+
+
+def _build(items: tuple[Item, ...]) -> _Table:
+    arrays = [i[2] for i in items]
+    hashes = np.concatenate(arrays) if arrays else np.zeros(0, dtype="<u8")
+    owners = np.repeat(np.arange(len(items), dtype=np.int32), [len(a) for a in arrays])
+    order = np.argsort(hashes, kind="stable")
+    return _Table(hashes[order], owners[order], tuple((i[0], i[1]) for i in items))
+
+
+class NgramMatcher:
+    """Hashed n-word shingles (words folded, punctuation ignored); a hit is settings.ngram_min_run
+    consecutive shingles of one entry, i.e. ngram_n + ngram_min_run - 1 words verbatim (7 by default),
+    long enough that stock phrases ("was born in the city of") shared with benign text do not fire.
+    Score is the number of words in the run.
+    """
+
+    kind = "ngram"
+    scope = "output"
+    windowed = False
+
+    def __init__(self, settings: GuardSettings, dim: int = 0, segments: tuple[Segment, ...] = ()) -> None:
+        self.settings = settings
+        self.segments = segments
+
+    def with_entries(self, artifacts: Sequence[EntryArtifacts]) -> NgramMatcher:
+        for a in artifacts:
+            if a.ngram_n != self.settings.ngram_n:
+                raise ValueError(f"artifacts of {a.forget_id} use {a.ngram_n}-grams, the index {self.settings.ngram_n}")
+        items = [(a.forget_id, a.action, a.ngram_array()) for a in artifacts if a.ngram_hashes]
+        return NgramMatcher(self.settings, 0, append_items(self.segments, items, _build, self.settings.tail_max))
+
+    def compacted(self) -> NgramMatcher:
+        return NgramMatcher(self.settings, 0, compact_items(self.segments, _build))
+
+    def find(self, text: CheckedText) -> list[GuardMatch]:
+        n = self.settings.ngram_n
+        ws = text.words
+        if not self.segments or len(ws) < n:
+            return []
+        tokens = [w.text for w in ws]
+        query = np.array([hash64(" ".join(tokens[i:i + n])) for i in range(len(tokens) - n + 1)], dtype="<u8")
+        # positions[entry] = shingle positions of the text that belong to that entry
+        positions: dict[tuple[str, str], list[int]] = {}
+        for segment in self.segments:
+            table: _Table = segment.built
+            lo = np.searchsorted(table.hashes, query, side="left")
+            hi = np.searchsorted(table.hashes, query, side="right")
+            for pos in np.nonzero(hi > lo)[0]:
+                for owner in set(table.owners[lo[pos]:hi[pos]].tolist()):
+                    positions.setdefault(table.entries[owner], []).append(int(pos))
+        matches = []
+        for (forget_id, action), found in positions.items():
+            found = sorted(set(found))
+            run_start = prev = found[0]
+            for pos in found[1:] + [None]:
+                if pos is not None and pos == prev + 1:
+                    prev = pos
+                    continue
+                if prev - run_start + 1 >= self.settings.ngram_min_run:
+                    first, last = ws[run_start], ws[prev + n - 1]
+                    n_words = prev - run_start + n
+                    matches.append(GuardMatch(forget_id, "ngram", float(n_words), first.start, last.end, action))
+                if pos is not None:
+                    run_start = prev = pos
+        return matches

@@ -1,0 +1,90 @@
+"""Prompt matcher: a prompt close to a forgotten question, or naming a forgotten subject with one of its attributes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway.guard.artifacts import EntryArtifacts
+from gateway.guard.matchers.base import CheckedText
+from gateway.guard.segments import Segment, append_items, compact_items
+from gateway.guard.settings import GuardSettings
+from gateway.guard.types import GuardMatch
+from gateway.guard.vectors import VectorStore
+
+# Prompt matches always ask for a refusal; in mode "strict" the caller answers but guards the output with
+# GuardSettings.with_strict_output() instead.
+PROMPT_ACTION = "block"
+
+Item = tuple[str, str, frozenset[str]]  # (subject term, forget_id, attribute terms)
+
+
+@dataclass(frozen=True)
+class _Question:
+    forget_id: str
+    subject: frozenset[str]
+
+
+def _build_terms(items: tuple[Item, ...]) -> dict[str, tuple[tuple[str, frozenset[str]], ...]]:
+    table: dict[str, list[tuple[str, frozenset[str]]]] = {}
+    for term, forget_id, attributes in items:
+        table.setdefault(term, []).append((forget_id, attributes))
+    return {k: tuple(v) for k, v in table.items()}
+
+
+class PromptMatcher:
+    kind = "prompt"
+    scope = "prompt"
+    windowed = True
+
+    def __init__(self, settings: GuardSettings, dim: int, store: VectorStore | None = None,
+                 terms: tuple[Segment, ...] = ()) -> None:
+        self.settings = settings
+        self.store = store if store is not None else VectorStore(dim, settings)
+        self.terms = terms
+
+    def with_entries(self, artifacts: Sequence[EntryArtifacts]) -> PromptMatcher:
+        rows, matrices, items = [], [], []
+        for a in artifacts:
+            subject = frozenset(a.subject_terms)
+            q = a.question_matrix()
+            rows += [_Question(a.forget_id, subject)] * len(q)
+            matrices.append(q)
+            attributes = frozenset(a.attribute_terms)
+            items += [(term, a.forget_id, attributes) for term in a.subject_terms]
+        store = self.store.with_rows(np.concatenate(matrices), rows) if rows else self.store
+        terms = append_items(self.terms, items, _build_terms, self.settings.tail_max)
+        return PromptMatcher(self.settings, self.store.dim, store, terms)
+
+    def compacted(self) -> PromptMatcher:
+        return PromptMatcher(self.settings, self.store.dim, self.store.compacted(),
+                             compact_items(self.terms, _build_terms))
+
+    def find(self, text: CheckedText) -> list[GuardMatch]:
+        if not text.windows:
+            return []
+        s = text.settings
+        best: dict[str, GuardMatch] = {}
+
+        def keep(m: GuardMatch) -> None:
+            if m.forget_id not in best or best[m.forget_id].score < m.score:
+                best[m.forget_id] = m
+
+        window_words = [text.window_words(w) for w in text.windows]
+        for window, ws in zip(text.windows, window_words):
+            for segment in self.terms:
+                for term in ws:
+                    for forget_id, attributes in segment.built.get(term, ()):
+                        if attributes & ws:
+                            keep(GuardMatch(forget_id, "prompt", 1.0, window.start, window.end, PROMPT_ACTION))
+        if len(self.store):
+            results = self.store.search(text.window_vectors, s.semantic_top_k)
+            for window, ws, hits in zip(text.windows, window_words, results):
+                for score, q in hits:
+                    if score >= s.prompt_question_strong or (
+                        score >= s.prompt_question_subject and q.subject & ws
+                    ):
+                        keep(GuardMatch(q.forget_id, "prompt", score, window.start, window.end, PROMPT_ACTION))
+        return list(best.values())

@@ -1,0 +1,84 @@
+"""Semantic matcher: MiniLM embeddings of output windows against forgotten sentences and QA pairs in FAISS."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gateway.guard.artifacts import EntryArtifacts
+from gateway.guard.matchers.base import CheckedText
+from gateway.guard.settings import GuardSettings
+from gateway.guard.types import GuardMatch
+from gateway.guard.vectors import VectorStore
+
+
+@dataclass(frozen=True)
+class _Row:
+    forget_id: str
+    action: str
+    subject: frozenset[str]  # identifying words of the entry's subject (shared by its rows)
+    facts: frozenset[str]  # content words of this row's answer or sentence
+
+
+def semantic_hit(score: float, row_subject: frozenset[str], row_facts: frozenset[str],
+                 window_words: frozenset[str], settings: GuardSettings) -> bool:
+    """The tiered rule (see GuardSettings): the more a window is anchored to the item, the lower the bar."""
+    if score >= settings.semantic_strong:
+        return True
+    shared_facts = len(row_facts & window_words)
+    if row_subject:
+        if not row_subject & window_words:
+            return False
+        return score >= settings.semantic_subject or (shared_facts > 0 and score >= settings.semantic_subject_fact)
+    # No subject: the item's own distinctive words stand in for it.
+    return (shared_facts > 0 and score >= settings.semantic_subject) or (
+        shared_facts > 1 and score >= settings.semantic_subject_fact
+    )
+
+
+class SemanticMatcher:
+    """Each complete window (a unit, or two neighbouring units) of the output is embedded once and searched
+    among the forgotten rows; a leak inside a long benign answer is caught by the window that holds it.
+    """
+
+    kind = "semantic"
+    scope = "output"
+    windowed = True
+
+    def __init__(self, settings: GuardSettings, dim: int, store: VectorStore | None = None) -> None:
+        self.settings = settings
+        self.store = store if store is not None else VectorStore(dim, settings)
+
+    def with_entries(self, artifacts: Sequence[EntryArtifacts]) -> SemanticMatcher:
+        rows: list[_Row] = []
+        matrices = []
+        for a in artifacts:
+            subject = frozenset(a.subject_terms)
+            rows += [_Row(a.forget_id, a.action, subject, frozenset(f)) for f in a.output_anchors]
+            matrices.append(a.output_matrix())
+        if not rows:
+            return self
+        return SemanticMatcher(self.settings, self.store.dim, self.store.with_rows(np.concatenate(matrices), rows))
+
+    def compacted(self) -> SemanticMatcher:
+        return SemanticMatcher(self.settings, self.store.dim, self.store.compacted())
+
+    def find(self, text: CheckedText) -> list[GuardMatch]:
+        if not len(self.store) or not text.windows:
+            return []
+        results = self.store.search(text.window_vectors, self.settings.semantic_top_k)
+        matches = []
+        for window, hits in zip(text.windows, results):
+            if not hits:
+                continue
+            window_words = text.window_words(window)
+            best: dict[str, GuardMatch] = {}
+            for score, row in hits:
+                if not semantic_hit(score, row.subject, row.facts, window_words, text.settings):
+                    continue
+                if row.forget_id not in best or best[row.forget_id].score < score:
+                    best[row.forget_id] = GuardMatch(row.forget_id, "semantic", score, window.start, window.end, row.action)
+            matches += best.values()
+        return matches

@@ -1,0 +1,83 @@
+"""The guard's tunables in one frozen value: thresholds (calibrated, see docs/guard.md), windows, index sizes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+PromptMode = Literal["refuse", "strict"]
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """Every number the guard decides with.
+
+    >>> GuardSettings().with_strict_output().semantic_subject < GuardSettings().semantic_subject
+    True
+    """
+
+    # Semantic matcher (cosine of all-MiniLM-L6-v2, L2-normalised). MiniLM scores "Ingrid Halvorsen was
+    # born in Tromsø" 0.81 against "Ingrid Solvang was born in Tromsø", so cosine alone cannot tell a
+    # neighbour's fact from a leak: a window also has to name the subject (surname or full name) and/or
+    # contain a fact term of the matched item. Three tiers, calibrated on the dev split:
+    semantic_subject_fact: float = 0.45  # window names the subject and has a fact term of the item
+    semantic_subject: float = 0.60  # window names the subject (or, for subject-less items, has a fact term)
+    semantic_strong: float = 0.90  # no anchor at all: only a near-verbatim paraphrase
+    semantic_top_k: int = 8
+
+    # Prompt side: the prompt is close to a forgotten question, or names a subject with an attribute.
+    prompt_question_subject: float = 0.55  # names the subject and is this close to a forgotten question
+    prompt_question_strong: float = 0.85  # this close to a forgotten question, subject or not
+    prompt_mode: PromptMode = "refuse"
+
+    # Verbatim matcher: word 5-gram shingles; a hit needs 3 consecutive ones, i.e. 7 words verbatim.
+    ngram_n: int = 5
+    ngram_min_run: int = 3
+
+    # Check units: a sentence, cut at this many characters. The stream guard holds back at most two
+    # units (a unit is also checked together with its neighbours), so hold-back <= 2 * unit_max_chars.
+    unit_max_chars: int = 200
+
+    # Literals longer than this (folded) are refused: a literal's reach bounds the stream hold-back.
+    literal_max_chars: int = 64
+    # Digit literals shorter than this must match a whole number, longer ones may sit inside one.
+    digit_substring_min: int = 7
+
+    # Vector index: exact IndexFlatIP for segments below flat_max rows, HNSW above it.
+    flat_max: int = 32_768
+    # Rows added one request at a time collect in a flat tail segment, sealed into HNSW at this size.
+    tail_max: int = 16_384
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    hnsw_ef_search: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("semantic_subject_fact", "semantic_subject", "semantic_strong",
+                     "prompt_question_subject", "prompt_question_strong"):
+            value = getattr(self, name)
+            if not -1.0 <= value <= 1.0:
+                raise ValueError(f"{name} is a cosine and must lie in [-1, 1], got {value}")
+        if self.prompt_mode not in ("refuse", "strict"):
+            raise ValueError(f"prompt_mode must be 'refuse' or 'strict', got {self.prompt_mode!r}")
+        if self.ngram_n < 2 or self.ngram_min_run < 1:
+            raise ValueError("ngram_n must be >= 2 and ngram_min_run >= 1")
+        if self.unit_max_chars < 40:
+            raise ValueError("unit_max_chars must be >= 40")
+        if self.literal_max_chars * 3 > self.unit_max_chars * 2:
+            raise ValueError("literal_max_chars is too long for the hold-back (3 * literal <= 2 * unit)")
+        if self.tail_max < 1 or self.flat_max < 1:
+            raise ValueError("tail_max and flat_max must be positive")
+
+    @property
+    def hold_chars(self) -> int:
+        """Upper bound of text a stream guard holds back."""
+        return 2 * self.unit_max_chars
+
+    def with_strict_output(self) -> GuardSettings:
+        """Lower output thresholds for a response whose prompt touched forgotten content (mode strict)."""
+        return replace(
+            self,
+            semantic_subject_fact=self.semantic_subject_fact - 0.15,
+            semantic_subject=self.semantic_subject - 0.15,
+            semantic_strong=self.semantic_strong - 0.10,
+        )

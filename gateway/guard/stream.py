@@ -1,0 +1,186 @@
+"""The streaming guard: holds back a bounded tail of a response and releases text only once it is checked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gateway.guard.index import ForgetIndex
+from gateway.guard.text import Unit, pair_window, split_units, unit_window
+from gateway.guard.types import REDACTION_TEXT, GuardMatch, GuardVerdict
+
+# Redactions change the text, which is then checked again; a text that keeps matching after this many
+# rounds is blocked rather than looped on.
+_MAX_REDACT_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class StreamStep:
+    release: str  # text the caller may send now
+    stopped: bool  # a block match ended the response: send REFUSAL_TEXT, finish_reason "content_filter"
+    verdict: GuardVerdict | None  # the matches acted on in this step, if any
+
+
+@dataclass(frozen=True)
+class GuardedText:
+    """A whole response after the guard: what may be sent, and why it differs from the model's text."""
+
+    text: str
+    stopped: bool
+    verdict: GuardVerdict
+
+
+class StreamGuard:
+    """One per response. Feed the model's deltas, send what comes back; `finish()` at the end.
+
+    A character is released only when every window that covers it has been checked:
+    - semantic windows are units (sentences, cut at `unit_max_chars`) and pairs of neighbouring units, so
+      the last complete unit waits for the next one; at most two units are held: `2 * unit_max_chars`;
+    - a literal spans at most `index.literal_reach` characters, so that many trailing ones are held;
+    - a verbatim run is `ngram_n + ngram_min_run - 1` words, so that many trailing words are held (within
+      the same bound).
+    The hold-back therefore never exceeds `hold_chars` (default `2 * unit_max_chars`, 400 characters).
+
+    >>> guard = StreamGuard(index)
+    >>> for delta in model_deltas:
+    ...     step = guard.feed(delta); send(step.release)
+    ...     if step.stopped: send(REFUSAL_TEXT); break
+    ... else: send(guard.finish().release)
+    """
+
+    def __init__(self, index: ForgetIndex, hold_chars: int | None = None, *, strict: bool = False) -> None:
+        bound = index.settings.hold_chars
+        if hold_chars is not None and hold_chars < bound:
+            raise ValueError(f"hold_chars {hold_chars} is below what the index's windows need ({bound})")
+        if index.literal_reach > bound:
+            raise ValueError("the index's literal reach exceeds its hold-back bound")
+        self.index = index
+        self.hold_chars = hold_chars if hold_chars is not None else bound
+        self.strict = strict
+        self._text = ""
+        self._released = 0
+        self._units: list[Unit] = []  # complete units tiling text[:scan]
+        self._checked = 0  # units whose single and pair windows are checked
+        self._stopped = False
+        self._finished = False
+        self._acted: list[GuardMatch] = []
+
+    @property
+    def text(self) -> str:
+        """Everything the guard has accepted so far, redactions applied (released or held)."""
+        return self._text
+
+    @property
+    def held(self) -> int:
+        return len(self._text) - self._released
+
+    def feed(self, delta: str) -> StreamStep:
+        if self._finished:
+            raise ValueError("feed() after finish()")
+        if self._stopped:
+            return StreamStep("", True, None)
+        self._text += delta
+        return self._advance(final=False)
+
+    def finish(self) -> StreamStep:
+        """Check the tail as final (the last unit is complete now) and release it."""
+        if self._finished:
+            raise ValueError("finish() called twice")
+        if self._stopped:
+            self._finished = True
+            return StreamStep("", True, None)
+        step = self._advance(final=True)
+        self._finished = True
+        return step
+
+    def guard_all(self, text: str) -> GuardedText:
+        """A whole (non-streamed) response through exactly the streaming path."""
+        first = self.feed(text)
+        last = first if first.stopped else self.finish()
+        released = first.release + last.release
+        verdict = GuardVerdict(tuple(self._acted), self.index.version)
+        return GuardedText(released, last.stopped, verdict)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _advance(self, final: bool) -> StreamStep:
+        acted: list[GuardMatch] = []
+        for _ in range(_MAX_REDACT_ROUNDS):
+            matches = self._check(final)
+            if not matches:
+                break
+            acted += matches
+            if any(m.action == "block" for m in matches):
+                return self._stop(acted)
+            self._redact(matches)
+        else:
+            return self._stop(acted)
+        self._acted += acted
+        end = len(self._text) if final else self._release_point()
+        release = self._text[self._released:end] if end > self._released else ""
+        self._released = max(self._released, end)
+        verdict = GuardVerdict(tuple(acted), self.index.version) if acted else None
+        return StreamStep(release, False, verdict)
+
+    def _stop(self, acted: list[GuardMatch]) -> StreamStep:
+        self._stopped = True
+        self._acted += acted
+        return StreamStep("", True, GuardVerdict(tuple(acted), self.index.version))
+
+    def _check(self, final: bool) -> list[GuardMatch]:
+        text = self._text
+        scan = self._units[-1].end if self._units else 0
+        self._units += split_units(text, scan, self.index.settings.unit_max_chars, final)
+        windows = []
+        for i in range(self._checked, len(self._units)):
+            w = unit_window(text, self._units[i])
+            if w is not None:
+                windows.append(w)
+            if i:
+                p = pair_window(text, self._units[i - 1], self._units[i])
+                if p is not None:
+                    windows.append(p)
+        self._checked = len(self._units)
+        matches = self.index.find(text, windows, windowed=True, strict=self.strict) if windows else []
+        # Whole-text matchers see the held text plus one literal reach before it, starting at a space so
+        # that word boundaries at the left edge are real ones.
+        lo = max(0, self._released - self.index.literal_reach)
+        if lo:
+            space = text.rfind(" ", max(0, lo - 64), lo)
+            lo = space + 1 if space >= 0 else lo
+        region = text[lo:]
+        matches += [m.shifted(lo) for m in self.index.find(region, (), windowed=False, strict=self.strict)]
+        return [m for m in matches if m.end > self._released]
+
+    def _redact(self, matches: list[GuardMatch]) -> None:
+        spans = sorted((max(m.start, self._released), m.end) for m in matches)
+        merged: list[list[int]] = []
+        for s, e in spans:
+            if merged and s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([s, e])
+        text = self._text
+        for s, e in reversed(merged):
+            text = text[:s] + REDACTION_TEXT + text[e:]
+        self._text = text
+        # Units at or after the first change are re-cut and re-checked.
+        first = merged[0][0]
+        self._units = [u for u in self._units if u.end < first]
+        self._checked = min(self._checked, len(self._units))
+
+    def _release_point(self) -> int:
+        text = self._text
+        # Semantic: the last complete unit still waits for its pair with the next one.
+        r = self._units[-1].start if self._units else 0
+        # Literal: a match not yet complete starts within the last literal_reach characters.
+        r = min(r, len(text) - self.index.literal_reach)
+        # Verbatim: a run not yet long enough to hit lies within the last run-length words.
+        settings = self.index.settings
+        run_words = settings.ngram_n + settings.ngram_min_run - 1
+        tail = text[max(0, len(text) - self.hold_chars):]
+        starts = [i for i in range(len(tail)) if tail[i].isalnum() and (i == 0 or not tail[i - 1].isalnum())]
+        if len(starts) >= run_words:
+            r = min(r, len(text) - len(tail) + starts[-run_words])
+        else:
+            r = min(r, len(text) - len(tail))
+        return max(r, self._released)
