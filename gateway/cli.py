@@ -1,0 +1,211 @@
+"""The `lethe` command line: serve the gateway, prepare models, and operator clients."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from gateway.config import ConfigError, LetheConfig, load_config
+
+log = logging.getLogger("lethe")
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"lethe: error: {message}", file=sys.stderr)
+    return code
+
+
+def _load(args: argparse.Namespace) -> LetheConfig:
+    return load_config(getattr(args, "config", None))
+
+
+# ---------------------------------------------------------------- models
+
+
+def _prepare(config: LetheConfig, name: str, force: bool = False) -> Path:
+    from tqdm import tqdm
+
+    from gateway.modelstore import PREPARE_STEPS, prepare_model
+
+    with tqdm(total=PREPARE_STEPS, desc=f"prepare {name}", unit="step", file=sys.stderr) as bar:
+
+        def progress(message: str) -> None:
+            bar.set_postfix_str(message[:60])
+            bar.update(1)
+
+        path = prepare_model(config.models_root, name, force=force, progress=progress)
+        bar.update(bar.total - bar.n)
+    return path
+
+
+def cmd_models_prepare(args: argparse.Namespace) -> int:
+    config = _load(args)
+    name = args.name or config.engine.model
+    path = _prepare(config, name, force=args.force)
+    print(path)
+    return 0
+
+
+def cmd_models_local(args: argparse.Namespace) -> int:
+    from gateway.modelstore import MODEL_MARKER, model_version
+
+    config = _load(args)
+    found = sorted(p.parent for p in config.models_root.glob(f"*/{MODEL_MARKER}"))
+    if not found:
+        print(f"no prepared models under {config.models_root}; run `lethe models prepare`")
+        return 0
+    for folder in found:
+        print(f"{folder.name}\t{model_version(folder)}\t{folder}")
+    return 0
+
+
+# ---------------------------------------------------------------- serve
+
+
+def _ensure_model(config: LetheConfig) -> None:
+    from gateway.modelstore import SOURCES
+
+    if (config.model_path / "config.json").is_file():
+        return
+    if config.engine.model in SOURCES:
+        print(f"lethe: preparing the default model {config.engine.model} (first run only)", file=sys.stderr)
+        _prepare(config, config.engine.model)
+        return
+    raise ConfigError(
+        f"model folder {config.model_path} has no config.json: set LETHE_MODEL to an HF safetensors "
+        "folder or a prepared model name (`lethe models prepare`)"
+    )
+
+
+def _wait_ready(url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args)
+    _ensure_model(config)
+    config.home.mkdir(parents=True, exist_ok=True)
+
+    # A local dev cluster is reachable only from this machine: Ray 2.60's token auth would make
+    # every worker and CLI need the token. A real cluster (ray_address set) keeps its own setting.
+    if config.server.ray_address is None:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+    import ray
+    from ray import serve
+
+    from gateway.serve import APP_NAME, build_app
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        print(f"lethe: received {signal.Signals(signum).name}, shutting down", file=sys.stderr)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+    server = config.server
+    init_kwargs: dict[str, object] = {"namespace": "lethe", "logging_level": logging.WARNING}
+    if server.ray_address is None:
+        needed = server.llm_replicas * server.llm_num_cpus
+        # Logical CPUs: at least what the replicas ask for, so an over-subscribed laptop still starts.
+        init_kwargs.update(
+            num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
+            include_dashboard=False,
+            _metrics_export_port=server.metrics_port,
+        )
+    else:
+        init_kwargs["address"] = server.ray_address
+    code = 0
+    ray.init(**init_kwargs)
+    try:
+        serve.start(http_options={"host": server.host, "port": server.port})
+        print(
+            f"lethe: deploying {config.served_model_name} "
+            f"({server.llm_replicas} LLM / {server.ingress_replicas} ingress replicas)",
+            file=sys.stderr,
+        )
+        runner = threading.Thread(
+            target=lambda: serve.run(build_app(config), name=APP_NAME, route_prefix="/"), daemon=True
+        )
+        runner.start()
+        base = f"http://{server.host}:{server.port}"
+        while runner.is_alive() and not stop.is_set():
+            runner.join(0.5)
+        if not stop.is_set():
+            if not _wait_ready(f"{base}/readyz", 120):
+                raise RuntimeError("the gateway did not become ready within 120 s")
+            print(f"lethe: serving {config.served_model_name} on {base} (Ctrl-C to stop)", file=sys.stderr)
+            stop.wait()
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # deployment failures: say why, then clean up below
+        code = _fail(f"could not start the gateway: {exc}", 1)
+    finally:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+    return code
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lethe", description="Lethe: a model-serving gateway that makes an LLM forget.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help="YAML config (default: deploy/local.yaml, or $LETHE_CONFIG)")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    parser.add_argument("--config", help="YAML config (default: deploy/local.yaml, or $LETHE_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve_p = sub.add_parser("serve", parents=[common], help="run the gateway on a local Ray (foreground)")
+    serve_p.set_defaults(func=cmd_serve)
+
+    models = sub.add_parser("models", parents=[common], help="base models and weight versions")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    prep = models_sub.add_parser("prepare", parents=[common], help="provision the default model offline (idempotent)")
+    prep.add_argument("name", nargs="?", help="model name (default: the configured model)")
+    prep.add_argument("--force", action="store_true", help="convert again even if prepared")
+    prep.set_defaults(func=cmd_models_prepare)
+    local = models_sub.add_parser("local", parents=[common], help="list prepared base models")
+    local.set_defaults(func=cmd_models_local)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        return _fail(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""The one typed configuration of Lethe: a YAML file plus LETHE_* environment overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "deploy" / "local.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the field and the source."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineConfig(_Section):
+    """How each LLM replica builds its inference engine."""
+
+    backend: str = Field("vllm", description="Engine registry name (`vllm`; tests may register others).")
+    model: str = Field(
+        DEFAULT_MODEL,
+        description="A prepared model name under `models_dir`, or a path to an HF safetensors folder.",
+    )
+    served_model_name: str | None = Field(
+        None, description="Model id clients send and `/v1/models` lists; defaults to the folder name."
+    )
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "bfloat16", description="Weight and activation dtype (fp32 gives bit-stable greedy text on CPU)."
+    )
+    max_model_len: int = Field(2048, ge=64, le=131072, description="Context length (prompt + completion).")
+    kv_cache_gb: float = Field(1.0, gt=0, le=512, description="KV cache size per replica in GiB (CPU backend).")
+    enforce_eager: bool = Field(True, description="Skip graph capture (required on CPU, faster start).")
+    seed: int = Field(0, description="Engine seed for sampling when a request gives none.")
+    max_num_seqs: int = Field(32, ge=1, le=1024, description="Sequences scheduled together per replica.")
+    default_max_tokens: int = Field(
+        512, ge=1, description="Completion length when a request gives no max_tokens (capped by the context)."
+    )
+    cpu_threads: int = Field(1, ge=1, le=256, description="Threads each CPU engine may use.")
+
+
+class ServerConfig(_Section):
+    """The HTTP side and the Ray Serve deployment shape."""
+
+    host: str = Field("127.0.0.1", description="Address the HTTP proxy binds.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port of the gateway.")
+    ingress_replicas: int = Field(1, ge=1, le=64, description="Replicas of the FastAPI ingress deployment.")
+    llm_replicas: int = Field(1, ge=1, le=64, description="Replicas of the LLM (vLLM) deployment.")
+    llm_num_cpus: float = Field(1.0, ge=0, description="Ray CPUs reserved per LLM replica.")
+    llm_num_gpus: float = Field(0.0, ge=0, description="Ray GPUs per LLM replica (0 on CPU nodes).")
+    max_body_bytes: int = Field(
+        1_048_576 * 2, ge=1024, description="Largest request body accepted; larger ones get 413."
+    )
+    request_timeout_s: float = Field(300.0, gt=0, description="Longest a chat request may run.")
+    ready_timeout_s: float = Field(5.0, gt=0, description="How long /readyz waits for the engine to answer.")
+    ray_address: str | None = Field(
+        None, description="Existing Ray cluster to join (`auto`, `ray://…`); default starts a local one."
+    )
+    metrics_port: int = Field(8080, ge=1, le=65535, description="Port of the one Prometheus endpoint.")
+
+
+class LetheConfig(_Section):
+    """Everything `lethe serve` needs, validated before anything starts."""
+
+    home: Path = Field(Path("~/.lethe"), description="State directory (ledger, models, versions).")
+    models_dir: Path | None = Field(None, description="Prepared base models; defaults to `<home>/models`.")
+    admin_token: str | None = Field(
+        None, description="Bearer token for operator routes; unset means operator routes answer 401."
+    )
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+
+    @field_validator("home", "models_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return None if value is None else Path(os.path.expandvars(str(value))).expanduser()
+
+    @model_validator(mode="after")
+    def _fill_models_dir(self) -> "LetheConfig":
+        if self.models_dir is None:
+            object.__setattr__(self, "models_dir", self.home / "models")
+        return self
+
+    @property
+    def models_root(self) -> Path:
+        return self.models_dir or self.home / "models"
+
+    @property
+    def model_path(self) -> Path:
+        """The folder the engine loads: a prepared model name resolves under `models_dir`."""
+        candidate = Path(os.path.expanduser(self.engine.model))
+        if candidate.is_absolute() or "/" in self.engine.model or candidate.exists():
+            return candidate.resolve()
+        return self.models_root / self.engine.model
+
+    @property
+    def served_model_name(self) -> str:
+        return self.engine.served_model_name or self.model_path.name
+
+
+# Environment overrides: variable -> dotted field path. Listed explicitly so the README table and
+# the validation message can name them, and so a typo in a variable is not silently ignored.
+ENV_OVERRIDES: dict[str, str] = {
+    "LETHE_HOME": "home",
+    "LETHE_MODELS_DIR": "models_dir",
+    "LETHE_ADMIN_TOKEN": "admin_token",
+    "LETHE_MODEL": "engine.model",
+    "LETHE_SERVED_MODEL_NAME": "engine.served_model_name",
+    "LETHE_ENGINE": "engine.backend",
+    "LETHE_DTYPE": "engine.dtype",
+    "LETHE_MAX_MODEL_LEN": "engine.max_model_len",
+    "LETHE_KV_CACHE_GB": "engine.kv_cache_gb",
+    "LETHE_CPU_THREADS": "engine.cpu_threads",
+    "LETHE_HOST": "server.host",
+    "LETHE_PORT": "server.port",
+    "LETHE_INGRESS_REPLICAS": "server.ingress_replicas",
+    "LETHE_LLM_REPLICAS": "server.llm_replicas",
+    "LETHE_LLM_NUM_CPUS": "server.llm_num_cpus",
+    "LETHE_LLM_NUM_GPUS": "server.llm_num_gpus",
+    "LETHE_MAX_BODY_BYTES": "server.max_body_bytes",
+    "LETHE_RAY_ADDRESS": "server.ray_address",
+    "LETHE_METRICS_PORT": "server.metrics_port",
+}
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for key in parents:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[leaf] = value
+
+
+def _describe(error: ValidationError, sources: dict[str, str]) -> str:
+    lines = []
+    for item in error.errors():
+        dotted = ".".join(str(p) for p in item["loc"])
+        origin = sources.get(dotted, "config file")
+        lines.append(f"  {dotted} ({origin}): {item['msg']} (got {item.get('input')!r})")
+    return "invalid Lethe configuration:\n" + "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> LetheConfig:
+    """Read the YAML file (default `deploy/local.yaml`), apply LETHE_* overrides, validate.
+
+    Raises ConfigError with one line per bad field, naming the variable or file it came from.
+    """
+    env = dict(os.environ if env is None else env)
+    file_path = Path(path) if path is not None else Path(env.get("LETHE_CONFIG", DEFAULT_CONFIG_PATH))
+    tree: dict[str, Any] = {}
+    if path is not None or "LETHE_CONFIG" in env or file_path.exists():
+        try:
+            loaded = yaml.safe_load(file_path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {file_path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {file_path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {file_path} must hold a mapping at the top level")
+        tree = loaded
+    sources: dict[str, str] = {}
+    for variable, dotted in ENV_OVERRIDES.items():
+        raw = env.get(variable)
+        if raw is None or raw == "":
+            continue
+        _set_dotted(tree, dotted, raw)
+        sources[dotted] = f"from ${variable}"
+    try:
+        return LetheConfig.model_validate(tree)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, sources)) from None

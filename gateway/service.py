@@ -1,0 +1,226 @@
+"""The chat pipeline on the ingress: validate, open the engine stream, shape OpenAI responses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.engines.base import EngineError, EngineInfo, GenerationChunk
+from gateway.errors import APIError, ModelNotFoundError, ServiceUnavailableError, from_engine_error
+from gateway.llm_server import StreamStart
+from gateway.protocol import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    DeltaMessage,
+    ModelCard,
+    ModelList,
+    ResponseMessage,
+    Usage,
+)
+
+
+class LLMClient(Protocol):
+    """How the ingress reaches the LLM deployment (a Serve handle in production)."""
+
+    def generate(
+        self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str
+    ) -> AsyncIterator[StreamStart | GenerationChunk]: ...
+
+    async def health(self) -> bool: ...
+
+    async def info(self) -> EngineInfo: ...
+
+
+def unwrap_remote_error(exc: BaseException) -> BaseException:
+    """Ray wraps exceptions raised in a replica; the original is its `cause` when there is one."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+@dataclass
+class ChatStream:
+    """An opened generation: the first item was read, so the response can commit to 200."""
+
+    completion_id: str
+    model: str
+    created: int
+    start: StreamStart
+    index_version: int
+    chunks: AsyncIterator[GenerationChunk]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-lethe-model-version": self.start.model_version,
+            "x-lethe-index-version": str(self.index_version),
+            "x-lethe-replica": self.start.replica,
+        }
+
+
+class ChatService:
+    """Chat completions against one served model.
+
+    >>> service = ChatService(client, served_model="smollm2-135m-instruct")
+    >>> stream = await service.open(request)          # raises APIError before anything is sent
+    >>> completion = await service.collect(stream)    # or: async for line in service.sse(stream)
+    """
+
+    def __init__(
+        self,
+        client: LLMClient,
+        served_model: str,
+        *,
+        ready_timeout_s: float = 5.0,
+        index_version: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self._client = client
+        self.served_model = served_model
+        self._ready_timeout_s = ready_timeout_s
+        self._index_version = index_version
+        self._ready_until = 0.0  # monotonic deadline of the last successful health check
+
+    async def ready(self) -> EngineInfo:
+        """Engine info when the engine answers within the timeout; 503 otherwise."""
+        try:
+            healthy = await asyncio.wait_for(self._client.health(), self._ready_timeout_s)
+            info = await asyncio.wait_for(self._client.info(), self._ready_timeout_s)
+        except asyncio.TimeoutError:
+            raise ServiceUnavailableError(
+                f"the engine did not answer within {self._ready_timeout_s:g} s"
+            ) from None
+        except Exception as exc:  # a dead or missing replica is "not ready", never a 500
+            raise ServiceUnavailableError(f"the engine is not available: {unwrap_remote_error(exc)}") from None
+        if not healthy:
+            raise ServiceUnavailableError("the engine reports unhealthy")
+        self._ready_until = time.monotonic() + 2.0
+        return info
+
+    async def models(self) -> ModelList:
+        info = await self.ready()
+        card = ModelCard(
+            id=self.served_model,
+            created=int(time.time()),
+            weight_version=info.model_version,
+            max_model_len=info.max_model_len,
+        )
+        return ModelList(data=[card])
+
+    async def open(self, request: ChatCompletionRequest) -> ChatStream:
+        if request.model != self.served_model:
+            raise ModelNotFoundError(
+                f"the model {request.model!r} does not exist; this gateway serves {self.served_model!r}",
+                param="model",
+            )
+        if time.monotonic() > self._ready_until:
+            await self.ready()
+        messages = [{"role": m.role, "content": m.text()} for m in request.messages]
+        params = {
+            "max_tokens": request.requested_max_tokens(),
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "stop": list(request.stop_list()),
+            "seed": request.seed,
+        }
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        stream = self._client.generate(messages, params, completion_id)
+        iterator = stream.__aiter__()
+        try:
+            first = await iterator.__anext__()
+        except StopAsyncIteration:
+            raise ServiceUnavailableError("the engine closed the stream before answering") from None
+        except Exception as exc:
+            raise self._to_api_error(exc) from None
+        if not isinstance(first, StreamStart):
+            raise ServiceUnavailableError("the engine answered out of protocol")
+        return ChatStream(
+            completion_id=completion_id,
+            model=self.served_model,
+            created=int(time.time()),
+            start=first,
+            index_version=self._index_version(),
+            chunks=self._chunks(iterator),
+        )
+
+    async def _chunks(self, iterator: AsyncIterator[Any]) -> AsyncIterator[GenerationChunk]:
+        try:
+            async for item in iterator:
+                yield item
+        except Exception as exc:
+            raise self._to_api_error(exc) from None
+
+    @staticmethod
+    def _to_api_error(exc: BaseException) -> APIError:
+        original = unwrap_remote_error(exc)
+        if isinstance(original, APIError):
+            return original
+        if isinstance(original, EngineError):
+            return from_engine_error(original)
+        return ServiceUnavailableError(f"the engine failed: {type(original).__name__}: {original}")
+
+    async def collect(self, stream: ChatStream) -> ChatCompletion:
+        parts: list[str] = []
+        finish: str | None = None
+        completion_tokens = 0
+        async for chunk in stream.chunks:
+            parts.append(chunk.text)
+            completion_tokens = chunk.completion_tokens
+            finish = chunk.finish_reason or finish
+        prompt_tokens = stream.start.prompt_tokens
+        return ChatCompletion(
+            id=stream.completion_id,
+            created=stream.created,
+            model=stream.model,
+            choices=[Choice(message=ResponseMessage(content="".join(parts)), finish_reason=finish or "stop")],
+            usage=Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            ),
+        )
+
+    async def sse(self, stream: ChatStream, include_usage: bool = False) -> AsyncIterator[str]:
+        """Server-sent events in the OpenAI streaming format, ending with `data: [DONE]`."""
+
+        def event(choices: list[ChunkChoice], usage: Usage | None = None) -> str:
+            chunk = ChatCompletionChunk(
+                id=stream.completion_id,
+                created=stream.created,
+                model=stream.model,
+                choices=choices,
+                usage=usage,
+            )
+            return f"data: {chunk.model_dump_json(exclude_none=False)}\n\n"
+
+        yield event([ChunkChoice(delta=DeltaMessage(role="assistant", content=""))])
+        completion_tokens = 0
+        finish: str | None = None
+        try:
+            async for chunk in stream.chunks:
+                completion_tokens = chunk.completion_tokens
+                finish = chunk.finish_reason or finish
+                if chunk.text:
+                    yield event([ChunkChoice(delta=DeltaMessage(content=chunk.text))])
+        except APIError as exc:
+            # Headers are gone; tell the client in-band, in the error shape the SDK understands.
+            body = {"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}}
+            yield f"data: {json.dumps(body)}\n\n"
+            yield "data: [DONE]\n\n"
+            return
+        yield event([ChunkChoice(delta=DeltaMessage(), finish_reason=finish or "stop")])
+        if include_usage:
+            prompt_tokens = stream.start.prompt_tokens
+            usage = Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            )
+            yield event([], usage)
+        yield "data: [DONE]\n\n"
