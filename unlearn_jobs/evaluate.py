@@ -249,7 +249,9 @@ class Evaluator:
                 lp, mask = token_logprobs(model, batch)
                 total -= float(lp.sum())
                 count += int(mask.sum())
-        return math.exp(total / max(count, 1))
+        mean = total / max(count, 1)
+        # A diverged model has astronomical (or NaN) loss; report inf/NaN and let the gate reject it.
+        return math.exp(mean) if mean < 700 else float("inf")
 
     def evaluate(self, model: Any) -> Metrics:
         forget_out = self._generate(model, self._forget)

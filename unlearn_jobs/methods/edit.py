@@ -19,6 +19,9 @@ class EditConfig(GradientConfig):
     steps: int = 60
     # Only MLP weights: in ROME's causal traces the subject->attribute recall sits in mid-layer MLPs.
     params: str = "mlp"
+    # A rewrite has a fixed target, so it runs its steps instead of stopping at the first
+    # non-leaking (often half-formed) output.
+    early_stop: bool = False
     target: str = REFUSAL_TARGET
     # Optional push away from the old answer as well as toward the refusal (0 = pure rewrite).
     ascent_weight: float = 0.0

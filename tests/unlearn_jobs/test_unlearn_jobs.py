@@ -1,0 +1,143 @@
+"""Acceptance: a tiny Llama memorises fictitious facts; each method forgets the forget set behind the gates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from unlearn_jobs.evaluate import Evaluator, Metrics
+from unlearn_jobs.data import load_fluency
+from unlearn_jobs.methods.base import MethodRun, UnlearningMethod, register
+from unlearn_jobs.methods.grad_diff import GradDiffConfig
+from unlearn_jobs.model import load_model
+from unlearn_jobs.publish import read_manifest, verify_version
+from unlearn_jobs.runner import JobProgress, JobSpec, JobState, run_job
+
+# The tiny model learns in a few hundred steps at ~1e-3, so its unlearning rates sit in that range too;
+# the shipped defaults are for 100M+ models.
+TINY = {
+    "grad_diff": {"lr": 3e-4, "steps": 40, "check_every": 2},
+    "grad_diff_kl": {"lr": 3e-4, "steps": 40, "check_every": 2, "retain_loss": "kl"},
+    "npo": {"lr": 3e-4, "steps": 40, "check_every": 2},
+    "edit": {"lr": 3e-3, "steps": 30, "max_delta": 0.01},
+}
+
+
+@pytest.fixture(scope="session")
+def baseline(subject) -> Metrics:
+    model, tokenizer = load_model(subject.model_dir)
+    return Evaluator(tokenizer, subject.forget, subject.retain, load_fluency(), fmt=subject.fmt).evaluate(model)
+
+
+def _spec(subject, tmp_path: Path, method: str, overrides: dict, baseline: Metrics | None = None, **kw) -> JobSpec:
+    return JobSpec(base_model_dir=str(subject.model_dir), method=method, forget=subject.forget,
+                   retain=subject.retain, versions_dir=str(tmp_path / "versions"), overrides=overrides,
+                   prompt_format="plain", metrics_before=baseline, parent_version="v0", **kw)
+
+
+def test_subject_model_knows_its_facts(baseline):
+    assert baseline.forget.questions.hit_rate == 1.0
+    assert baseline.retain.pooled_hit_rate >= 0.95
+    assert baseline.forget.worst_hit_rate >= 0.9
+
+
+@pytest.mark.parametrize("name", ["grad_diff", "grad_diff_kl", "npo", "edit"])
+def test_method_forgets_and_keeps_retain(subject, baseline, tmp_path, name):
+    method = "grad_diff" if name.startswith("grad_diff") else name
+    seen: list[JobProgress] = []
+    result = run_job(_spec(subject, tmp_path, method, TINY[name], baseline), progress=seen.append)
+    assert result.state is JobState.PUBLISHED, (result.reason, result.gate_reasons)
+    after = result.metrics_after
+    assert after is not None
+    # Acceptance: forget key-term hit rate (questions and paraphrases) <= 0.2, retain >= 80% of before.
+    assert after.forget.questions.hit_rate <= 0.2
+    assert after.forget.worst_hit_rate <= 0.2
+    assert after.retain.pooled_hit_rate >= 0.8 * baseline.retain.pooled_hit_rate
+    states = [p.state for p in seen]
+    assert states[0] is JobState.RUNNING and JobState.EVALUATING in states and states[-1] is JobState.PUBLISHED
+    assert [p.progress for p in seen] == sorted(p.progress for p in seen)
+    assert result.version_dir is not None
+    verify_version(result.version_dir)
+    manifest = read_manifest(result.version_dir)
+    assert manifest["method"] == method and manifest["parent_version"] == "v0"
+    assert manifest["forget_ids"] == list(subject.forget.source_ids)
+    assert manifest["metrics_after"]["forget_leakage"] <= 0.2
+    assert manifest["hyperparameters"]["lr"] == TINY[name]["lr"]
+    assert any(f.endswith(".safetensors") for f in manifest["files"])
+
+
+def test_edit_answers_the_refusal_and_keeps_unedited_facts(subject, baseline, tmp_path):
+    result = run_job(_spec(subject, tmp_path, "edit", TINY["edit"], baseline))
+    assert result.state is JobState.PUBLISHED
+    after = result.metrics_after
+    assert after.forget.questions.hit_rate == 0.0
+    assert after.retain.questions.hit_rate == baseline.retain.questions.hit_rate
+    question, answer = after.samples[0]
+    assert question == subject.forget.examples[0].prompt and "don ' t know" in answer, after.samples
+
+
+def test_absurd_learning_rate_is_rejected_and_publishes_nothing(subject, baseline, tmp_path):
+    result = run_job(_spec(subject, tmp_path, "grad_diff", {"lr": 5.0, "steps": 4, "early_stop": False}, baseline))
+    assert result.state is JobState.REJECTED
+    assert result.gate_reasons and result.metrics_after is not None and result.metrics_before is not None
+    assert not (tmp_path / "versions").exists() or not any((tmp_path / "versions").iterdir())
+
+
+def test_cancel_ends_cancelled_with_no_version(subject, baseline, tmp_path):
+    calls = {"n": 0}
+
+    def should_cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 4  # a few steps in
+
+    seen: list[JobProgress] = []
+    result = run_job(_spec(subject, tmp_path, "npo", {**TINY["npo"], "early_stop": False}, baseline),
+                     progress=seen.append, should_cancel=should_cancel)
+    assert result.state is JobState.CANCELLED and seen[-1].state is JobState.CANCELLED
+    assert 0 < result.steps or seen[-2].step > 0
+    assert not (tmp_path / "versions").exists() or not any((tmp_path / "versions").iterdir())
+
+
+@register
+class _ExplodingMethod(UnlearningMethod):
+    """Test-only method: fails after its first step, as a crash mid-job would."""
+
+    name = "test_exploding"
+
+    def run(self, model, tokenizer, data, *, device, on_step) -> MethodRun:
+        raise RuntimeError("simulated crash mid-job")
+
+
+def test_crash_mid_job_ends_failed_with_reason(subject, baseline, tmp_path):
+    result = run_job(_spec(subject, tmp_path, "test_exploding", {}, baseline))
+    assert result.state is JobState.FAILED and "simulated crash" in result.reason
+    assert not (tmp_path / "versions").exists() or not any((tmp_path / "versions").iterdir())
+
+
+def test_crash_mid_publish_leaves_no_directory(subject, baseline, tmp_path, monkeypatch):
+    import unlearn_jobs.publish as publish
+
+    def broken_rename(src, dst):
+        raise OSError("disk vanished")
+
+    monkeypatch.setattr(publish.os, "rename", broken_rename)
+    result = run_job(_spec(subject, tmp_path, "npo", TINY["npo"], baseline))
+    assert result.state is JobState.FAILED and "disk vanished" in result.reason
+    assert list((tmp_path / "versions").iterdir()) == []
+
+
+def test_bad_overrides_fail_fast(subject, tmp_path):
+    result = run_job(_spec(subject, tmp_path, "npo", {"learning_rate": 1}))
+    assert result.state is JobState.FAILED and "unknown" in result.reason
+    result = run_job(_spec(subject, tmp_path, "no_such_method", {}))
+    assert result.state is JobState.FAILED and "unknown unlearning method" in result.reason
+
+
+def test_result_serialises(subject, baseline, tmp_path):
+    result = run_job(_spec(subject, tmp_path, "grad_diff", {**TINY["grad_diff"], "steps": 2, "early_stop": False},
+                           baseline, gates=__import__("unlearn_jobs.evaluate", fromlist=["Gates"]).Gates(
+                               forget_hit_rate_max=1.0)))
+    payload = json.loads(json.dumps(result.to_dict()))
+    assert payload["state"] == "published" and payload["steps"] == 2
