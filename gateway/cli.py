@@ -120,9 +120,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"lethe: received {signal.Signals(signum).name}, shutting down", file=sys.stderr)
         stop.set()
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-
     server = config.server
     init_kwargs: dict[str, object] = {"namespace": "lethe", "logging_level": logging.WARNING}
     if server.ray_address is None:
@@ -137,6 +134,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         init_kwargs["address"] = server.ray_address
     code = 0
     ray.init(**init_kwargs)
+    # After ray.init: Ray's core worker installs a fatal-signal handler for SIGTERM that aborts
+    # the driver; ours replaces it so SIGTERM and Ctrl-C both shut down cleanly.
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         serve.start(http_options={"host": server.host, "port": server.port})
         print(
