@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -92,16 +91,10 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     )
 
 
-def create_app(
-    chat_service: ChatService,
-    *,
-    max_body_bytes: int,
-    index_version: Callable[[], int] = lambda: 0,
-) -> FastAPI:
+def create_app(chat_service: ChatService, *, max_body_bytes: int) -> FastAPI:
     """The gateway's ASGI app; the caller supplies the wired services (Serve replica or a test)."""
     app = FastAPI(title="Lethe", version="0.1.0", summary="A model-serving gateway that makes an LLM forget.")
     app.state.chat = chat_service
-    app.state.index_version = index_version
     app.include_router(chat.router)
     app.include_router(models.router)
     app.include_router(health.router)

@@ -84,7 +84,7 @@ class ChatService:
         self._client = client
         self.served_model = served_model
         self._ready_timeout_s = ready_timeout_s
-        self._index_version = index_version
+        self.index_version = index_version
         self._ready_until = 0.0  # monotonic deadline of the last successful health check
 
     async def ready(self) -> EngineInfo:
@@ -145,7 +145,7 @@ class ChatService:
             model=self.served_model,
             created=int(time.time()),
             start=first,
-            index_version=self._index_version(),
+            index_version=self.index_version(),
             chunks=self._chunks(iterator),
         )
 

@@ -20,5 +20,5 @@ async def readyz(request: Request) -> dict[str, str]:
     return {
         "status": "ready",
         "model_version": info.model_version,
-        "index_version": str(request.app.state.index_version()),
+        "index_version": str(request.app.state.chat.index_version()),
     }
