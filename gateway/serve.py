@@ -110,6 +110,14 @@ class Gateway:
 GatewayDeployment = serve.deployment(name=INGRESS_DEPLOYMENT)(Gateway)
 
 
+def app_builder(args: dict[str, str]) -> serve.Application:
+    """Entry point for `serve run gateway.serve:app_builder config=FILE` and KubeRay's
+    `serveConfigV2` (`import_path: gateway.serve:app_builder`); LETHE_* variables apply too."""
+    from gateway.config import load_config
+
+    return build_app(load_config(args.get("config")))
+
+
 def build_app(config: LetheConfig) -> serve.Application:
     """The Serve application for `config`: ingress replicas in front of LLM replicas."""
     from gateway.engines.vllm import ENGINE_ENV
