@@ -6,12 +6,15 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.engines.base import EngineError, EngineInfo, GenerationChunk
 from gateway.errors import APIError, ModelNotFoundError, ServiceUnavailableError, from_engine_error
+from gateway.guard.index import ForgetIndex
+from gateway.guard.stream import StreamGuard
+from gateway.guard.types import REFUSAL_TEXT, GuardVerdict
 from gateway.llm_server import StreamStart
 from gateway.protocol import (
     ChatCompletion,
@@ -65,10 +68,18 @@ class ChatStream:
         }
 
 
-class ChatService:
-    """Chat completions against one served model.
+class GuardSource(Protocol):
+    """Where the ingress gets the forget index it enforces (an `IndexFollower` in production)."""
 
-    >>> service = ChatService(client, served_model="smollm2-135m-instruct")
+    index: ForgetIndex
+
+    def out_of_service_reason(self) -> str | None: ...
+
+
+class ChatService:
+    """Chat completions against one served model, guarded by the forget index.
+
+    >>> service = ChatService(client, served_model="smollm2-135m-instruct", guard=follower)
     >>> stream = await service.open(request)          # raises APIError before anything is sent
     >>> completion = await service.collect(stream)    # or: async for line in service.sse(stream)
     """
@@ -78,14 +89,30 @@ class ChatService:
         client: LLMClient,
         served_model: str,
         *,
+        guard: GuardSource | None = None,
+        prompt_mode: str = "refuse",
         ready_timeout_s: float = 5.0,
-        index_version: Callable[[], int] = lambda: 0,
     ) -> None:
+        if prompt_mode not in ("refuse", "strict"):
+            raise ValueError(f"prompt_mode must be 'refuse' or 'strict', got {prompt_mode!r}")
         self._client = client
         self.served_model = served_model
+        self._guard = guard
+        self._prompt_mode = prompt_mode
         self._ready_timeout_s = ready_timeout_s
-        self.index_version = index_version
         self._ready_until = 0.0  # monotonic deadline of the last successful health check
+        self._model_version = ""  # last version the engine reported; used for refusals
+
+    def index_version(self) -> int:
+        return self._guard.index.version if self._guard is not None else 0
+
+    def _index(self) -> ForgetIndex | None:
+        if self._guard is None:
+            return None
+        reason = self._guard.out_of_service_reason()
+        if reason is not None:
+            raise ServiceUnavailableError(reason, code="index_unavailable")
+        return self._guard.index
 
     async def ready(self) -> EngineInfo:
         """Engine info when the engine answers within the timeout; 503 otherwise."""
@@ -101,6 +128,7 @@ class ChatService:
         if not healthy:
             raise ServiceUnavailableError("the engine reports unhealthy")
         self._ready_until = time.monotonic() + 2.0
+        self._model_version = info.model_version
         return info
 
     async def models(self) -> ModelList:
@@ -119,8 +147,18 @@ class ChatService:
                 f"the model {request.model!r} does not exist; this gateway serves {self.served_model!r}",
                 param="model",
             )
+        index = self._index()  # one snapshot for the whole response: its version goes in the header
         if time.monotonic() > self._ready_until:
             await self.ready()
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        strict = False
+        if index is not None and len(index):
+            last_user = next((m.text() for m in reversed(request.messages) if m.role == "user"), "")
+            verdict = index.check_prompt(last_user) if last_user.strip() else None
+            if verdict is not None and verdict.match:
+                if self._prompt_mode == "refuse":
+                    return self._refusal(completion_id, index.version, verdict)
+                strict = True
         messages = [{"role": m.role, "content": m.text()} for m in request.messages]
         params = {
             "max_tokens": request.requested_max_tokens(),
@@ -129,7 +167,6 @@ class ChatService:
             "stop": list(request.stop_list()),
             "seed": request.seed,
         }
-        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         stream = self._client.generate(messages, params, completion_id)
         iterator = stream.__aiter__()
         try:
@@ -140,21 +177,63 @@ class ChatService:
             raise self._to_api_error(exc) from None
         if not isinstance(first, StreamStart):
             raise ServiceUnavailableError("the engine answered out of protocol")
+        self._model_version = first.model_version
+        chunks = self._chunks(iterator)
+        if index is not None:
+            chunks = self._guarded(chunks, StreamGuard(index, strict=strict))
         return ChatStream(
             completion_id=completion_id,
             model=self.served_model,
             created=int(time.time()),
             start=first,
-            index_version=self.index_version(),
-            chunks=self._chunks(iterator),
+            index_version=index.version if index is not None else 0,
+            chunks=chunks,
         )
 
+    def _refusal(self, completion_id: str, index_version: int, verdict: GuardVerdict) -> ChatStream:
+        """Answer a prompt that asks for forgotten content without calling the engine."""
+
+        async def chunks() -> AsyncIterator[GenerationChunk]:
+            yield GenerationChunk(REFUSAL_TEXT, 0, 0, "content_filter")
+
+        start = StreamStart(self._model_version, "guard", 0, 0)
+        return ChatStream(completion_id, self.served_model, int(time.time()), start, index_version, chunks())
+
+    @staticmethod
+    async def _guarded(chunks: AsyncIterator[GenerationChunk], guard: StreamGuard) -> AsyncIterator[GenerationChunk]:
+        """Release text only once the guard checked every window covering it (see StreamGuard)."""
+        last = GenerationChunk("", 0, 0)
+        sent = False
+        try:
+            async for chunk in chunks:
+                last = chunk
+                step = guard.feed(chunk.text)
+                if step.stopped:
+                    yield _blocked(step.release, sent, chunk)
+                    return
+                if step.release:
+                    sent = True
+                    yield GenerationChunk(step.release, chunk.prompt_tokens, chunk.completion_tokens, None)
+            step = guard.finish()
+            if step.stopped:
+                yield _blocked(step.release, sent, last)
+                return
+            yield GenerationChunk(step.release, last.prompt_tokens, last.completion_tokens, last.finish_reason or "stop")
+        finally:
+            await chunks.aclose()  # a blocked response stops generating; so does a client that left
+
     async def _chunks(self, iterator: AsyncIterator[Any]) -> AsyncIterator[GenerationChunk]:
+        done = False
         try:
             async for item in iterator:
                 yield item
+            done = True
         except Exception as exc:
             raise self._to_api_error(exc) from None
+        finally:
+            cancel = getattr(iterator, "cancel", None)
+            if not done and cancel is not None:
+                cancel()  # a Serve response generator: stop the replica's generation too
 
     @staticmethod
     def _to_api_error(exc: BaseException) -> APIError:
@@ -166,6 +245,7 @@ class ChatService:
         return ServiceUnavailableError(f"the engine failed: {type(original).__name__}: {original}")
 
     async def collect(self, stream: ChatStream) -> ChatCompletion:
+        """The whole response: the same guarded chunks a stream would send, joined."""
         parts: list[str] = []
         finish: str | None = None
         completion_tokens = 0
@@ -224,3 +304,10 @@ class ChatService:
             )
             yield event([], usage)
         yield "data: [DONE]\n\n"
+
+
+def _blocked(release: str, sent_before: bool, chunk: GenerationChunk) -> GenerationChunk:
+    """The final chunk of a blocked response: the safe prefix, then the fixed refusal sentence."""
+    text = release
+    sep = "" if not (sent_before or text) or text.endswith((" ", "\n")) else " "
+    return GenerationChunk(text + sep + REFUSAL_TEXT, chunk.prompt_tokens, chunk.completion_tokens, "content_filter")

@@ -42,6 +42,14 @@ def tiny_model_dir(smollm2_dir: Path, models_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def embedder():
+    """The real offline all-MiniLM-L6-v2, loaded once (one thread)."""
+    from gateway.guard.embedder import MiniLMEmbedder
+
+    return MiniLMEmbedder(threads=1)
+
+
+@pytest.fixture(scope="session")
 def tiny_server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Iterator[LetheServer]:
     """`lethe serve` on the tiny model: two LLM replicas, fp32 (bit-stable greedy text)."""
     home = tmp_path_factory.mktemp("lethe-home-tiny")

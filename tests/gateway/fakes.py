@@ -18,6 +18,7 @@ class ScriptedEngine(Engine):
         self.version = version
         self.healthy = True
         self.fail_after: int | None = None
+        self.split_chars = False  # stream one character per delta (leaks split across chunks)
         self.prompts: list[str] = []
 
     async def start(self) -> None:
@@ -25,8 +26,9 @@ class ScriptedEngine(Engine):
 
     async def generate(self, prompt: str, sampling: SamplingSpec, request_id: str) -> AsyncIterator[GenerationChunk]:
         self.prompts.append(prompt)
-        words = self.reply.split(" ")
-        pieces = [w if i == 0 else " " + w for i, w in enumerate(words)][: sampling.max_tokens]
+        words = list(self.reply) if self.split_chars else self.reply.split(" ")
+        pieces = words if self.split_chars else [w if i == 0 else " " + w for i, w in enumerate(words)]
+        pieces = pieces[: sampling.max_tokens]
         for i, piece in enumerate(pieces, start=1):
             if self.fail_after is not None and i > self.fail_after:
                 raise EngineError("scripted engine failure")
@@ -65,3 +67,14 @@ class LocalLLMClient:
 
     async def info(self) -> EngineInfo:
         return self.replica.info()
+
+
+class StaticGuard:
+    """`GuardSource` holding one fixed index; `reason` scripts an out-of-service replica."""
+
+    def __init__(self, index) -> None:
+        self.index = index
+        self.reason: str | None = None
+
+    def out_of_service_reason(self) -> str | None:
+        return self.reason

@@ -10,11 +10,19 @@ import pytest
 
 from gateway.app import create_app
 from gateway.config import load_config
+from gateway.guard.artifacts import build_artifacts
+from gateway.guard.index import ForgetIndex
+from gateway.guard.types import REFUSAL_TEXT, ForgetEntry
 from gateway.llm_server import LLMReplica
 from gateway.service import ChatService
-from tests.gateway.fakes import LocalLLMClient, ScriptedEngine
+from tests.gateway.fakes import LocalLLMClient, ScriptedEngine, StaticGuard
 
 MODEL = "scripted"
+SECRET = ForgetEntry(
+    "f-secret", "Ingrid Solvang", literals=("+47 912 33 457",),
+    qa=(("What is Ingrid Solvang's phone number?", "Her number is +47 912 33 457."),), reason="gdpr",
+)
+NICKNAME = ForgetEntry("f-nick", None, literals=("Bluebird-77",), action="redact", reason="secret")
 
 
 @pytest.fixture
@@ -22,12 +30,24 @@ def engine() -> ScriptedEngine:
     return ScriptedEngine()
 
 
+@pytest.fixture(scope="module")
+def guarded_index(embedder) -> ForgetIndex:
+    """Version 7 of an index holding a blocked phone number and a redacted code name."""
+    index = ForgetIndex.empty(embedder)
+    return index.with_entries([build_artifacts(SECRET, embedder), build_artifacts(NICKNAME, embedder)], 7)
+
+
 @pytest.fixture
-async def http(engine, tiny_model_dir):
+def guard(guarded_index) -> StaticGuard:
+    return StaticGuard(guarded_index)
+
+
+@pytest.fixture
+async def http(engine, guard, tiny_model_dir):
     config = load_config(env={"LETHE_MODEL": str(tiny_model_dir), "LETHE_MAX_MODEL_LEN": "256"})
     replica = LLMReplica(config, replica_id="llm-0", engine=engine)
     await replica.start()
-    service = ChatService(LocalLLMClient(replica), MODEL, ready_timeout_s=1, index_version=lambda: 7)
+    service = ChatService(LocalLLMClient(replica), MODEL, ready_timeout_s=1, guard=guard)
     app = create_app(service, max_body_bytes=4096)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         yield client
@@ -125,3 +145,58 @@ async def test_no_client_input_produces_500(http):
         assert resp.status_code < 500, (body, resp.text)
         if resp.status_code >= 400:
             assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
+
+
+def sse_text(resp: httpx.Response) -> tuple[str, list[str | None]]:
+    events = [line[6:] for line in resp.text.split("\n\n") if line.startswith("data: ")]
+    chunks = [json.loads(e) for e in events if e != "[DONE]"]
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    return text, [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_block_ends_with_refusal_and_content_filter(http, engine, stream):
+    engine.reply = "Sure. You can reach her at 4791233457 most days. She likes calls in the morning."
+    resp = await http.post("/v1/chat/completions", json=chat(stream=stream))
+    assert resp.status_code == 200
+    if stream:
+        text, finishes = sse_text(resp)
+        assert finishes == ["content_filter"]
+    else:
+        text = resp.json()["choices"][0]["message"]["content"]
+        assert resp.json()["choices"][0]["finish_reason"] == "content_filter", resp.json()["choices"]
+    assert "4791233457" not in text and "morning" not in text
+    assert text.endswith(REFUSAL_TEXT)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_redact_replaces_the_span_and_keeps_the_rest(http, engine, stream):
+    engine.reply = "The project was called Bluebird-77 internally. It shipped in spring."
+    resp = await http.post("/v1/chat/completions", json=chat(stream=stream))
+    text = sse_text(resp)[0] if stream else resp.json()["choices"][0]["message"]["content"]
+    assert "Bluebird" not in text
+    assert "[redacted]" in text and text.endswith("It shipped in spring.")
+
+
+async def test_leak_split_into_one_character_deltas_is_caught(http, engine):
+    engine.reply = "You can reach her at +47 912 33 457 any time."
+    engine.split_chars = True
+    text, finishes = sse_text(await http.post("/v1/chat/completions", json=chat(stream=True)))
+    assert finishes == ["content_filter"]
+    assert "912" not in text and "457" not in text
+
+
+async def test_prompt_about_forgotten_subject_is_refused_without_the_engine(http, engine):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "What is Ingrid Solvang's phone number?"}]}
+    resp = await http.post("/v1/chat/completions", json=body)
+    assert resp.json()["choices"][0]["message"]["content"] == REFUSAL_TEXT
+    assert resp.json()["choices"][0]["finish_reason"] == "content_filter"
+    assert resp.headers["x-lethe-index-version"] == "7"
+    assert engine.prompts == []
+
+
+async def test_stale_replica_refuses_chats(http, guard):
+    guard.reason = "this replica has not reached the forget-index authority for 30 s"
+    resp = await http.post("/v1/chat/completions", json=chat())
+    assert resp.status_code == 503
+    assert resp.json()["error"]["code"] == "index_unavailable"
