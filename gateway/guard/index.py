@@ -76,6 +76,12 @@ class ForgetIndex:
         by words, see StreamGuard)."""
         return max([getattr(m, "reach", 0) for m in self.matchers], default=0)
 
+    @property
+    def lookback(self) -> int:
+        """How much text before a whole-text match its matcher looks at (a literal's span, or the window in
+        which a verbatim run's subject must be named)."""
+        return max(self.literal_reach, self.settings.unit_max_chars)
+
     # --- checks --------------------------------------------------------------------------------
 
     def windows(self, text: str) -> list[Window]:

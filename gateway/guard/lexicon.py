@@ -48,7 +48,8 @@ def content_words(words: Iterable[str], exclude: Iterable[str] = ()) -> tuple[st
 
 
 def subject_terms(subject_words: Iterable[str]) -> tuple[str, ...]:
-    """Words of a subject that identify it: the surname(s), not the first name ("Ingrid" is many people)."""
+    """Words of a subject that identify it, all of which a text must contain to name it: the surname
+    words, not the first name ("Ingrid" is many people, and "Lie" of "Ødegård-Lie" is another family)."""
     ws = [w for w in subject_words if w not in NAME_PARTICLES and w not in STOPWORDS]
     if not ws:
         return ()

@@ -30,9 +30,13 @@ class GuardSettings:
     prompt_question_strong: float = 0.85  # this close to a forgotten question, subject or not
     prompt_mode: PromptMode = "refuse"
 
-    # Verbatim matcher: word 5-gram shingles; a hit needs 3 consecutive ones, i.e. 7 words verbatim.
+    # Verbatim matcher: word 5-gram shingles; a hit needs 4 consecutive ones, i.e. 8 words verbatim.
     ngram_n: int = 5
-    ngram_min_run: int = 3
+    ngram_min_run: int = 4
+    # Verbatim matching is blind to who a sentence is about ("X works as a forest ranger at Trollheim
+    # Dental" is 8 words of a forgotten bio for any X). For an entry with a subject, a run shorter than
+    # this many words counts only if the subject is named within unit_max_chars before the run's end.
+    ngram_unnamed_words: int = 12
 
     # Check units: a sentence, cut at this many characters. The stream guard holds back at most two
     # units (a unit is also checked together with its neighbours), so hold-back <= 2 * unit_max_chars.
@@ -61,12 +65,19 @@ class GuardSettings:
             raise ValueError(f"prompt_mode must be 'refuse' or 'strict', got {self.prompt_mode!r}")
         if self.ngram_n < 2 or self.ngram_min_run < 1:
             raise ValueError("ngram_n must be >= 2 and ngram_min_run >= 1")
+        if self.ngram_unnamed_words < self.ngram_n + self.ngram_min_run - 1:
+            raise ValueError("ngram_unnamed_words must be at least ngram_n + ngram_min_run - 1")
         if self.unit_max_chars < 40:
             raise ValueError("unit_max_chars must be >= 40")
         if self.literal_max_chars * 3 > self.unit_max_chars * 2:
             raise ValueError("literal_max_chars is too long for the hold-back (3 * literal <= 2 * unit)")
         if self.tail_max < 1 or self.flat_max < 1:
             raise ValueError("tail_max and flat_max must be positive")
+
+    @property
+    def ngram_hold_words(self) -> int:
+        """Longest verbatim run that can still turn into a hit: the stream guard holds that many words."""
+        return max(self.ngram_n + self.ngram_min_run - 1, self.ngram_unnamed_words)
 
     @property
     def hold_chars(self) -> int:

@@ -36,8 +36,8 @@ class StreamGuard:
     - semantic windows are units (sentences, cut at `unit_max_chars`) and pairs of neighbouring units, so
       the last complete unit waits for the next one; at most two units are held: `2 * unit_max_chars`;
     - a literal spans at most `index.literal_reach` characters, so that many trailing ones are held;
-    - a verbatim run is `ngram_n + ngram_min_run - 1` words, so that many trailing words are held (within
-      the same bound).
+    - a verbatim run that may still become a hit is under `ngram_hold_words` words, so that many trailing
+      words are held (within the same bound).
     The hold-back therefore never exceeds `hold_chars` (default `2 * unit_max_chars`, 400 characters).
 
     >>> guard = StreamGuard(index)
@@ -141,9 +141,9 @@ class StreamGuard:
                     windows.append(p)
         self._checked = len(self._units)
         matches = self.index.find(text, windows, windowed=True, strict=self.strict) if windows else []
-        # Whole-text matchers see the held text plus one literal reach before it, starting at a space so
+        # Whole-text matchers see the held text plus their lookback before it, starting at a space so
         # that word boundaries at the left edge are real ones.
-        lo = max(0, self._released - self.index.literal_reach)
+        lo = max(0, self._released - self.index.lookback)
         if lo:
             space = text.rfind(" ", max(0, lo - 64), lo)
             lo = space + 1 if space >= 0 else lo
@@ -176,7 +176,7 @@ class StreamGuard:
         r = min(r, len(text) - self.index.literal_reach)
         # Verbatim: a run not yet long enough to hit lies within the last run-length words.
         settings = self.index.settings
-        run_words = settings.ngram_n + settings.ngram_min_run - 1
+        run_words = settings.ngram_hold_words
         tail = text[max(0, len(text) - self.hold_chars):]
         starts = [i for i in range(len(tail)) if tail[i].isalnum() and (i == 0 or not tail[i - 1].isalnum())]
         if len(starts) >= run_words:

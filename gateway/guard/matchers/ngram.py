@@ -14,28 +14,30 @@ from gateway.guard.settings import GuardSettings
 from gateway.guard.text import hash64
 from gateway.guard.types import GuardMatch
 
-Item = tuple[str, str, np.ndarray]  # (forget_id, action, sorted uint64 shingle hashes)
+Item = tuple[str, str, frozenset[str], np.ndarray]  # (forget_id, action, subject terms, sorted shingle hashes)
 
 
 @dataclass(frozen=True)
 class _Table:
     hashes: np.ndarray  # sorted uint64
     owners: np.ndarray  # int32 index into `entries`, aligned with hashes
-    entries: tuple[tuple[str, str], ...]
+    entries: tuple[tuple[str, str, frozenset[str]], ...]
 
 
 def _build(items: tuple[Item, ...]) -> _Table:
-    arrays = [i[2] for i in items]
+    arrays = [i[3] for i in items]
     hashes = np.concatenate(arrays) if arrays else np.zeros(0, dtype="<u8")
     owners = np.repeat(np.arange(len(items), dtype=np.int32), [len(a) for a in arrays])
     order = np.argsort(hashes, kind="stable")
-    return _Table(hashes[order], owners[order], tuple((i[0], i[1]) for i in items))
+    return _Table(hashes[order], owners[order], tuple((i[0], i[1], i[2]) for i in items))
 
 
 class NgramMatcher:
     """Hashed n-word shingles (words folded, punctuation ignored); a hit is settings.ngram_min_run
-    consecutive shingles of one entry, i.e. ngram_n + ngram_min_run - 1 words verbatim (7 by default),
-    long enough that stock phrases ("was born in the city of") shared with benign text do not fire.
+    consecutive shingles of one entry, i.e. ngram_n + ngram_min_run - 1 words verbatim (8 by default),
+    long enough that stock phrases ("was born in the city of") shared with benign text do not fire. For an
+    entry with a subject, a run under ngram_unnamed_words (12) words also needs the subject named within
+    unit_max_chars before the run's end.
     Score is the number of words in the run.
     """
 
@@ -51,7 +53,8 @@ class NgramMatcher:
         for a in artifacts:
             if a.ngram_n != self.settings.ngram_n:
                 raise ValueError(f"artifacts of {a.forget_id} use {a.ngram_n}-grams, the index {self.settings.ngram_n}")
-        items = [(a.forget_id, a.action, a.ngram_array()) for a in artifacts if a.ngram_hashes]
+        items = [(a.forget_id, a.action, frozenset(a.subject_terms), a.ngram_array())
+                 for a in artifacts if a.ngram_hashes]
         return NgramMatcher(self.settings, 0, append_items(self.segments, items, _build, self.settings.tail_max))
 
     def compacted(self) -> NgramMatcher:
@@ -65,7 +68,7 @@ class NgramMatcher:
         tokens = [w.text for w in ws]
         query = np.array([hash64(" ".join(tokens[i:i + n])) for i in range(len(tokens) - n + 1)], dtype="<u8")
         # positions[entry] = shingle positions of the text that belong to that entry
-        positions: dict[tuple[str, str], list[int]] = {}
+        positions: dict[tuple[str, str, frozenset[str]], list[int]] = {}
         for segment in self.segments:
             table: _Table = segment.built
             lo = np.searchsorted(table.hashes, query, side="left")
@@ -73,18 +76,22 @@ class NgramMatcher:
             for pos in np.nonzero(hi > lo)[0]:
                 for owner in set(table.owners[lo[pos]:hi[pos]].tolist()):
                     positions.setdefault(table.entries[owner], []).append(int(pos))
+        s = text.settings
         matches = []
-        for (forget_id, action), found in positions.items():
+        for (forget_id, action, subject), found in positions.items():
             found = sorted(set(found))
             run_start = prev = found[0]
             for pos in found[1:] + [None]:
                 if pos is not None and pos == prev + 1:
                     prev = pos
                     continue
-                if prev - run_start + 1 >= self.settings.ngram_min_run:
+                if prev - run_start + 1 >= s.ngram_min_run:
                     first, last = ws[run_start], ws[prev + n - 1]
                     n_words = prev - run_start + n
-                    matches.append(GuardMatch(forget_id, "ngram", float(n_words), first.start, last.end, action))
+                    if n_words >= s.ngram_unnamed_words or not subject or subject <= {
+                        w.text for w in ws if w.start >= last.end - s.unit_max_chars and w.end <= last.end
+                    }:
+                        matches.append(GuardMatch(forget_id, "ngram", float(n_words), first.start, last.end, action))
                 if pos is not None:
                     run_start = prev = pos
         return matches

@@ -18,7 +18,7 @@ from gateway.guard.vectors import VectorStore
 # GuardSettings.with_strict_output() instead.
 PROMPT_ACTION = "block"
 
-Item = tuple[str, str, frozenset[str]]  # (subject term, forget_id, attribute terms)
+Item = tuple[str, str, frozenset[str], frozenset[str]]  # (a subject term, forget_id, attributes, all subject terms)
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,10 @@ class _Question:
     subject: frozenset[str]
 
 
-def _build_terms(items: tuple[Item, ...]) -> dict[str, tuple[tuple[str, frozenset[str]], ...]]:
-    table: dict[str, list[tuple[str, frozenset[str]]]] = {}
-    for term, forget_id, attributes in items:
-        table.setdefault(term, []).append((forget_id, attributes))
+def _build_terms(items: tuple[Item, ...]) -> dict[str, tuple[tuple[str, frozenset[str], frozenset[str]], ...]]:
+    table: dict[str, list[tuple[str, frozenset[str], frozenset[str]]]] = {}
+    for term, forget_id, attributes, subject in items:
+        table.setdefault(term, []).append((forget_id, attributes, subject))
     return {k: tuple(v) for k, v in table.items()}
 
 
@@ -53,7 +53,8 @@ class PromptMatcher:
             rows += [_Question(a.forget_id, subject)] * len(q)
             matrices.append(q)
             attributes = frozenset(a.attribute_terms)
-            items += [(term, a.forget_id, attributes) for term in a.subject_terms]
+            # Keyed by the first subject term only: a prompt must contain all of them anyway.
+            items += [(term, a.forget_id, attributes, subject) for term in a.subject_terms[:1]]
         store = self.store.with_rows(np.concatenate(matrices), rows) if rows else self.store
         terms = append_items(self.terms, items, _build_terms, self.settings.tail_max)
         return PromptMatcher(self.settings, self.store.dim, store, terms)
@@ -76,15 +77,15 @@ class PromptMatcher:
         for window, ws in zip(text.windows, window_words):
             for segment in self.terms:
                 for term in ws:
-                    for forget_id, attributes in segment.built.get(term, ()):
-                        if attributes & ws:
+                    for forget_id, attributes, subject in segment.built.get(term, ()):
+                        if subject <= ws and attributes & ws:
                             keep(GuardMatch(forget_id, "prompt", 1.0, window.start, window.end, PROMPT_ACTION))
         if len(self.store):
             results = self.store.search(text.window_vectors, s.semantic_top_k)
             for window, ws, hits in zip(text.windows, window_words, results):
                 for score, q in hits:
                     if score >= s.prompt_question_strong or (
-                        score >= s.prompt_question_subject and q.subject & ws
+                        score >= s.prompt_question_subject and q.subject and q.subject <= ws
                     ):
                         keep(GuardMatch(q.forget_id, "prompt", score, window.start, window.end, PROMPT_ACTION))
         return list(best.values())

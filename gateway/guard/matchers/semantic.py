@@ -18,7 +18,7 @@ from gateway.guard.vectors import VectorStore
 class _Row:
     forget_id: str
     action: str
-    subject: frozenset[str]  # identifying words of the entry's subject (shared by its rows)
+    subject: frozenset[str]  # identifying words of the entry's subject, all needed to name it
     facts: frozenset[str]  # content words of this row's answer or sentence
 
 
@@ -29,7 +29,7 @@ def semantic_hit(score: float, row_subject: frozenset[str], row_facts: frozenset
         return True
     shared_facts = len(row_facts & window_words)
     if row_subject:
-        if not row_subject & window_words:
+        if not row_subject <= window_words:
             return False
         return score >= settings.semantic_subject or (shared_facts > 0 and score >= settings.semantic_subject_fact)
     # No subject: the item's own distinctive words stand in for it.

@@ -218,7 +218,8 @@ def build() -> dict:
             f"The old harbour of {city} is worth a visit.",
         ]))
         other_first = rng.choice([f for f in FIRST if f != first])
-        clean(per["i"], "other_person_same_job", f"{other_first} {rng.choice(OTHER_LAST)} works as a {job} at {rng.choice(EMPLOYERS)}.")
+        other_employer = rng.choice([e for e in EMPLOYERS if e != employer])
+        clean(per["i"], "other_person_same_job", f"{other_first} {rng.choice(OTHER_LAST)} works as a {job} at {other_employer}.")
         clean(per["i"], "other_person_same_year", f"{other_first} {other} was born in {year} in {rng.choice(CITIES)}.")
         clean(per["i"], "other_person_same_employer", f"{rng.choice(FIRST)} {rng.choice(OTHER_LAST)} has worked at {employer} since 2010.")
         near = str((int(d[-1]) + 3) % 10)
