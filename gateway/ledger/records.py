@@ -1,0 +1,87 @@
+"""Frozen records the ledger returns, and the names of every status and state it accepts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gateway.guard.types import ForgetEntry
+
+FORGET_STATUSES = ("enforced", "unlearning", "unlearned", "failed")
+JOB_STATES = ("queued", "running", "evaluating", "published", "rejected", "failed", "cancelled")
+JOB_ACTIVE_STATES = ("queued", "running", "evaluating")
+JOB_TERMINAL_STATES = ("published", "rejected", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class ForgetRecord:
+    id: str
+    subject: str | None
+    reason: str
+    action: str
+    payload: dict[str, Any]  # the request as filed: texts, qa, literals (JSON)
+    status: str
+    created_at: datetime
+    enforced_at: datetime | None
+    index_version: int
+
+    def entry(self) -> ForgetEntry:
+        p = self.payload
+        return ForgetEntry(
+            forget_id=self.id,
+            subject=self.subject,
+            texts=tuple(p.get("texts", ())),
+            qa=tuple((q, a) for q, a in p.get("qa", ())),
+            literals=tuple(p.get("literals", ())),
+            action=self.action,  # type: ignore[arg-type]
+            reason=self.reason,
+        )
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    id: int
+    at: datetime
+    actor: str
+    kind: str
+    subject_id: str | None
+    details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    method: str
+    forget_ids: tuple[str, ...]
+    params: dict[str, Any]
+    resources: dict[str, Any]
+    state: str
+    progress: float
+    step: int
+    loss: float | None
+    metrics: dict[str, Any]
+    version_id: str | None
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    id: str
+    parent_id: str | None
+    method: str | None
+    manifest: dict[str, Any]
+    path: str
+    created_at: datetime
+    serving: bool
+
+
+@dataclass(frozen=True)
+class IndexSnapshot:
+    """Everything a guard replica needs to rebuild its index, read in one transaction."""
+
+    version: int
+    artifacts: tuple  # tuple[EntryArtifacts, ...], ordered by the index version they arrived with

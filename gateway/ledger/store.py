@@ -1,0 +1,380 @@
+"""The durable ledger: forget requests with their guard artifacts, the index version, audit, jobs, versions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from gateway.guard.artifacts import EntryArtifacts
+from gateway.guard.types import ForgetEntry
+from gateway.ledger import schema as t
+from gateway.ledger.migrate import upgrade_to_head
+from gateway.ledger.records import (
+    FORGET_STATUSES, JOB_ACTIVE_STATES, JOB_STATES, JOB_TERMINAL_STATES, AuditEvent, ForgetRecord,
+    IndexSnapshot, JobRecord, VersionRecord,
+)
+
+# How long a SQLite writer waits for another process's write lock before giving up.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+MAX_PAGE = 1000
+
+_JOB_FIELDS = frozenset({"state", "progress", "step", "loss", "metrics", "version_id", "error", "params",
+                         "resources", "started_at", "finished_at"})
+
+
+def default_url(home: str | Path) -> str:
+    """SQLite under LETHE_HOME, the default store."""
+    return f"sqlite:///{Path(home).expanduser().resolve() / 'ledger.db'}"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything the ledger writes is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+def _page(limit: int, offset: int) -> None:
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be in 1..{MAX_PAGE}, got {limit}")
+    if offset < 0:
+        raise ValueError(f"offset must be >= 0, got {offset}")
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_conn, _record) -> None:
+        # Let SQLAlchemy's begin event issue BEGIN IMMEDIATE itself (pysqlite would defer it, and a
+        # deferred read-then-write transaction fails with SQLITE_BUSY instead of waiting).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged forget request survives power loss
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn) -> None:
+        # Take the write lock up front: writers queue on busy_timeout instead of deadlocking.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Ledger:
+    """The one durable store. Every write is one transaction, committed before the call returns.
+
+    >>> ledger = Ledger.open("sqlite:////tmp/lethe/ledger.db")
+    >>> record = ledger.add_forget(entry, build_artifacts(entry, embedder))
+    >>> record.index_version == ledger.index_version()
+    True
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Ledger:
+        """Connect and migrate the schema to head (SQLite: WAL, synchronous=FULL, foreign keys on)."""
+        if url.startswith("sqlite"):
+            path = url.split(":///", 1)[1] if ":///" in url else ""
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = _sqlite_engine(url)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                # Two replicas starting together must not both run the migration.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7412001)")
+            upgrade_to_head(conn)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- forget requests ------------------------------------------------------------------------
+
+    def add_forget(self, entry: ForgetEntry, artifacts: EntryArtifacts, *, actor: str = "operator") -> ForgetRecord:
+        """Store a forget request with its guard artifacts and give it the next index version, atomically."""
+        if artifacts.forget_id != entry.forget_id:
+            raise ValueError(f"artifacts belong to {artifacts.forget_id}, not {entry.forget_id}")
+        now = _now()
+        payload = {"texts": list(entry.texts), "qa": [list(p) for p in entry.qa], "literals": list(entry.literals)}
+        with self.engine.begin() as conn:
+            version = self._bump(conn, "index_version")
+            conn.execute(insert(t.forget_requests).values(
+                id=entry.forget_id, subject=entry.subject, reason=entry.reason, action=entry.action,
+                payload=payload, status="enforced", created_at=now, enforced_at=now, index_version=version,
+            ))
+            conn.execute(insert(t.guard_artifacts).values(
+                forget_id=entry.forget_id, model_name=artifacts.model_name, dim=artifacts.dim,
+                format=artifacts.format, terms=artifacts.terms_json(), ngram_hashes=artifacts.ngram_hashes,
+                output_vectors=artifacts.output_vectors, question_vectors=artifacts.question_vectors,
+            ))
+            self._audit(conn, actor, "forget.added", entry.forget_id,
+                        {"index_version": version, "reason": entry.reason, "action": entry.action})
+        return ForgetRecord(entry.forget_id, entry.subject, entry.reason, entry.action, payload, "enforced",
+                            now, now, version)
+
+    def get_forget(self, forget_id: str) -> ForgetRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.forget_requests).where(t.forget_requests.c.id == forget_id)).first()
+        return self._forget(row) if row else None
+
+    def list_forgets(self, status: str | None = None, limit: int = 100, offset: int = 0) -> list[ForgetRecord]:
+        _page(limit, offset)
+        q = select(t.forget_requests).order_by(t.forget_requests.c.index_version).limit(limit).offset(offset)
+        if status is not None:
+            self._check_status(status)
+            q = q.where(t.forget_requests.c.status == status)
+        with self.engine.connect() as conn:
+            return [self._forget(r) for r in conn.execute(q)]
+
+    def set_forget_status(self, ids: Iterable[str], status: str, *, actor: str = "system") -> int:
+        """Move forget requests along enforced -> unlearning -> unlearned (or failed); returns rows changed.
+        The guard keeps enforcing whatever the status (unlearned weights never switch it off)."""
+        self._check_status(status)
+        ids = list(ids)
+        if not ids:
+            return 0
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(t.forget_requests).where(t.forget_requests.c.id.in_(ids)).values(status=status)
+            ).rowcount
+            missing = set(ids) - {r[0] for r in conn.execute(
+                select(t.forget_requests.c.id).where(t.forget_requests.c.id.in_(ids)))}
+            if missing:
+                raise KeyError(f"unknown forget requests: {sorted(missing)}")
+            for forget_id in ids:
+                self._audit(conn, actor, "forget.status", forget_id, {"status": status})
+        return changed
+
+    def count_forgets(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.forget_requests)).scalar_one())
+
+    def index_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(t.ledger_counters.c.value).where(
+                t.ledger_counters.c.name == "index_version")).scalar_one())
+
+    def snapshot(self) -> IndexSnapshot:
+        """Index version and every entry's artifacts, consistent with each other (one read transaction)."""
+        with self.engine.begin() as conn:
+            version = int(conn.execute(select(t.ledger_counters.c.value).where(
+                t.ledger_counters.c.name == "index_version")).scalar_one())
+            rows = conn.execute(
+                select(t.guard_artifacts, t.forget_requests.c.action, t.forget_requests.c.subject)
+                .join(t.forget_requests, t.forget_requests.c.id == t.guard_artifacts.c.forget_id)
+                .order_by(t.forget_requests.c.index_version)
+            ).all()
+        artifacts = tuple(
+            EntryArtifacts.from_stored(
+                forget_id=r.forget_id, action=r.action, subject=r.subject, model_name=r.model_name, dim=r.dim,
+                terms=r.terms, ngram_hashes=r.ngram_hashes, output_vectors=r.output_vectors,
+                question_vectors=r.question_vectors,
+            ) for r in rows
+        )
+        return IndexSnapshot(version, artifacts)
+
+    def load_artifacts(self) -> list[EntryArtifacts]:
+        return list(self.snapshot().artifacts)
+
+    # --- audit ----------------------------------------------------------------------------------
+
+    def append_audit(self, kind: str, *, actor: str, subject_id: str | None = None,
+                     details: dict[str, Any] | None = None) -> AuditEvent:
+        with self.engine.begin() as conn:
+            return self._audit(conn, actor, kind, subject_id, details or {})
+
+    def list_audit(self, *, kind: str | None = None, subject_id: str | None = None, limit: int = 100,
+                   offset: int = 0) -> list[AuditEvent]:
+        _page(limit, offset)
+        q = select(t.audit_events).order_by(t.audit_events.c.id).limit(limit).offset(offset)
+        if kind is not None:
+            q = q.where(t.audit_events.c.kind == kind)
+        if subject_id is not None:
+            q = q.where(t.audit_events.c.subject_id == subject_id)
+        with self.engine.connect() as conn:
+            return [AuditEvent(r.id, _utc(r.at), r.actor, r.kind, r.subject_id, r.details) for r in conn.execute(q)]
+
+    # --- unlearning jobs ------------------------------------------------------------------------
+
+    def create_job(self, method: str, forget_ids: Sequence[str], params: dict[str, Any] | None = None,
+                   resources: dict[str, Any] | None = None, *, job_id: str | None = None,
+                   actor: str = "operator") -> JobRecord:
+        if not method:
+            raise ValueError("method must be non-empty")
+        job_id = job_id or str(uuid.uuid4())
+        now = _now()
+        values = dict(id=job_id, method=method, forget_ids=list(forget_ids), params=params or {},
+                      resources=resources or {}, state="queued", progress=0.0, step=0, loss=None, metrics={},
+                      version_id=None, error=None, created_at=now, started_at=None, finished_at=None)
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.unlearn_jobs).values(**values))
+            self._audit(conn, actor, "job.created", job_id, {"method": method, "forget_ids": list(forget_ids)})
+        return self._job_from(values)
+
+    def update_job(self, job_id: str, **fields: Any) -> JobRecord:
+        """Change a job's fields (state, progress, step, loss, metrics, version_id, error, ...).
+        Entering running stamps started_at; entering a terminal state stamps finished_at."""
+        unknown = set(fields) - _JOB_FIELDS
+        if unknown:
+            raise ValueError(f"unknown job fields {sorted(unknown)}; allowed: {sorted(_JOB_FIELDS)}")
+        state = fields.get("state")
+        if state is not None and state not in JOB_STATES:
+            raise ValueError(f"job state must be one of {JOB_STATES}, got {state!r}")
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.unlearn_jobs).where(t.unlearn_jobs.c.id == job_id)).first()
+            if row is None:
+                raise KeyError(f"unknown job {job_id}")
+            if state == "running" and row.started_at is None:
+                fields.setdefault("started_at", _now())
+            if state in JOB_TERMINAL_STATES:
+                fields.setdefault("finished_at", _now())
+            if fields:
+                conn.execute(update(t.unlearn_jobs).where(t.unlearn_jobs.c.id == job_id).values(**fields))
+            if state is not None and state != row.state:
+                self._audit(conn, "system", "job.state", job_id, {"from": row.state, "to": state})
+            row = conn.execute(select(t.unlearn_jobs).where(t.unlearn_jobs.c.id == job_id)).one()
+        return self._job(row)
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.unlearn_jobs).where(t.unlearn_jobs.c.id == job_id)).first()
+        return self._job(row) if row else None
+
+    def list_jobs(self, state: str | None = None, limit: int = 100, offset: int = 0) -> list[JobRecord]:
+        _page(limit, offset)
+        q = select(t.unlearn_jobs).order_by(t.unlearn_jobs.c.created_at, t.unlearn_jobs.c.id)
+        if state is not None:
+            if state not in JOB_STATES:
+                raise ValueError(f"job state must be one of {JOB_STATES}, got {state!r}")
+            q = q.where(t.unlearn_jobs.c.state == state)
+        with self.engine.connect() as conn:
+            return [self._job(r) for r in conn.execute(q.limit(limit).offset(offset))]
+
+    def fail_interrupted_jobs(self, reason: str) -> list[str]:
+        """At startup: jobs left queued/running/evaluating by a crash are failed (their worker is gone)."""
+        now = _now()
+        with self.engine.begin() as conn:
+            ids = [r[0] for r in conn.execute(
+                select(t.unlearn_jobs.c.id).where(t.unlearn_jobs.c.state.in_(JOB_ACTIVE_STATES)))]
+            if ids:
+                conn.execute(update(t.unlearn_jobs).where(t.unlearn_jobs.c.id.in_(ids)).values(
+                    state="failed", error=reason, finished_at=now))
+                for job_id in ids:
+                    self._audit(conn, "system", "job.interrupted", job_id, {"reason": reason})
+        return ids
+
+    # --- weight versions ------------------------------------------------------------------------
+
+    def add_version(self, version_id: str, path: str, manifest: dict[str, Any], *, parent_id: str | None = None,
+                    method: str | None = None, actor: str = "system") -> VersionRecord:
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(insert(t.weight_versions).values(
+                id=version_id, parent_id=parent_id, method=method, manifest=manifest, path=path, created_at=now))
+            self._audit(conn, actor, "version.added", version_id, {"parent_id": parent_id, "method": method})
+        return VersionRecord(version_id, parent_id, method, manifest, path, now, False)
+
+    def get_version(self, version_id: str) -> VersionRecord | None:
+        with self.engine.connect() as conn:
+            serving = self._serving_id(conn)
+            row = conn.execute(select(t.weight_versions).where(t.weight_versions.c.id == version_id)).first()
+        return self._version(row, serving) if row else None
+
+    def list_versions(self, limit: int = 100, offset: int = 0) -> list[VersionRecord]:
+        _page(limit, offset)
+        with self.engine.connect() as conn:
+            serving = self._serving_id(conn)
+            rows = conn.execute(select(t.weight_versions).order_by(t.weight_versions.c.created_at,
+                                                                   t.weight_versions.c.id).limit(limit).offset(offset))
+            return [self._version(r, serving) for r in rows]
+
+    def set_serving(self, version_id: str, *, actor: str = "operator") -> VersionRecord:
+        """Point serving at a version (promotion or rollback), atomically, with an audit event."""
+        now = _now()
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.weight_versions).where(t.weight_versions.c.id == version_id)).first()
+            if row is None:
+                raise KeyError(f"unknown weight version {version_id}")
+            previous = self._serving_id(conn)
+            if previous is None:
+                conn.execute(insert(t.serving_pointer).values(name="serving", version_id=version_id, updated_at=now))
+            else:
+                conn.execute(update(t.serving_pointer).where(t.serving_pointer.c.name == "serving")
+                             .values(version_id=version_id, updated_at=now))
+            self._audit(conn, actor, "version.serving", version_id, {"previous": previous})
+        return self._version(row, version_id)
+
+    def serving_version(self) -> VersionRecord | None:
+        with self.engine.connect() as conn:
+            serving = self._serving_id(conn)
+            if serving is None:
+                return None
+            row = conn.execute(select(t.weight_versions).where(t.weight_versions.c.id == serving)).one()
+        return self._version(row, serving)
+
+    # --- internals ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _bump(conn: Connection, name: str) -> int:
+        # UPDATE first: it takes the row lock (PostgreSQL) inside the caller's transaction.
+        conn.execute(update(t.ledger_counters).where(t.ledger_counters.c.name == name)
+                     .values(value=t.ledger_counters.c.value + 1))
+        return int(conn.execute(select(t.ledger_counters.c.value).where(t.ledger_counters.c.name == name)).scalar_one())
+
+    @staticmethod
+    def _audit(conn: Connection, actor: str, kind: str, subject_id: str | None, details: dict[str, Any]) -> AuditEvent:
+        if not kind or not actor:
+            raise ValueError("audit events need a kind and an actor")
+        at = _now()
+        result = conn.execute(insert(t.audit_events).values(
+            at=at, actor=actor, kind=kind, subject_id=subject_id, details=details))
+        return AuditEvent(int(result.inserted_primary_key[0]), at, actor, kind, subject_id, details)
+
+    @staticmethod
+    def _check_status(status: str) -> None:
+        if status not in FORGET_STATUSES:
+            raise ValueError(f"forget status must be one of {FORGET_STATUSES}, got {status!r}")
+
+    @staticmethod
+    def _serving_id(conn: Connection) -> str | None:
+        return conn.execute(select(t.serving_pointer.c.version_id).where(t.serving_pointer.c.name == "serving")).scalar()
+
+    @staticmethod
+    def _forget(r) -> ForgetRecord:
+        return ForgetRecord(r.id, r.subject, r.reason, r.action, r.payload, r.status, _utc(r.created_at),
+                            _utc(r.enforced_at), int(r.index_version))
+
+    @staticmethod
+    def _job_from(v: dict[str, Any]) -> JobRecord:
+        return JobRecord(
+            id=v["id"], method=v["method"], forget_ids=tuple(v["forget_ids"]), params=v["params"],
+            resources=v["resources"], state=v["state"], progress=float(v["progress"]), step=int(v["step"]),
+            loss=v["loss"], metrics=v["metrics"], version_id=v["version_id"], error=v["error"],
+            created_at=_utc(v["created_at"]), started_at=_utc(v["started_at"]), finished_at=_utc(v["finished_at"]),
+        )
+
+    def _job(self, r) -> JobRecord:
+        return self._job_from(dict(r._mapping))
+
+    @staticmethod
+    def _version(r, serving: str | None) -> VersionRecord:
+        return VersionRecord(r.id, r.parent_id, r.method, r.manifest, r.path, _utc(r.created_at), r.id == serving)
+
