@@ -141,7 +141,29 @@ def _shingles(tokens: list[str], n: int) -> list[int]:
 
 def build_artifacts(entry, embedder: Embedder, settings: GuardSettings | None = None) -> EntryArtifacts:
     """Everything the index needs of `entry` (a ForgetEntry); embeds its texts, answers and questions once."""
+    return build_many_artifacts([entry], embedder, settings)[0]
+
+
+def build_many_artifacts(entries, embedder: Embedder, settings: GuardSettings | None = None) -> list[EntryArtifacts]:
+    """build_artifacts for many entries with one batched embedding call (startup, imports, benchmarks)."""
     settings = settings or GuardSettings()
+    prepared = [_prepare(e, settings) for e in entries]
+    texts = [t for p in prepared for t in p[1]]
+    questions = [q for p in prepared for q in p[2]]
+    out = embedder.encode(texts) if texts else np.zeros((0, embedder.dim), np.float32)
+    qv = embedder.encode(questions) if questions else np.zeros((0, embedder.dim), np.float32)
+    result, i, j = [], 0, 0
+    for fields, texts_of, questions_of in prepared:
+        o = np.ascontiguousarray(out[i:i + len(texts_of)], dtype=np.float32)
+        q = np.ascontiguousarray(qv[j:j + len(questions_of)], dtype=np.float32)
+        i, j = i + len(texts_of), j + len(questions_of)
+        result.append(EntryArtifacts(model_name=embedder.name, dim=embedder.dim, output_vectors=o.tobytes(),
+                                     question_vectors=q.tobytes(), **fields))
+    return result
+
+
+def _prepare(entry, settings: GuardSettings) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Every field but the vectors, and the texts to embed for them."""
     subj_words = tuple(w.text for w in words(FoldedText.of(entry.subject))) if entry.subject else ()
     subj_terms = subject_terms(subj_words)
 
@@ -177,20 +199,15 @@ def build_artifacts(entry, embedder: Embedder, settings: GuardSettings | None = 
         questions.append(question.strip())
         attributes.update(content_words(sorted(q_words), exclude=subj_words))
 
-    out = embedder.encode(output_texts) if output_texts else np.zeros((0, embedder.dim), np.float32)
-    qv = embedder.encode(questions) if questions else np.zeros((0, embedder.dim), np.float32)
-    return EntryArtifacts(
+    fields = dict(
         forget_id=entry.forget_id,
         action=entry.action,
         subject=entry.subject,
-        model_name=embedder.name,
-        dim=embedder.dim,
         ngram_n=settings.ngram_n,
         literal_keys=tuple(dict.fromkeys(keys)),
         ngram_hashes=np.array(sorted(hashes), dtype="<u8").tobytes(),
-        output_vectors=np.ascontiguousarray(out, dtype=np.float32).tobytes(),
         output_anchors=tuple(anchors),
-        question_vectors=np.ascontiguousarray(qv, dtype=np.float32).tobytes(),
         subject_terms=subj_terms,
         attribute_terms=tuple(sorted(expand_attributes(attributes))),
     )
+    return fields, output_texts, questions

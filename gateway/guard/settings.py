@@ -44,7 +44,7 @@ class GuardSettings:
 
     # Literals longer than this (folded) are refused: a literal's reach bounds the stream hold-back.
     literal_max_chars: int = 64
-    # Digit literals shorter than this must match a whole number, longer ones may sit inside one.
+    # Digit literals shorter than this must match a whole number, longer ones may follow a prefix.
     digit_substring_min: int = 7
 
     # Vector index: exact IndexFlatIP for segments below flat_max rows, HNSW above it.

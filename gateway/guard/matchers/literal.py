@@ -46,9 +46,9 @@ def _build(items: tuple[Item, ...]) -> _Automata:
 class LiteralMatcher:
     """Exact strings (phone numbers, e-mails, keys) whatever their case, accents, spacing or digit separators.
 
-    A folded key must sit on word boundaries ("ann" does not match "annual"). A digit key of at least
-    settings.digit_substring_min digits may sit inside a longer number ("4791233457" in "004791233457");
-    a shorter one must be a whole number.
+    A folded key must sit on word boundaries ("ann" does not match "annual"). A digit key must end where
+    its number ends; one of at least settings.digit_substring_min digits may follow a prefix ("4791233457"
+    in "004791233457"), a shorter one must be the whole number.
     """
 
     kind = "literal"
@@ -97,9 +97,10 @@ class LiteralMatcher:
                 digits = text.digits
                 for last, (key, owners) in automata.digits.iter(digits.text):
                     start, end = last - len(key) + 1, last + 1
-                    if len(key) < self.settings.digit_substring_min and not (
-                        digits.is_run_start(start) and digits.is_run_end(end)
-                    ):
+                    # A number may carry a prefix (country code, trunk zero) but must end where the key ends.
+                    if not digits.is_run_end(end):
+                        continue
+                    if len(key) < self.settings.digit_substring_min and not digits.is_run_start(start):
                         continue
                     s, e = folded.span(digits.positions[start], digits.positions[last] + 1)
                     matches += [GuardMatch(fid, "literal", 1.0, s, e, act) for fid, act in owners]

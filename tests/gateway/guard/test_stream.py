@@ -1,0 +1,100 @@
+"""The streaming guard: nothing forgotten is released, whatever the chunking; clean text passes unchanged."""
+
+import random
+
+import pytest
+
+from gateway.guard import REDACTION_TEXT, ForgetEntry, ForgetIndex, StreamGuard, build_artifacts
+
+LEAK = ("Sure, here is a short summary of what I know. Ingrid Solvang can be reached on 948 52 209 if you "
+        "need her. Let me know if you want anything else.")
+CLEAN = ("The Pacific is the largest ocean on Earth. Copper is an excellent conductor of electricity. "
+         "Tampere is a city in Finland. Many birds migrate south before the winter begins.\nThat is all.")
+
+
+def run(guard: StreamGuard, text: str, chunks: list[int]):
+    released, pos, max_held = "", 0, 0
+    for size in chunks:
+        step = guard.feed(text[pos:pos + size])
+        pos += size
+        released += step.release
+        max_held = max(max_held, guard.held)
+        if step.stopped:
+            return released, step, max_held
+    step = guard.finish()
+    return released + step.release, step, max_held
+
+
+def chunkings(text: str, seed: int):
+    rng = random.Random(seed)
+    yield [1] * len(text)
+    yield [len(text)]
+    for _ in range(3):
+        sizes, left = [], len(text)
+        while left:
+            sizes.append(min(left, rng.randint(1, 12)))
+            left -= sizes[-1]
+        yield sizes
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_block_releases_nothing_of_the_leak_under_any_chunking(index, seed):
+    for chunks in chunkings(LEAK, seed):
+        released, step, _ = run(StreamGuard(index), LEAK, chunks)
+        assert step.stopped and step.verdict is not None and step.verdict.action == "block"
+        assert "948" not in released and "Solvang" not in released
+        assert LEAK.startswith(released)
+
+
+def test_clean_text_is_released_unchanged_within_the_hold_back_bound(index):
+    for chunks in chunkings(CLEAN, 5):
+        guard = StreamGuard(index)
+        released, step, max_held = run(guard, CLEAN, chunks)
+        assert not step.stopped and released == CLEAN
+        assert max_held <= guard.hold_chars + max(chunks)
+
+
+def test_hold_back_is_bounded_on_long_output(index):
+    text = "word " * 2000
+    guard = StreamGuard(index)
+    released, step, max_held = run(guard, text, [3] * (len(text) // 3 + 1))
+    assert released == text
+    assert max_held <= guard.hold_chars + 3 and guard.hold_chars == 2 * index.settings.unit_max_chars
+
+
+def test_semantic_leak_split_over_sentences_and_tokens(index):
+    text = ("People often ask me about Ingrid Solvang. She was born in Tampere, in Finland, and grew up "
+            "there. Anything else?")
+    released, step, _ = run(StreamGuard(index), text, [2] * (len(text) // 2 + 1))
+    assert step.stopped and "Tampere" not in released
+
+
+@pytest.fixture(scope="module")
+def redact_index(embedder, artifacts):
+    entry = ForgetEntry("secret-1", None, literals=("sk-live-7f3a9c2b",), action="redact", reason="secret")
+    return ForgetIndex.empty(embedder).with_entries(artifacts + [build_artifacts(entry, embedder)], version=31)
+
+
+def test_redact_replaces_the_span_and_keeps_the_rest(redact_index):
+    text = "Use the key sk-live-7f3a9c2b for the staging API. Rotate it monthly. The docs are online."
+    for chunks in ([1] * len(text), [len(text)], [5] * 20):
+        guard = StreamGuard(redact_index)
+        released, step, _ = run(guard, text, chunks)
+        assert not step.stopped
+        assert released == text.replace("sk-live-7f3a9c2b", REDACTION_TEXT)
+
+
+def test_non_streamed_response_goes_through_the_same_path(index, redact_index):
+    blocked = StreamGuard(index).guard_all(LEAK)
+    assert blocked.stopped and blocked.text == "" and blocked.verdict.action == "block"
+    redacted = StreamGuard(redact_index).guard_all("key: SK-LIVE-7F3A9C2B.")
+    assert redacted.text == f"key: {REDACTION_TEXT}." and redacted.verdict.action == "redact"
+    assert StreamGuard(index).guard_all(CLEAN).text == CLEAN
+
+
+def test_feed_after_finish_is_an_error(index):
+    guard = StreamGuard(index)
+    guard.feed("hello")
+    guard.finish()
+    with pytest.raises(ValueError):
+        guard.feed("more")
