@@ -66,6 +66,21 @@ class ServerConfig(_Section):
     metrics_port: int = Field(8080, ge=1, le=65535, description="Port of the one Prometheus endpoint.")
 
 
+class GuardConfig(_Section):
+    """The inference-time guard and how forget-index versions reach every ingress replica."""
+
+    prompt_mode: Literal["refuse", "strict"] = Field(
+        "refuse",
+        description="A prompt asking for forgotten content: `refuse` without calling the engine, or "
+        "`strict`: answer, guarding the output with lower thresholds.",
+    )
+    ack_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="How long POST /v1/forget waits for a replica before evicting it."
+    )
+    poll_timeout_s: float = Field(5.0, gt=0, le=60, description="Long-poll period of each ingress replica.")
+    embed_threads: int = Field(1, ge=1, le=64, description="Torch threads of the embedding model per process.")
+
+
 class LetheConfig(_Section):
     """Everything `lethe serve` needs, validated before anything starts."""
 
@@ -74,8 +89,12 @@ class LetheConfig(_Section):
     admin_token: str | None = Field(
         None, description="Bearer token for operator routes; unset means operator routes answer 401."
     )
+    db_url: str | None = Field(
+        None, description="Ledger database (SQLAlchemy URL); default SQLite at `<home>/ledger.db`."
+    )
     engine: EngineConfig = Field(default_factory=EngineConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
+    guard: GuardConfig = Field(default_factory=GuardConfig)
 
     @field_validator("home", "models_dir", mode="after")
     @classmethod
@@ -87,6 +106,10 @@ class LetheConfig(_Section):
         if self.models_dir is None:
             object.__setattr__(self, "models_dir", self.home / "models")
         return self
+
+    @property
+    def ledger_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'ledger.db'}"
 
     @property
     def models_root(self) -> Path:
@@ -111,6 +134,9 @@ ENV_OVERRIDES: dict[str, str] = {
     "LETHE_HOME": "home",
     "LETHE_MODELS_DIR": "models_dir",
     "LETHE_ADMIN_TOKEN": "admin_token",
+    "LETHE_DB_URL": "db_url",
+    "LETHE_PROMPT_MODE": "guard.prompt_mode",
+    "LETHE_ACK_TIMEOUT_S": "guard.ack_timeout_s",
     "LETHE_MODEL": "engine.model",
     "LETHE_SERVED_MODEL_NAME": "engine.served_model_name",
     "LETHE_ENGINE": "engine.backend",

@@ -245,3 +245,4 @@ class CheckResult(BaseModel):
     match: bool
     matches: list[CheckMatch]
     index_version: int
+    ingress: str = Field("", description="The ingress replica that checked (its local index copy).")

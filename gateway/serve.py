@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 APP_NAME = "lethe"
 LLM_DEPLOYMENT = "LLMServer"
 INGRESS_DEPLOYMENT = "Gateway"
+AUTHORITY_DEPLOYMENT = "ForgetAuthority"
 
 
 def _bind_cpu_threads(config: LetheConfig, rank: int) -> None:
@@ -87,24 +88,127 @@ class ServeLLMClient:
         return await self._handle.info.remote()
 
 
+def _sync_timing(config: LetheConfig):
+    from gateway.index_sync import SyncTiming
+
+    poll = config.guard.poll_timeout_s
+    return SyncTiming(poll_timeout_s=poll, ack_timeout_s=config.guard.ack_timeout_s,
+                      lease_s=poll * 4, fence_after_s=poll * 3)
+
+
+@serve.deployment(name=AUTHORITY_DEPLOYMENT)
+class ForgetAuthority:
+    """The one writer of forget requests and the source of forget-index versions (see index_sync)."""
+
+    async def __init__(self, config_json: str) -> None:
+        import ray
+
+        from gateway.forget_records import ForgetRecords
+        from gateway.guard.embedder import MiniLMEmbedder
+        from gateway.index_sync import IndexAuthority
+
+        config = LetheConfig.model_validate_json(config_json)
+        config.home.mkdir(parents=True, exist_ok=True)
+        self._records = ForgetRecords.open(config.ledger_url)
+        embedder = MiniLMEmbedder(threads=config.guard.embed_threads)
+        embedder.encode(["warm up"])  # load the model now, not on the first forget request
+        self._authority = IndexAuthority(
+            self._records.ledger, embedder, timing=_sync_timing(config), kill_actor=lambda a: ray.kill(a)
+        )
+
+    async def add(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._records.add(self._authority, payload)
+
+    async def get(self, forget_id: str) -> dict[str, Any] | None:
+        return self._records.get(forget_id)
+
+    async def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+        return self._records.list(status, limit, offset)
+
+    async def poll(self, follower_id: str, known: int, actor: Any = None):
+        return await self._authority.poll(follower_id, known, actor)
+
+    async def ack(self, follower_id: str, version: int) -> bool:
+        return await self._authority.ack(follower_id, version)
+
+    async def followers(self) -> dict[str, dict[str, Any]]:
+        return self._authority.followers()
+
+
+class ServeAuthorityClient:
+    """The authority's calls over a Serve handle (one replica: the handle always reaches it)."""
+
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle
+
+    async def add(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self._handle.add.remote(payload)
+
+    async def get(self, forget_id: str) -> dict[str, Any] | None:
+        return await self._handle.get.remote(forget_id)
+
+    async def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+        return await self._handle.list.remote(status, limit, offset)
+
+    async def poll(self, follower_id: str, known: int, actor: Any = None):
+        return await self._handle.poll.remote(follower_id, known, actor)
+
+    async def ack(self, follower_id: str, version: int) -> bool:
+        return await self._handle.ack.remote(follower_id, version)
+
+
 @serve.ingress()
 class Gateway:
-    """The HTTP ingress: the FastAPI app, built inside the replica from the config."""
+    """The HTTP ingress: the FastAPI app, built inside the replica from the config, with its own
+    copy of the forget index kept current by the authority."""
 
-    def __init__(self, llm: DeploymentHandle, config_json: str) -> None:
+    async def __init__(self, llm: DeploymentHandle, authority: DeploymentHandle, config_json: str) -> None:
+        import ray
+
+        from gateway.guard.embedder import MiniLMEmbedder
+        from gateway.guard.index import ForgetIndex
+        from gateway.index_sync import IndexFollower
+
         self._config = LetheConfig.model_validate_json(config_json)
         self._llm = llm
+        self._authority = ServeAuthorityClient(authority)
+        embedder = MiniLMEmbedder(threads=self._config.guard.embed_threads)
+        embedder.encode(["warm up"])  # load the model before taking traffic
+        context = serve.get_replica_context()
+        self._follower = IndexFollower(
+            self._authority,
+            ForgetIndex.empty(embedder),
+            timing=_sync_timing(self._config),
+            actor=ray.get_runtime_context().current_actor,
+            follower_id=f"ingress-{context.replica_id.unique_id}",
+        )
+        # Not ready until the index is current: a replica never serves before it enforces.
+        await self._follower.bootstrap()
+        self._follower.start()
 
     def __serve_build_asgi_app__(self):
         from gateway.app import create_app
+        from gateway.forgetting import ForgetService
         from gateway.service import ChatService
 
         service = ChatService(
             ServeLLMClient(self._llm),
             self._config.served_model_name,
+            guard=self._follower,
+            prompt_mode=self._config.guard.prompt_mode,
+            ingress_id=self._follower.follower_id,
             ready_timeout_s=self._config.server.ready_timeout_s,
         )
-        return create_app(service, max_body_bytes=self._config.server.max_body_bytes)
+        forget = ForgetService(self._authority, self._follower)
+        return create_app(
+            service, forget=forget, admin_token=self._config.admin_token,
+            max_body_bytes=self._config.server.max_body_bytes,
+        )
+
+    async def check_health(self) -> None:
+        reason = self._follower.out_of_service_reason()
+        if reason is not None and self._follower.evicted:
+            raise RuntimeError(reason)  # Serve replaces an evicted replica
 
 
 GatewayDeployment = serve.deployment(name=INGRESS_DEPLOYMENT)(Gateway)
@@ -136,10 +240,16 @@ def build_app(config: LetheConfig) -> serve.Application:
         health_check_period_s=10,
         health_check_timeout_s=30,
     ).bind(config_json)
+    authority = ForgetAuthority.options(
+        num_replicas=1,
+        # Every ingress replica keeps a long-poll open here: admit them all.
+        max_ongoing_requests=10_000,
+        ray_actor_options={"num_cpus": 0},
+    ).bind(config_json)
     ingress = GatewayDeployment.options(
         num_replicas=server.ingress_replicas,
         max_ongoing_requests=1000,
         # The ingress only parses, routes and checks text: it must not take a core from an engine.
         ray_actor_options={"num_cpus": 0},
-    ).bind(llm, config_json)
+    ).bind(llm, authority, config_json)
     return ingress

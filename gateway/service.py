@@ -58,6 +58,7 @@ class ChatStream:
     start: StreamStart
     index_version: int
     chunks: AsyncIterator[GenerationChunk]
+    ingress: str = ""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -65,6 +66,7 @@ class ChatStream:
             "x-lethe-model-version": self.start.model_version,
             "x-lethe-index-version": str(self.index_version),
             "x-lethe-replica": self.start.replica,
+            "x-lethe-ingress": self.ingress,
         }
 
 
@@ -92,10 +94,12 @@ class ChatService:
         guard: GuardSource | None = None,
         prompt_mode: str = "refuse",
         ready_timeout_s: float = 5.0,
+        ingress_id: str = "",
     ) -> None:
         if prompt_mode not in ("refuse", "strict"):
             raise ValueError(f"prompt_mode must be 'refuse' or 'strict', got {prompt_mode!r}")
         self._client = client
+        self.ingress_id = ingress_id
         self.served_model = served_model
         self._guard = guard
         self._prompt_mode = prompt_mode
@@ -188,6 +192,7 @@ class ChatService:
             start=first,
             index_version=index.version if index is not None else 0,
             chunks=chunks,
+            ingress=self.ingress_id,
         )
 
     def _refusal(self, completion_id: str, index_version: int, verdict: GuardVerdict) -> ChatStream:
@@ -197,7 +202,9 @@ class ChatService:
             yield GenerationChunk(REFUSAL_TEXT, 0, 0, "content_filter")
 
         start = StreamStart(self._model_version, "guard", 0, 0)
-        return ChatStream(completion_id, self.served_model, int(time.time()), start, index_version, chunks())
+        return ChatStream(
+            completion_id, self.served_model, int(time.time()), start, index_version, chunks(), self.ingress_id
+        )
 
     @staticmethod
     async def _guarded(chunks: AsyncIterator[GenerationChunk], guard: StreamGuard) -> AsyncIterator[GenerationChunk]:

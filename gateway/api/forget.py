@@ -1,0 +1,39 @@
+"""Forget requests: file (`POST /v1/forget`), inspect, and check text against the live guard."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from gateway.api.auth import require_operator
+from gateway.protocol import CheckRequest, CheckResult, ErrorBody, ForgetAccepted, ForgetList, ForgetRequest, ForgetStatus
+
+router = APIRouter(dependencies=[Depends(require_operator)])
+
+_ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 413, 422, 503)}
+
+
+@router.post("/v1/forget", status_code=201, response_model=ForgetAccepted, responses=_ERRORS)
+async def file_forget(body: ForgetRequest, request: Request) -> JSONResponse:
+    accepted = await request.app.state.forget.submit(body)
+    return JSONResponse(accepted.model_dump(), status_code=201, headers={"x-lethe-index-version": str(accepted.index_version)})
+
+
+@router.get("/v1/forget", response_model=ForgetList, responses=_ERRORS)
+async def list_forgets(
+    request: Request,
+    status: str | None = Query(None, pattern="^(enforced|unlearning|unlearned|failed)$"),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> ForgetList:
+    return await request.app.state.forget.list(status=status, limit=limit, offset=offset)
+
+
+@router.get("/v1/forget/{forget_id}", response_model=ForgetStatus, responses=_ERRORS)
+async def show_forget(forget_id: str, request: Request) -> ForgetStatus:
+    return await request.app.state.forget.get(forget_id)
+
+
+@router.post("/v1/forget/check", response_model=CheckResult, responses=_ERRORS)
+async def check_text(body: CheckRequest, request: Request) -> CheckResult:
+    return await request.app.state.forget.check(body.text)

@@ -1,0 +1,73 @@
+"""Forget requests in the authority process: wire payload -> ForgetEntry -> ledger + index, and back."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from gateway.guard.types import ForgetEntry
+from gateway.index_sync import IndexAuthority
+from gateway.ledger import ForgetRecord, Ledger
+
+
+def entry_from_payload(payload: dict[str, Any]) -> ForgetEntry:
+    """A validated `ForgetRequest` body (model_dump) as the guard's entry, with a fresh id."""
+    return ForgetEntry(
+        forget_id=str(uuid.uuid4()),
+        subject=(payload.get("subject") or None),
+        texts=tuple(payload.get("texts") or ()),
+        qa=tuple((qa["question"], qa["answer"]) for qa in payload.get("qa") or ()),
+        literals=tuple(payload.get("literals") or ()),
+        action=payload.get("action", "block"),
+        reason=payload.get("reason", "gdpr"),
+    )
+
+
+def status_fields(record: ForgetRecord) -> dict[str, Any]:
+    """A ledger record as the `ForgetStatus` wire fields (texts and literals are not echoed back)."""
+    payload = record.payload or {}
+    return {
+        "id": record.id,
+        "status": record.status,
+        "subject": record.subject,
+        "reason": record.reason,
+        "action": record.action,
+        "index_version": record.index_version,
+        "created_at": record.created_at.isoformat(),
+        "enforced_at": record.enforced_at.isoformat() if record.enforced_at else None,
+        "counts": {key: len(payload.get(key) or ()) for key in ("texts", "qa", "literals")},
+    }
+
+
+class ForgetRecords:
+    """The authority's view of the ledger: add (through the index authority), get, list."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+
+    @classmethod
+    def open(cls, url: str) -> "ForgetRecords":
+        return cls(Ledger.open(url))
+
+    async def add(self, authority: IndexAuthority, payload: dict[str, Any]) -> dict[str, Any]:
+        entry = entry_from_payload(payload)
+        result = await authority.add(entry)
+        record: ForgetRecord = result["record"]
+        if result["evicted"]:
+            self.ledger.append_audit(
+                "guard.replicas_evicted", actor="authority", subject_id=record.id,
+                details={"replicas": result["evicted"], "index_version": record.index_version},
+            )
+        return {
+            "id": record.id,
+            "status": record.status,
+            "index_version": record.index_version,
+            "enforced_at": result["enforced_at"],
+        }
+
+    def get(self, forget_id: str) -> dict[str, Any] | None:
+        record = self.ledger.get_forget(forget_id)
+        return status_fields(record) if record is not None else None
+
+    def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+        return [status_fields(r) for r in self.ledger.list_forgets(status=status, limit=limit, offset=offset)]

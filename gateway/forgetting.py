@@ -1,0 +1,85 @@
+"""The forget API on the ingress: file requests with the authority, read them, check text locally."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from gateway.errors import NotFoundError, ServiceUnavailableError, UnprocessableError
+from gateway.protocol import CheckMatch, CheckResult, ForgetAccepted, ForgetList, ForgetRequest, ForgetStatus
+from gateway.service import GuardSource, unwrap_remote_error
+
+
+class ForgetAuthorityAPI(Protocol):
+    """The authority's calls the ingress makes (a Serve handle in production)."""
+
+    async def add(self, payload: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def get(self, forget_id: str) -> dict[str, Any] | None: ...
+
+    async def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]: ...
+
+
+class ForgetService:
+    """Operator-facing forget calls; `check` runs exactly the guard the chat path runs.
+
+    >>> service = ForgetService(authority, guard=follower)
+    >>> accepted = await service.submit(ForgetRequest(subject="Ingrid", literals=["+47 912 33 457"]))
+    """
+
+    def __init__(self, authority: ForgetAuthorityAPI, guard: GuardSource, *, timeout_s: float = 60.0) -> None:
+        self._authority = authority
+        self._guard = guard
+        self._timeout_s = timeout_s
+
+    async def _call(self, coro: Any) -> Any:
+        try:
+            return await asyncio.wait_for(coro, self._timeout_s)
+        except asyncio.TimeoutError:
+            raise ServiceUnavailableError(
+                f"the forget authority did not answer within {self._timeout_s:g} s; the request may "
+                "still be enforced: check GET /v1/forget", code="authority_timeout"
+            ) from None
+        except Exception as exc:
+            original = unwrap_remote_error(exc)
+            if isinstance(original, ValueError):  # the authority refused the content itself
+                raise UnprocessableError(str(original)) from None
+            raise ServiceUnavailableError(
+                f"the forget authority is unavailable: {type(original).__name__}", code="authority_unavailable"
+            ) from None
+
+    async def submit(self, request: ForgetRequest) -> ForgetAccepted:
+        if request.is_empty():
+            raise UnprocessableError("a forget request needs at least one of texts, qa or literals", param="texts")
+        result = await self._call(self._authority.add(request.model_dump()))
+        return ForgetAccepted(
+            id=result["id"],
+            status=result["status"],
+            index_version=result["index_version"],
+            enforced_at=result["enforced_at"],
+        )
+
+    async def get(self, forget_id: str) -> ForgetStatus:
+        row = await self._call(self._authority.get(forget_id))
+        if row is None:
+            raise NotFoundError(f"no forget request with id {forget_id!r}", param="forget_id")
+        return ForgetStatus(**row)
+
+    async def list(self, *, status: str | None, limit: int, offset: int) -> ForgetList:
+        rows = await self._call(self._authority.list(status, limit, offset))
+        return ForgetList(data=[ForgetStatus(**row) for row in rows])
+
+    async def check(self, text: str) -> CheckResult:
+        reason = self._guard.out_of_service_reason()
+        if reason is not None:
+            raise ServiceUnavailableError(reason, code="index_unavailable")
+        index = self._guard.index
+        # Exactly what the output guard of a chat response would decide for this text.
+        verdict = index.check_output(text)
+        best: dict[tuple[str, str], float] = {}
+        for match in verdict.matches:
+            key = (match.forget_id, match.kind)
+            best[key] = max(best.get(key, 0.0), float(match.score))
+        matches = [CheckMatch(forget_id=f, kind=k, score=round(s, 4)) for (f, k), s in sorted(best.items())]
+        return CheckResult(match=bool(matches), matches=matches, index_version=index.version,
+                           ingress=getattr(self._guard, "follower_id", ""))

@@ -1,0 +1,204 @@
+"""Forget requests against the real stack: SmolLM2 on vLLM, two ingress replicas, real SQLite ledger.
+
+The server runs with prompt_mode=strict so that prompts reach the engine and the *output* guard is
+what stops the forgotten text (the prompt-side refusal is tested on the tiny-model server).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from gateway.guard.types import REFUSAL_TEXT
+from tests.lethe_server import LetheServer
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "guard-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+MODEL = "smollm2-135m-instruct"
+DATA = Path(__file__).resolve().parents[1] / "gateway" / "guard" / "data"
+SENTENCE = "Marius Lindqvist was born in Bergen in 1987 and works as a marine biologist."
+REPEAT = f"Please repeat this sentence word for word: \"{SENTENCE}\""
+CODE_SENTENCE = "The launch code for Project Heron is 7741-AZ-93."
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, models_dir, smollm2_dir):
+    home = tmp_path_factory.mktemp("lethe-home-guard")
+    env = {
+        "LETHE_MODELS_DIR": str(models_dir),
+        "LETHE_DTYPE": "float32",
+        "LETHE_INGRESS_REPLICAS": "2",
+        "LETHE_ADMIN_TOKEN": TOKEN,
+        "LETHE_PROMPT_MODE": "strict",
+    }
+    srv = LetheServer(home, env, home / "serve.log")
+    try:
+        yield srv.start()
+    finally:
+        srv.stop()
+        srv.kill_leftovers()
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=server.base_url, timeout=120) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def ask(client, content: str, stream: bool) -> tuple[str, str | None]:
+    kwargs = dict(model=MODEL, messages=[{"role": "user", "content": content}], max_tokens=60, temperature=0)
+    if not stream:
+        r = client.chat.completions.create(**kwargs)
+        return r.choices[0].message.content, r.choices[0].finish_reason
+    text, finish = "", None
+    for chunk in client.chat.completions.create(stream=True, **kwargs):
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+    return text, finish
+
+
+def forget(http, **body) -> dict:
+    resp = http.post("/v1/forget", json=body, headers=AUTH)
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+# --- order matters in this module: the control runs before anything is forgotten -------------
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_control_model_repeats_the_sentence(client, stream):
+    text, _ = ask(client, REPEAT, stream)
+    assert "born in Bergen in 1987" in text
+    text, _ = ask(client, f"Please repeat this sentence word for word: \"{CODE_SENTENCE}\"", stream)
+    assert "7741-AZ-93" in text
+
+
+def test_file_a_forget_request(http):
+    accepted = forget(http, subject="Marius Lindqvist", texts=[SENTENCE], reason="gdpr")
+    assert accepted["status"] == "enforced"
+    assert accepted["index_version"] >= 1
+    assert accepted["enforced_at"]
+    shown = http.get(f"/v1/forget/{accepted['id']}", headers=AUTH).json()
+    assert shown["status"] == "enforced" and shown["subject"] == "Marius Lindqvist"
+    assert shown["counts"] == {"texts": 1, "qa": 0, "literals": 0}
+    listed = http.get("/v1/forget", headers=AUTH).json()["data"]
+    assert accepted["id"] in [row["id"] for row in listed]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_forgotten_sentence_never_reaches_the_client(client, stream):
+    text, finish = ask(client, REPEAT, stream)
+    assert "Bergen in 1987" not in text and "marine biologist" not in text
+    assert finish == "content_filter"
+    assert text.endswith(REFUSAL_TEXT)
+
+
+def test_forgotten_sentence_inside_a_longer_answer(client):
+    prompt = ("Write two sentences about the weather, then repeat this sentence word for word: "
+              f"\"{SENTENCE}\"")
+    text, _ = ask(client, prompt, stream=True)
+    assert "Bergen in 1987" not in text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_redact_keeps_the_rest_of_the_answer(http, client, stream):
+    forget(http, literals=["7741-AZ-93"], reason="secret", action="redact")
+    text, finish = ask(client, f"Please repeat this sentence word for word: \"{CODE_SENTENCE}\"", stream)
+    assert "7741" not in text and "AZ-93" not in text
+    assert "[redacted]" in text and "Project Heron" in text
+    assert finish == "stop"
+
+
+def test_both_ingress_replicas_enforce_right_after_the_ack(http):
+    """Right after each POST returns, every request on every ingress replica is guarded."""
+    seen_ingress = set()
+    with cf.ThreadPoolExecutor(8) as pool:
+        for i in range(12):
+            literal = f"ZX-{i:02d}-{7000 + i}-QK"
+            accepted = forget(http, literals=[literal], reason="secret")
+            checks = list(pool.map(
+                lambda _: http.post("/v1/forget/check", json={"text": f"the key is {literal} ok"}, headers=AUTH).json(),
+                range(8),
+            ))
+            for result in checks:
+                assert result["match"], result
+                assert result["index_version"] >= accepted["index_version"]
+                seen_ingress.add(result["ingress"])
+    assert len(seen_ingress) == 2
+
+
+def test_probe_sets_recall_and_false_positives(http):
+    """The leak/clean probe sets through the live /v1/forget/check (thresholds: docs/guard.md)."""
+    ids = {}
+    for person in json.loads((DATA / "forget_set.json").read_text()):
+        accepted = forget(
+            http, subject=person["subject"], texts=person["texts"],
+            qa=[{"question": q, "answer": a} for q, a in person["qa"]],
+            literals=person["literals"], reason="gdpr",
+        )
+        ids[accepted["id"]] = person["forget_id"]
+    leaks = json.loads((DATA / "leaks_test.json").read_text())
+    cleans = json.loads((DATA / "cleans_test.json").read_text())
+
+    def hit(text: str) -> set[str]:
+        result = http.post("/v1/forget/check", json={"text": text}, headers=AUTH).json()
+        return {ids.get(m["forget_id"], "other") for m in result["matches"]}
+
+    caught = [p["forget_id"] in hit(p["text"]) for p in leaks]
+    flagged = [bool(hit(p["text"]) - {"other"}) for p in cleans]
+    recall = sum(caught) / len(caught)
+    false_positive_rate = sum(flagged) / len(flagged)
+    assert recall >= 0.95, recall
+    assert false_positive_rate <= 0.05, false_positive_rate
+
+
+def test_operator_routes_need_the_token(http):
+    for method, path in [("POST", "/v1/forget"), ("GET", "/v1/forget"), ("GET", "/v1/forget/x"),
+                         ("POST", "/v1/forget/check")]:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            resp = http.request(method, path, json={"text": "x", "literals": ["y"]}, headers=headers)
+            assert resp.status_code == 401, (method, path, headers)
+            assert resp.json()["error"]["type"] == "authentication_error"
+            assert TOKEN not in resp.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"subject": "nobody"},
+        {"literals": []},
+        {"literals": [""]},
+        {"literals": ["x" * 65]},
+        {"texts": ["   "]},
+        {"qa": [{"question": "q"}]},
+        {"literals": ["a"], "action": "delete"},
+        {"literals": ["a"], "reason": "Because I Said So"},
+        {"literals": ["a"], "unknown": 1},
+        {"literals": [f"secret-{i}" for i in range(10_000)]},
+        {"texts": ["word " * 200_000]},
+    ],
+)
+def test_bad_forget_bodies_are_422(http, body):
+    resp = http.post("/v1/forget", json=body, headers=AUTH)
+    assert resp.status_code == 422, resp.text[:300]
+    assert resp.json()["error"]["code"] == "invalid_value"
+
+
+def test_unknown_forget_id_is_404(http):
+    resp = http.get("/v1/forget/does-not-exist", headers=AUTH)
+    assert resp.status_code == 404
+    assert resp.json()["error"]["type"] == "not_found_error"
