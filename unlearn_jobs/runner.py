@@ -55,6 +55,9 @@ class JobSpec:
     # With no retain set, keep the model's own answers to neutral questions.
     self_retain: bool = True
     guard_scorer: GuardScorer | None = None
+    # Retain examples the gates are measured on; None = the whole retain set (a sample is enough
+    # when the retain corpus is large, and evaluation is the slow part on CPU).
+    eval_retain: ExampleSet | None = None
     eval_batch_size: int = 16
     num_threads: int | None = None
 
@@ -166,7 +169,7 @@ def _run(spec: JobSpec, report: Callable[..., None], should_cancel: Callable[[],
             return greedy_generate(model, tokenizer, ids, max_new_tokens=32, batch_size=spec.eval_batch_size)
         retain = self_answer_retain_set(answer)
     fluency = spec.fluency if spec.fluency is not None else load_fluency()
-    evaluator = Evaluator(tokenizer, spec.forget, retain, fluency, fmt=fmt, guard_scorer=spec.guard_scorer,
+    evaluator = Evaluator(tokenizer, spec.forget, spec.eval_retain if spec.eval_retain is not None else retain, fluency, fmt=fmt, guard_scorer=spec.guard_scorer,
                           paraphrases=spec.gates.include_paraphrases, batch_size=spec.eval_batch_size)
     before = spec.metrics_before or evaluator.evaluate(model)
     state["before"] = before

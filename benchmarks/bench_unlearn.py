@@ -1,0 +1,254 @@
+"""Benchmark: unlearning methods on SmolLM2-135M-Instruct fine-tuned on fictitious people, next to two anchors.
+
+Anchors, measured in the same run: the fine-tuned subject model before unlearning, and a model
+fine-tuned from the same base on the retain people only (exact unlearning by retraining).
+
+    python benchmarks/bench_unlearn.py --model ~/.lethe/models/smollm2-135m-instruct \
+        --people 20 --facts-per-person 5 --forget-frac 0.1 --out benchmarks/results/run1
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from unlearn_jobs.config import parse_assignments  # noqa: E402
+from unlearn_jobs.data import ExampleSet, PromptFormat, examples_from_facts, load_fluency  # noqa: E402
+from unlearn_jobs.evaluate import Evaluator, Gates, Metrics  # noqa: E402
+from unlearn_jobs.facts import generate_fact_set  # noqa: E402
+
+# Per-method settings for a 135M model; each is a job override, so the CLI's --set can change them.
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "grad_diff": {"lr": 2e-5, "steps": 30, "check_every": 3, "batch_size": 4, "retain_batch_size": 8},
+    "grad_diff_kl": {"lr": 2e-5, "steps": 30, "check_every": 3, "batch_size": 4, "retain_batch_size": 8,
+                     "retain_loss": "kl"},
+    "npo": {"lr": 2e-5, "steps": 30, "check_every": 3, "batch_size": 4, "retain_batch_size": 8},
+    "edit": {"lr": 1e-4, "steps": 20, "batch_size": 4, "retain_batch_size": 8},
+}
+
+
+def _method_name(variant: str) -> str:
+    return "grad_diff" if variant.startswith("grad_diff") else variant.split(":")[0]
+
+
+def _row(name: str, m: Metrics, base: Metrics | None, wall_s: float | None, extra: dict[str, Any]) -> dict[str, Any]:
+    para = m.forget.paraphrases
+    rpara = m.retain.paraphrases
+    return {
+        "name": name,
+        "forget_hit_q": m.forget.questions.hit_rate,
+        "forget_hit_p": para.hit_rate if para else None,
+        "forget_rouge_q": m.forget.questions.rouge_l,
+        "forget_rouge_p": para.rouge_l if para else None,
+        "retain_hit_q": m.retain.questions.hit_rate,
+        "retain_hit_p": rpara.hit_rate if rpara else None,
+        "retain_hit": m.retain.pooled_hit_rate,
+        "retain_rel": (m.retain.pooled_hit_rate / base.retain.pooled_hit_rate) if base and base.retain.pooled_hit_rate else None,
+        "retain_rouge_q": m.retain.questions.rouge_l,
+        "perplexity": m.perplexity,
+        "wall_s": wall_s,
+        **extra,
+    }
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}"
+    return str(v)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    cols = [("name", "model"), ("forget_hit_q", "forget hit (Q)"), ("forget_hit_p", "forget hit (para)"),
+            ("forget_rouge_q", "forget ROUGE-L (Q)"), ("forget_rouge_p", "forget ROUGE-L (para)"),
+            ("retain_hit_q", "retain hit (Q)"), ("retain_hit_p", "retain hit (para)"),
+            ("retain_rel", "retain vs subject"), ("perplexity", "ppl"), ("wall_s", "wall s"),
+            ("state", "job"), ("steps", "steps")]
+    lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(_fmt(r.get(k)) for k, _ in cols) + " |")
+    return "\n".join(lines)
+
+
+def _finetune_cached(base: Path, out: Path, examples: ExampleSet, cfg: Any, fmt: PromptFormat, label: str) -> float:
+    """Fine-tune `base` on `examples` into `out` unless an identical run is already there; returns wall s."""
+    import torch
+
+    from unlearn_jobs.finetune import finetune
+    from unlearn_jobs.model import load_model
+
+    key = hashlib.sha256(json.dumps({"base": str(base), "cfg": cfg.to_dict(), "fmt": fmt.kind,
+                                     "ex": [dataclasses.astuple(e) for e in examples]}).encode()).hexdigest()[:16]
+    stamp = out / "bench-finetune.json"
+    if stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
+        wall = float(json.loads(stamp.read_text())["wall_s"])
+        print(f"[{label}] reusing {out} (fine-tuned in {wall:.0f}s)", flush=True)
+        return wall
+    model, tokenizer = load_model(base)
+    began = time.monotonic()
+
+    def progress(p: Any) -> None:
+        if p.step % 10 == 0 or p.step == p.total_steps:
+            print(f"[{label}] step {p.step}/{p.total_steps} epoch {p.epoch} loss {p.loss:.3f}", flush=True)
+
+    finetune(model, tokenizer, examples, cfg, fmt=fmt, progress=progress)
+    wall = time.monotonic() - began
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    stamp.write_text(json.dumps({"key": key, "wall_s": wall}))
+    return wall
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    home = Path(os.environ.get("LETHE_HOME", "~/.lethe")).expanduser()
+    ap.add_argument("--model", type=Path, default=home / "models" / "smollm2-135m-instruct")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "unlearn")
+    ap.add_argument("--people", type=int, default=20)
+    ap.add_argument("--facts-per-person", type=int, default=5)
+    ap.add_argument("--forget-frac", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prompt-format", choices=("plain", "chat"), default="plain",
+                    help="plain is ~2.5x shorter than SmolLM2's chat template (which adds a system turn)")
+    ap.add_argument("--train-paraphrases", type=int, default=1,
+                    help="paraphrases per fact used in fine-tuning; the rest are held out for evaluation")
+    ap.add_argument("--ft-epochs", type=int, default=6)
+    ap.add_argument("--ft-lr", type=float, default=2e-4)
+    ap.add_argument("--ft-batch", type=int, default=8)
+    ap.add_argument("--eval-retain", type=int, default=20, help="retain facts sampled for evaluation (0 = all)")
+    ap.add_argument("--methods", default="grad_diff,grad_diff_kl,npo,edit")
+    ap.add_argument("--steps", type=int, default=None, help="max unlearning steps for every method")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE",
+                    help="per-method override, e.g. npo.lr=5e-5 (repeatable)")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("LETHE_BENCH_THREADS", "2")))
+    ap.add_argument("--skip-retrain", action="store_true", help="skip the retrain-from-base anchor")
+    args = ap.parse_args(argv)
+
+    if not (args.model / "config.json").is_file():
+        print(f"no model at {args.model} (run `lethe models prepare`); skipping", file=sys.stderr)
+        return 0
+
+    import torch
+
+    from unlearn_jobs.finetune import FinetuneConfig
+    from unlearn_jobs.model import load_model
+    from unlearn_jobs.runner import JobSpec, run_job
+
+    torch.set_num_threads(args.threads)
+    began_all = time.monotonic()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    facts = generate_fact_set(args.people, args.facts_per_person, seed=args.seed)
+    n_forget = max(1, round(args.people * args.forget_frac))
+    forget_fs, retain_fs = facts.split(n_forget)
+    forget = examples_from_facts(forget_fs.facts)
+    retain = examples_from_facts(retain_fs.facts)
+    fmt = PromptFormat(args.prompt_format)
+
+    def trained_on(ex: ExampleSet) -> ExampleSet:
+        # Fine-tune on the question and the first k paraphrases; evaluation also asks the held-out ones.
+        k = args.train_paraphrases
+        return ExampleSet(tuple(dataclasses.replace(e, paraphrases=e.paraphrases[:k]) for e in ex))
+
+    ft_cfg = FinetuneConfig(lr=args.ft_lr, epochs=args.ft_epochs, batch_size=args.ft_batch, warmup_steps=5,
+                            paraphrases=args.train_paraphrases > 0)
+    subject_dir = out / "subject"
+    retrain_dir = out / "retrain"
+    subject_ft_s = _finetune_cached(args.model, subject_dir, trained_on(forget.concat(retain)), ft_cfg, fmt, "subject")
+    retrain_ft_s = None if args.skip_retrain else _finetune_cached(
+        args.model, retrain_dir, trained_on(retain), ft_cfg, fmt, "retrain")
+
+    eval_retain = retain if not args.eval_retain else ExampleSet(retain.examples[:: max(1, len(retain) // args.eval_retain)][:args.eval_retain])
+    _, tokenizer = load_model(subject_dir)
+    evaluator = Evaluator(tokenizer, forget, eval_retain, load_fluency(), fmt=fmt, batch_size=20)
+
+    def measure(path: Path) -> tuple[Metrics, float]:
+        model, _ = load_model(path)
+        t = time.monotonic()
+        m = evaluator.evaluate(model)
+        return m, time.monotonic() - t
+
+    rows: list[dict[str, Any]] = []
+    base_m, eval_s = measure(args.model)
+    rows.append(_row("base (not fine-tuned)", base_m, None, None, {}))
+    subject_m, eval_s = measure(subject_dir)
+    print(f"[eval] one evaluation takes {eval_s:.0f}s", flush=True)
+    rows.append(_row("subject (before unlearning)", subject_m, subject_m, subject_ft_s, {"state": "anchor"}))
+    if retrain_ft_s is not None:
+        retrain_m, _ = measure(retrain_dir)
+        rows.append(_row("retrain on retain only", retrain_m, subject_m, retrain_ft_s, {"state": "anchor"}))
+    print(markdown_table(rows), flush=True)
+
+    per_method: dict[str, dict[str, Any]] = {}
+    for item in args.overrides:
+        key, _, value = item.partition("=")
+        variant, dot, field = key.partition(".")
+        if not dot:
+            raise SystemExit(f"--set needs METHOD.KEY=VALUE, got {item!r}")
+        per_method.setdefault(variant, {}).update(parse_assignments([f"{field}={value}"]))
+
+    results: list[dict[str, Any]] = []
+    for variant in [v.strip() for v in args.methods.split(",") if v.strip()]:
+        overrides = {**METHOD_DEFAULTS.get(variant, {}), **per_method.get(variant, {})}
+        if args.steps:
+            overrides["steps"] = args.steps
+        spec = JobSpec(base_model_dir=str(subject_dir), method=_method_name(variant), forget=forget,
+                       retain=retain, versions_dir=str(out / "versions"), overrides=overrides,
+                       gates=Gates(), metrics_before=subject_m, prompt_format=fmt.kind,
+                       parent_version="subject", fluency=load_fluency(), eval_batch_size=20,
+                       eval_retain=eval_retain)
+        leaks: list[tuple[int, float]] = []
+
+        def progress(p: Any) -> None:
+            if p.forget_leakage is not None and p.step:
+                leaks.append((p.step, round(p.forget_leakage, 3)))
+                print(f"[{variant}] step {p.step} loss {p.loss:.3f} forget leakage {p.forget_leakage:.2f}", flush=True)
+
+        t = time.monotonic()
+        res = run_job(spec, progress=progress)
+        wall = time.monotonic() - t
+        row_extra = {"state": res.state.value, "steps": res.steps, "gate_reasons": list(res.gate_reasons),
+                     "reason": res.reason, "overrides": overrides, "leakage_trace": leaks,
+                     "samples": list(res.metrics_after.samples) if res.metrics_after else []}
+        if res.metrics_after is not None:
+            rows.append(_row(variant, res.metrics_after, subject_m, wall, row_extra))
+        else:
+            rows.append({"name": variant, "wall_s": wall, **row_extra})
+        results.append(rows[-1])
+        print(f"[{variant}] {res.state.value} in {wall:.0f}s, {res.steps} steps {res.gate_reasons or ''} {res.reason}",
+              flush=True)
+        print(markdown_table(rows), flush=True)
+
+    report = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "sizes": {"people": args.people, "facts": len(facts.facts), "forget_people": n_forget,
+                  "forget_facts": len(forget), "retain_facts": len(retain), "eval_retain_facts": len(eval_retain)},
+        "threads": args.threads,
+        "total_wall_s": time.monotonic() - began_all,
+        "rows": rows,
+        "samples": {"subject": list(subject_m.samples)},
+    }
+    (out / "results.json").write_text(json.dumps(report, indent=1, default=str))
+    (out / "results.md").write_text(markdown_table(rows) + "\n")
+    print(markdown_table(rows))
+    print(f"total {report['total_wall_s']:.0f}s; results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
