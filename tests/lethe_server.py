@@ -93,6 +93,20 @@ class LetheServer:
             code = self.proc.returncode
         return code
 
+    def kill_all(self) -> None:
+        """kill -9 the whole process tree at once, as a crash would."""
+        victims = self.processes()
+        if self.proc is not None and self.proc.poll() is None:
+            victims.append(psutil.Process(self.proc.pid))
+        for proc in victims:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(victims, timeout=30)
+        if self.proc is not None:
+            self.proc.wait(30)
+
     def kill_leftovers(self) -> None:
         for proc in self.processes():
             try:
