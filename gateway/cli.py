@@ -169,6 +169,61 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return code
 
 
+# ---------------------------------------------------------------- operator clients
+
+
+def _client(args: argparse.Namespace):
+    from gateway.api_client import OperatorClient
+
+    return OperatorClient(args.url, args.token)
+
+
+def _print_json(value: object) -> None:
+    import json
+
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _qa_pair(raw: str) -> dict[str, str]:
+    question, sep, answer = raw.partition("=>")
+    if not sep or not question.strip() or not answer.strip():
+        raise argparse.ArgumentTypeError(f"--qa takes 'QUESTION => ANSWER', got {raw!r}")
+    return {"question": question.strip(), "answer": answer.strip()}
+
+
+def cmd_forget_add(args: argparse.Namespace) -> int:
+    import json
+
+    body: dict[str, object] = {}
+    if args.file:
+        body = json.loads(Path(args.file).read_text())
+    if args.subject:
+        body["subject"] = args.subject
+    for key, values in (("texts", args.text), ("qa", args.qa), ("literals", args.literal)):
+        if values:
+            body[key] = list(body.get(key, [])) + list(values)  # type: ignore[arg-type]
+    body.setdefault("reason", args.reason)
+    body.setdefault("action", args.action)
+    _print_json(_client(args).post("/v1/forget", body))
+    return 0
+
+
+def cmd_forget_list(args: argparse.Namespace) -> int:
+    _print_json(_client(args).get("/v1/forget", status=args.status, limit=args.limit, offset=args.offset))
+    return 0
+
+
+def cmd_forget_show(args: argparse.Namespace) -> int:
+    _print_json(_client(args).get(f"/v1/forget/{args.id}"))
+    return 0
+
+
+def cmd_forget_check(args: argparse.Namespace) -> int:
+    result = _client(args).post("/v1/forget/check", {"text": args.text})
+    _print_json(result)
+    return 3 if result.get("match") else 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -192,6 +247,33 @@ def build_parser() -> argparse.ArgumentParser:
     prep.set_defaults(func=cmd_models_prepare)
     local = models_sub.add_parser("local", parents=[common], help="list prepared base models")
     local.set_defaults(func=cmd_models_local)
+
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument("--url", help="gateway URL (default $LETHE_URL or http://127.0.0.1:$LETHE_PORT)")
+    remote.add_argument("--token", help="operator token (default $LETHE_ADMIN_TOKEN)")
+
+    forget = sub.add_parser("forget", help="file and inspect forget requests (operator API)")
+    forget_sub = forget.add_subparsers(dest="forget_command", required=True)
+    add = forget_sub.add_parser("add", parents=[remote], help="file a forget request; returns once enforced")
+    add.add_argument("--subject", help="whose or what data this is")
+    add.add_argument("--text", action="append", help="a text to forget (repeatable)")
+    add.add_argument("--qa", action="append", type=_qa_pair, help="'QUESTION => ANSWER' (repeatable)")
+    add.add_argument("--literal", action="append", help="an exact string: phone, e-mail, key (repeatable)")
+    add.add_argument("--reason", default="gdpr", help="gdpr (default), secret, correction, …")
+    add.add_argument("--action", default="block", choices=["block", "redact"])
+    add.add_argument("--file", help="a JSON body to send (the flags above add to it)")
+    add.set_defaults(func=cmd_forget_add)
+    lst = forget_sub.add_parser("list", parents=[remote], help="list forget requests")
+    lst.add_argument("--status", choices=["enforced", "unlearning", "unlearned", "failed"])
+    lst.add_argument("--limit", type=int, default=100)
+    lst.add_argument("--offset", type=int, default=0)
+    lst.set_defaults(func=cmd_forget_list)
+    show = forget_sub.add_parser("show", parents=[remote], help="one forget request")
+    show.add_argument("id")
+    show.set_defaults(func=cmd_forget_show)
+    check = forget_sub.add_parser("check", parents=[remote], help="check a text with the live guard (exit 3 on a match)")
+    check.add_argument("text")
+    check.set_defaults(func=cmd_forget_check)
     return parser
 
 
@@ -202,10 +284,15 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise for a CLI
+    from gateway.api_client import APIClientError
+
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         return _fail(str(exc))
+    except APIClientError as exc:
+        return _fail(str(exc), 1)
 
 
 if __name__ == "__main__":
