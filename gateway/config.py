@@ -69,6 +69,11 @@ class ServerConfig(_Section):
 class GuardConfig(_Section):
     """The inference-time guard and how forget-index versions reach every ingress replica."""
 
+    enabled: bool = Field(
+        True,
+        description="Check chats against the forget index. Off exists only to measure the guard's cost "
+        "(benchmarks): with it off, forgotten content is NOT enforced.",
+    )
     prompt_mode: Literal["refuse", "strict"] = Field(
         "refuse",
         description="A prompt asking for forgotten content: `refuse` without calling the engine, or "
@@ -136,6 +141,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "LETHE_ADMIN_TOKEN": "admin_token",
     "LETHE_DB_URL": "db_url",
     "LETHE_PROMPT_MODE": "guard.prompt_mode",
+    "LETHE_GUARD_ENABLED": "guard.enabled",
     "LETHE_ACK_TIMEOUT_S": "guard.ack_timeout_s",
     "LETHE_MODEL": "engine.model",
     "LETHE_SERVED_MODEL_NAME": "engine.served_model_name",

@@ -191,10 +191,12 @@ class Gateway:
         from gateway.forgetting import ForgetService
         from gateway.service import ChatService
 
+        if not self._config.guard.enabled:
+            log.warning("the guard is OFF (guard.enabled=false): forgotten content is not enforced")
         service = ChatService(
             ServeLLMClient(self._llm),
             self._config.served_model_name,
-            guard=self._follower,
+            guard=self._follower if self._config.guard.enabled else None,
             prompt_mode=self._config.guard.prompt_mode,
             ingress_id=self._follower.follower_id,
             ready_timeout_s=self._config.server.ready_timeout_s,

@@ -202,3 +202,19 @@ def test_unknown_forget_id_is_404(http):
     resp = http.get("/v1/forget/does-not-exist", headers=AUTH)
     assert resp.status_code == 404
     assert resp.json()["error"]["type"] == "not_found_error"
+
+
+def test_readme_forget_example_works_when_pasted(server, http):
+    import os
+    import re
+    import subprocess
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "/v1/forget" in b)
+    script = block.replace(":8000", f":{server.port}")
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "LETHE_ADMIN_TOKEN": TOKEN})
+    body = json.loads(out.stdout)
+    assert body["status"] == "enforced", out.stdout + out.stderr
+    check = http.post("/v1/forget/check", json={"text": "Call her on 4791233457."}, headers=AUTH).json()
+    assert body["id"] in {m["forget_id"] for m in check["matches"]}
