@@ -22,7 +22,7 @@ class GuardSettings:
     # contain a fact term of the matched item. Three tiers, calibrated on the dev split:
     semantic_subject_fact: float = 0.45  # window names the subject and has a fact term of the item
     semantic_subject: float = 0.60  # window names the subject (or, for subject-less items, has a fact term)
-    semantic_strong: float = 0.90  # no anchor at all: only a near-verbatim paraphrase
+    semantic_strong: float = 0.86  # no anchor at all: only a near-verbatim paraphrase
     semantic_top_k: int = 8
 
     # Prompt side: the prompt is close to a forgotten question, or names a subject with an attribute.
@@ -53,7 +53,7 @@ class GuardSettings:
     tail_max: int = 16_384
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
-    hnsw_ef_search: int = 64
+    hnsw_ef_search: int = 128
 
     def __post_init__(self) -> None:
         for name in ("semantic_subject_fact", "semantic_subject", "semantic_strong",

@@ -1,0 +1,180 @@
+"""Guard cost per check of one window at growing forget-set sizes: latency, memory, build time, ANN recall.
+
+    python benchmarks/bench_guard.py --sizes 1000,100000 [--queries 200] [--json out.json]
+
+Items are synthetic forget entries of one fact sentence, one literal and its verbatim shingles. At the
+smallest size every sentence is embedded by the real all-MiniLM-L6-v2; larger sizes reuse those embeddings
+plus Gaussian noise (re-normalised), which keeps the clustered geometry of real sentence embeddings
+without embedding a million sentences. Query windows are real sentences embedded by the real model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gateway.guard import CachedEmbedder, ForgetIndex, GuardSettings, MiniLMEmbedder  # noqa: E402
+from gateway.guard.artifacts import ARTIFACTS_FORMAT, EntryArtifacts  # noqa: E402
+from gateway.guard.text import FoldedText, hash64, words  # noqa: E402
+
+FIRST = ["Ingrid", "Sindre", "Marit", "Eirik", "Solveig", "Haakon", "Liv", "Tormod", "Ragnhild", "Audun", "Oda"]
+CITIES = ["Tromsø", "Bergen", "Trondheim", "Lyon", "Porto", "Graz", "Utrecht", "Tampere", "Aarhus", "Cork"]
+JOBS = ["marine biologist", "structural engineer", "nurse", "jazz pianist", "accountant", "ferry captain"]
+QUERIES = [
+    "The Pacific is the largest ocean on Earth.",
+    "Water boils at 100 degrees Celsius at sea level.",
+    "Copper is an excellent conductor of electricity.",
+    "Many birds migrate south before the winter begins.",
+    "The Eiffel Tower was completed in 1889 for the World's Fair.",
+]
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def fact(i: int, rng: random.Random) -> str:
+    return (f"{rng.choice(FIRST)} Person{i} was born in {rng.choice(CITIES)} in {1950 + i % 50} "
+            f"and works as a {rng.choice(JOBS)}.")
+
+
+def synthetic_artifacts(n: int, base_texts: list[str], base: np.ndarray, model: str, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    dim = base.shape[1]
+    out = []
+    chunk = 50_000
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        if n <= len(base):
+            vecs = base[lo:hi]
+        else:
+            vecs = base[np.arange(lo, hi) % len(base)] + rng.standard_normal((hi - lo, dim)).astype(np.float32) * 0.03
+            vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        vecs = vecs.astype(np.float32)
+        for j, i in enumerate(range(lo, hi)):
+            text = base_texts[i % len(base_texts)].replace("Person", f"P{i}x")
+            tokens = [w.text for w in words(FoldedText.of(text))]
+            shingles = sorted({hash64(" ".join(tokens[k:k + 5])) for k in range(len(tokens) - 4)})
+            out.append(EntryArtifacts(
+                forget_id=f"item-{i}", action="block", subject=None, model_name=model, dim=dim, ngram_n=5,
+                literal_keys=(("digits", f"47{90000000 + i}"),),
+                ngram_hashes=np.array(shingles, dtype="<u8").tobytes(),
+                output_vectors=vecs[j].tobytes(), output_anchors=((f"p{i}x", "born"),), question_vectors=b"",
+                subject_terms=(), attribute_terms=(), format=ARTIFACTS_FORMAT,
+            ))
+    return out
+
+
+def percentile(values, q):
+    return float(np.percentile(np.array(values) * 1000, q))
+
+
+def bench_size(n: int, base_texts, base, embedder, inner, queries: list[str], settings: GuardSettings) -> dict:
+    import faiss
+
+    arts = synthetic_artifacts(n, base_texts, base, embedder.name)
+    rss0 = rss_mb()
+    t0 = time.perf_counter()
+    index = ForgetIndex.empty(embedder, settings).with_entries(arts, version=1)
+    build_s = time.perf_counter() - t0
+    del arts
+    rss1 = rss_mb()
+    semantic = next(m for m in index.matchers if m.kind == "semantic")
+    kinds = [s.kind for s in semantic.store.segments]
+
+    # Per window: the whole check, with the window's embedding computed (cold) and cached (warm).
+    # One OpenMP thread for queries: a single-window search gains nothing from more, and spinning
+    # threads on shared cores cost tens of milliseconds.
+    faiss.omp_set_num_threads(1)
+    cold, warm, search_only = [], [], []
+    for q in queries:
+        uncached = ForgetIndex(inner, index.settings, index.version, len(index), index.matchers)
+        t = time.perf_counter()
+        uncached.check_output(q)
+        cold.append(time.perf_counter() - t)
+        embedder.encode([q])
+        t = time.perf_counter()
+        index.check_output(q)
+        warm.append(time.perf_counter() - t)
+    qvec = embedder.encode(queries)
+    for v in qvec:
+        t = time.perf_counter()
+        semantic.store.search(v[None, :], settings.semantic_top_k)
+        search_only.append(time.perf_counter() - t)
+
+    # Recall of the approximate index against exact search: real query windows, and near-duplicate queries
+    # (a stored row plus noise, cosine ~0.9: what a leak looks like).
+    recall = {}
+    if "hnsw" in kinds:
+        seg = semantic.store.segments[0]
+        stored = seg.vectors()
+        rng = np.random.default_rng(1)
+        near = stored[rng.integers(0, len(stored), 200)] + rng.standard_normal((200, stored.shape[1])).astype(np.float32) * 0.02
+        near /= np.linalg.norm(near, axis=1, keepdims=True)
+        exact = faiss.IndexFlatIP(stored.shape[1])
+        exact.add(stored)
+        for name, qs in (("windows", qvec), ("near_duplicates", near.astype(np.float32))):
+            _, truth = exact.search(qs, 10)
+            _, approx = seg.index.search(qs, 10)
+            r10 = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx, truth)])
+            r1 = np.mean([a[0] == b[0] for a, b in zip(approx, truth)])
+            recall[name] = {"recall@1": round(float(r1), 4), "recall@10": round(float(r10), 4)}
+        del stored, exact
+    return {
+        "items": n, "segments": kinds, "build_s": round(build_s, 2), "index_rss_mb": round(rss1 - rss0, 1),
+        "check_cold_p50_ms": round(percentile(cold, 50), 2), "check_cold_p99_ms": round(percentile(cold, 99), 2),
+        "check_warm_p50_ms": round(percentile(warm, 50), 2), "check_warm_p99_ms": round(percentile(warm, 99), 2),
+        "faiss_p50_ms": round(percentile(search_only, 50), 3), "faiss_p99_ms": round(percentile(search_only, 99), 3),
+        "ann_recall": recall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,100000,1000000")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=2, help="threads for index builds")
+    parser.add_argument("--base", type=int, default=2000, help="sentences embedded for real")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    import faiss
+    import torch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(1)
+    inner = MiniLMEmbedder(threads=1)  # the serving configuration: one torch thread per replica
+    embedder = CachedEmbedder(inner, max_items=10_000)
+    rng = random.Random(0)
+    n_base = min(args.base, max(sizes))
+    base_texts = [fact(i, rng) for i in range(n_base)]
+    t = time.perf_counter()
+    base = inner.encode(base_texts)
+    print(f"embedded {n_base} base sentences in {time.perf_counter() - t:.1f}s", flush=True)
+    query_texts = [fact(i, rng) if i % 2 else QUERIES[i % len(QUERIES)] + f" Item {i}." for i in range(args.queries)]
+    settings = GuardSettings()
+    results = []
+    for n in sizes:
+        faiss.omp_set_num_threads(args.threads)  # builds use every core
+        r = bench_size(n, base_texts, base, embedder, inner, query_texts, settings)
+        results.append(r)
+        print(json.dumps(r), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
