@@ -37,6 +37,9 @@ class GuardSettings:
     # Dental" is 8 words of a forgotten bio for any X). For an entry with a subject, a run shorter than
     # this many words counts only if the subject is named within unit_max_chars before the run's end.
     ngram_unnamed_words: int = 12
+    # A shingle shared by more entries than this ("was born in bergen in") identifies none of them and
+    # would make every check walk all its owners: it is dropped, like a stopword.
+    ngram_max_owners: int = 64
 
     # Check units: a sentence, cut at this many characters. The stream guard holds back at most two
     # units (a unit is also checked together with its neighbours), so hold-back <= 2 * unit_max_chars.

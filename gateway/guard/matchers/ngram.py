@@ -24,12 +24,15 @@ class _Table:
     entries: tuple[tuple[str, str, frozenset[str]], ...]
 
 
-def _build(items: tuple[Item, ...]) -> _Table:
+def _build(items: tuple[Item, ...], max_owners: int) -> _Table:
     arrays = [i[3] for i in items]
     hashes = np.concatenate(arrays) if arrays else np.zeros(0, dtype="<u8")
     owners = np.repeat(np.arange(len(items), dtype=np.int32), [len(a) for a in arrays])
     order = np.argsort(hashes, kind="stable")
-    return _Table(hashes[order], owners[order], tuple((i[0], i[1], i[2]) for i in items))
+    hashes, owners = hashes[order], owners[order]
+    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
+    keep = np.repeat(counts <= max_owners, counts)
+    return _Table(hashes[keep], owners[keep], tuple((i[0], i[1], i[2]) for i in items))
 
 
 class NgramMatcher:
@@ -55,10 +58,13 @@ class NgramMatcher:
                 raise ValueError(f"artifacts of {a.forget_id} use {a.ngram_n}-grams, the index {self.settings.ngram_n}")
         items = [(a.forget_id, a.action, frozenset(a.subject_terms), a.ngram_array())
                  for a in artifacts if a.ngram_hashes]
-        return NgramMatcher(self.settings, 0, append_items(self.segments, items, _build, self.settings.tail_max))
+        return NgramMatcher(self.settings, 0, append_items(self.segments, items, self._build, self.settings.tail_max))
+
+    def _build(self, items: tuple[Item, ...]) -> _Table:
+        return _build(items, self.settings.ngram_max_owners)
 
     def compacted(self) -> NgramMatcher:
-        return NgramMatcher(self.settings, 0, compact_items(self.segments, _build))
+        return NgramMatcher(self.settings, 0, compact_items(self.segments, self._build))
 
     def find(self, text: CheckedText) -> list[GuardMatch]:
         n = self.settings.ngram_n
