@@ -27,6 +27,11 @@ class FinetuneConfig(OverridableConfig):
     target_hit_rate: float = 0.0
     check_every_epochs: int = 5
     seed: int = 0
+    # Train only these decoder layers (negative from the top; None = the whole model) and these
+    # weights in them ("all" | "mlp" | "mlp_down" | "attn"): on CPU, freezing the bottom of the
+    # stack cuts the backward pass to the layers that learn.
+    layers: tuple[int, ...] | None = None
+    params: str = "all"
 
     def validate(self) -> None:
         if not 0 < self.lr < 10:
@@ -37,6 +42,8 @@ class FinetuneConfig(OverridableConfig):
             raise ValueError("target_hit_rate must be in [0, 1]")
         if self.max_length < 8 or self.warmup_steps < 0 or self.grad_clip <= 0:
             raise ValueError("max_length >= 8, warmup_steps >= 0 and grad_clip > 0 required")
+        if self.params not in ("all", "mlp", "mlp_down", "attn"):
+            raise ValueError("params must be one of all, mlp, mlp_down, attn")
 
 
 @dataclass(frozen=True)
@@ -73,9 +80,10 @@ def finetune(model: Any, tokenizer: Any, examples: ExampleSet, config: FinetuneC
     stream = BatchStream(items, config.batch_size, pad_id_of(tokenizer), config.seed)
     per_epoch = max(1, -(-len(items) // config.batch_size))
     total = per_epoch * config.epochs
-    for p in model.parameters():
-        p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    from unlearn_jobs.model import select_trainable
+
+    params = select_trainable(model, config.layers, config.params)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     # Linear warmup then linear decay: memorisation is stable with it and erratic without.
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(
         (s + 1) / max(1, config.warmup_steps), max(0.05, (total - s) / max(1, total - config.warmup_steps))))
@@ -84,7 +92,6 @@ def finetune(model: Any, tokenizer: Any, examples: ExampleSet, config: FinetuneC
     checker = (Evaluator(tokenizer, probes, ExampleSet(), (), fmt=fmt, paraphrases=False)
                if config.target_hit_rate > 0 and len(probes) else None)
     from unlearn_jobs.model import mean_nll
-
     step, loss_value, hit = 0, float("nan"), None
     epoch = 0
     model.train()
@@ -94,7 +101,7 @@ def finetune(model: Any, tokenizer: Any, examples: ExampleSet, config: FinetuneC
                 loss = mean_nll(model, stream.next().to(device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
                 optimizer.step()
                 schedule.step()
                 step += 1
@@ -112,4 +119,6 @@ def finetune(model: Any, tokenizer: Any, examples: ExampleSet, config: FinetuneC
                     break
     finally:
         model.eval()
+        for p in model.parameters():
+            p.requires_grad_(True)
     return FinetuneResult(step, epoch, loss_value, hit, time.monotonic() - began)

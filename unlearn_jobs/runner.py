@@ -118,7 +118,9 @@ def run_job(spec: JobSpec, *, progress: Callable[[JobProgress], None] = lambda p
                              "steps": 0, "early": False}
 
     def report(job_state: JobState, pct: float, **kw: Any) -> None:
-        progress(JobProgress(spec.job_id, job_state, round(min(max(pct, 0.0), 100.0), 2), **kw))
+        # Never move the bar backwards (the repair phase extends the step count after the fact).
+        state["pct"] = max(state.get("pct", 0.0), min(max(pct, 0.0), 100.0))
+        progress(JobProgress(spec.job_id, job_state, round(state["pct"], 2), **kw))
 
     def result(job_state: JobState, **kw: Any) -> JobResult:
         return JobResult(spec.job_id, job_state, spec.method, state["hyper"], metrics_before=state["before"],
