@@ -30,8 +30,8 @@ class GradientConfig(MethodConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.gamma < 0 or self.alpha < 0:
-            raise ValueError("gamma and alpha must be >= 0")
+        if self.gamma <= 0 or self.alpha < 0:
+            raise ValueError("gamma must be > 0 (it weighs the forget term) and alpha >= 0")
         if self.retain_loss not in ("nll", "kl"):
             raise ValueError('retain_loss must be "nll" or "kl"')
         if self.retain_batch_size < 1:
@@ -95,7 +95,7 @@ class GradientMethod(UnlearningMethod):
         def step(phase: str, step_no: int, total: int) -> StepInfo:
             f_loss = torch.zeros((), device=device)
             r_loss = torch.zeros((), device=device)
-            if phase == "unlearn" and cfg.gamma > 0:
+            if phase == "unlearn":
                 f_loss = self.forget_loss(model, forget_stream.next().to(device))
             if retain_stream is not None and cfg.alpha > 0:
                 r_loss = self.retain_loss(model, reference, retain_stream.next().to(device))
