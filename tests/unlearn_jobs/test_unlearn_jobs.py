@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from unlearn_jobs.evaluate import Evaluator, Metrics
+from unlearn_jobs.evaluate import Evaluator, Gates, Metrics
 from unlearn_jobs.data import load_fluency
 from unlearn_jobs.methods.base import MethodRun, UnlearningMethod, register
-from unlearn_jobs.methods.grad_diff import GradDiffConfig
 from unlearn_jobs.model import load_model
 from unlearn_jobs.publish import read_manifest, verify_version
 from unlearn_jobs.runner import JobProgress, JobSpec, JobState, run_job
@@ -137,7 +136,15 @@ def test_bad_overrides_fail_fast(subject, tmp_path):
 
 def test_result_serialises(subject, baseline, tmp_path):
     result = run_job(_spec(subject, tmp_path, "grad_diff", {**TINY["grad_diff"], "steps": 2, "early_stop": False},
-                           baseline, gates=__import__("unlearn_jobs.evaluate", fromlist=["Gates"]).Gates(
-                               forget_hit_rate_max=1.0)))
+                           baseline, gates=Gates(forget_hit_rate_max=1.0)))
     payload = json.loads(json.dumps(result.to_dict()))
     assert payload["state"] == "published" and payload["steps"] == 2
+
+
+def test_remote_wrapper_is_built_lazily_without_starting_ray():
+    ray = pytest.importorskip("ray")
+    from unlearn_jobs.runner import run_job_remote
+
+    fn = run_job_remote(num_cpus=1, num_gpus=0)
+    assert hasattr(fn, "remote") and hasattr(fn, "options")
+    assert not ray.is_initialized()

@@ -130,5 +130,4 @@ class GradientMethod(UnlearningMethod):
             model.eval()
             for p in model.parameters():
                 p.requires_grad_(True)
-            del reference
         return MethodRun(steps=steps_done, stopped_early=stopped, last_loss=last)
