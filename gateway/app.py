@@ -13,7 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api import chat, health, models
 from gateway.api import forget as forget_routes
+from gateway.api import unlearn as unlearn_routes
 from gateway.forgetting import ForgetService
+from gateway.unlearning import UnlearnService
 from gateway.errors import APIError
 from gateway.protocol import error_body
 from gateway.service import ChatService
@@ -98,16 +100,20 @@ def create_app(
     *,
     max_body_bytes: int,
     forget: ForgetService | None = None,
+    jobs: UnlearnService | None = None,
     admin_token: str | None = None,
 ) -> FastAPI:
     """The gateway's ASGI app; the caller supplies the wired services (Serve replica or a test)."""
     app = FastAPI(title="Lethe", version="0.1.0", summary="A model-serving gateway that makes an LLM forget.")
     app.state.chat = chat_service
     app.state.forget = forget
+    app.state.jobs = jobs
     app.state.admin_token = admin_token
     app.include_router(chat.router)
     if forget is not None:
         app.include_router(forget_routes.router)
+    if jobs is not None:
+        app.include_router(unlearn_routes.router)
     app.include_router(models.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)

@@ -123,7 +123,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = config.server
     init_kwargs: dict[str, object] = {"namespace": "lethe", "logging_level": logging.WARNING}
     if server.ray_address is None:
-        needed = server.llm_replicas * server.llm_num_cpus
+        # LLM replicas plus one unlearning job at a time.
+        needed = server.llm_replicas * server.llm_num_cpus + config.unlearn.num_cpus
         # Logical CPUs: at least what the replicas ask for, so an over-subscribed laptop still starts.
         init_kwargs.update(
             num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
@@ -224,6 +225,52 @@ def cmd_forget_check(args: argparse.Namespace) -> int:
     return 3 if result.get("match") else 0
 
 
+def cmd_unlearn_submit(args: argparse.Namespace) -> int:
+    from unlearn_jobs.config import parse_assignments
+
+    body: dict[str, object] = {"method": args.method, "params": parse_assignments(args.set or []),
+                               "gates": parse_assignments(args.gate or [])}
+    if args.forget_id:
+        body["forget_ids"] = args.forget_id
+    job = _client(args).post("/v1/unlearn/jobs", body)
+    if not args.wait:
+        _print_json(job)
+        return 0
+    return _follow_job(args, job["id"])
+
+
+def _follow_job(args: argparse.Namespace, job_id: str) -> int:
+    from tqdm import tqdm
+
+    client = _client(args)
+    with tqdm(total=100, desc=f"job {job_id}", unit="%", file=sys.stderr) as bar:
+        while True:
+            job = client.get(f"/v1/unlearn/jobs/{job_id}")
+            bar.set_postfix_str(f"{job['state']} step {job['step']} loss {job['loss']}")
+            bar.update(max(0.0, job["progress"] - bar.n))
+            if job["state"] not in ("queued", "running", "evaluating"):
+                break
+            time.sleep(1)
+    _print_json(job)
+    return 0 if job["state"] == "published" else 4
+
+
+def cmd_unlearn_status(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.id:
+        if args.wait:
+            return _follow_job(args, args.id)
+        _print_json(client.get(f"/v1/unlearn/jobs/{args.id}"))
+    else:
+        _print_json(client.get("/v1/unlearn/jobs", state=args.state))
+    return 0
+
+
+def cmd_unlearn_cancel(args: argparse.Namespace) -> int:
+    _print_json(_client(args).post(f"/v1/unlearn/jobs/{args.id}/cancel"))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -274,6 +321,28 @@ def build_parser() -> argparse.ArgumentParser:
     check = forget_sub.add_parser("check", parents=[remote], help="check a text with the live guard (exit 3 on a match)")
     check.add_argument("text")
     check.set_defaults(func=cmd_forget_check)
+
+    unlearn = sub.add_parser("unlearn", help="unlearning jobs (HTTP API) and offline runs")
+    unlearn_sub = unlearn.add_subparsers(dest="unlearn_command", required=True)
+    submit = unlearn_sub.add_parser("submit", parents=[remote], help="submit a job to the running gateway")
+    submit.add_argument("--method", default="npo", help="grad_diff, npo or edit (default npo)")
+    submit.add_argument("--forget-id", action="append", help="forget request id (repeatable; default: all enforced)")
+    submit.add_argument("--set", action="append", metavar="KEY=VALUE", help="method hyperparameter override")
+    submit.add_argument("--gate", action="append", metavar="KEY=VALUE", help="gate override")
+    submit.add_argument("--wait", action="store_true", help="follow the job with a progress bar")
+    submit.set_defaults(func=cmd_unlearn_submit)
+    status = unlearn_sub.add_parser("status", parents=[remote], help="one job, or all jobs")
+    status.add_argument("id", nargs="?")
+    status.add_argument("--state", help="filter the list by state")
+    status.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    status.set_defaults(func=cmd_unlearn_status)
+    cancel = unlearn_sub.add_parser("cancel", parents=[remote], help="cancel a running job")
+    cancel.add_argument("id")
+    cancel.set_defaults(func=cmd_unlearn_cancel)
+
+    from unlearn_jobs.cli import register as register_offline
+
+    register_offline(sub, unlearn_subparsers=unlearn_sub)  # `lethe unlearn run`, `lethe finetune`
     return parser
 
 

@@ -86,6 +86,14 @@ class GuardConfig(_Section):
     embed_threads: int = Field(1, ge=1, le=64, description="Torch threads of the embedding model per process.")
 
 
+class UnlearnConfig(_Section):
+    """Unlearning jobs: the Ray resources each job asks for (GPU workers on a cluster)."""
+
+    num_cpus: float = Field(1.0, ge=0, description="Ray CPUs per job.")
+    num_gpus: float = Field(0.0, ge=0, description="Ray GPUs per job (CUDA is used when present).")
+    threads: int = Field(1, ge=1, le=256, description="Torch threads a CPU job may use.")
+
+
 class LetheConfig(_Section):
     """Everything `lethe serve` needs, validated before anything starts."""
 
@@ -100,6 +108,7 @@ class LetheConfig(_Section):
     engine: EngineConfig = Field(default_factory=EngineConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)
     guard: GuardConfig = Field(default_factory=GuardConfig)
+    unlearn: UnlearnConfig = Field(default_factory=UnlearnConfig)
 
     @field_validator("home", "models_dir", mode="after")
     @classmethod
@@ -142,6 +151,8 @@ ENV_OVERRIDES: dict[str, str] = {
     "LETHE_DB_URL": "db_url",
     "LETHE_PROMPT_MODE": "guard.prompt_mode",
     "LETHE_GUARD_ENABLED": "guard.enabled",
+    "LETHE_JOB_NUM_CPUS": "unlearn.num_cpus",
+    "LETHE_JOB_NUM_GPUS": "unlearn.num_gpus",
     "LETHE_ACK_TIMEOUT_S": "guard.ack_timeout_s",
     "LETHE_MODEL": "engine.model",
     "LETHE_SERVED_MODEL_NAME": "engine.served_model_name",

@@ -20,6 +20,7 @@ APP_NAME = "lethe"
 LLM_DEPLOYMENT = "LLMServer"
 INGRESS_DEPLOYMENT = "Gateway"
 AUTHORITY_DEPLOYMENT = "ForgetAuthority"
+JOBS_DEPLOYMENT = "UnlearnJobs"
 
 
 def _bind_cpu_threads(config: LetheConfig, rank: int) -> None:
@@ -157,12 +158,61 @@ class ServeAuthorityClient:
         return await self._handle.ack.remote(follower_id, version)
 
 
+@serve.deployment(name=JOBS_DEPLOYMENT)
+class UnlearnJobs:
+    """The one JobManager: launches each job as a Ray task and records it in the ledger."""
+
+    def __init__(self, config_json: str) -> None:
+        from gateway.jobs import JobManager, JobSettings
+        from gateway.ledger import Ledger
+
+        config = LetheConfig.model_validate_json(config_json)
+        settings = JobSettings(
+            ledger_url=config.ledger_url, home=str(config.home), base_model_dir=str(config.model_path),
+            num_cpus=config.unlearn.num_cpus, num_gpus=config.unlearn.num_gpus, threads=config.unlearn.threads,
+        )
+        self._manager = JobManager(Ledger.open(config.ledger_url), settings)
+
+    async def submit(self, method: str, forget_ids: list[str] | None, params: dict[str, Any],
+                     gates: dict[str, Any]) -> dict[str, Any]:
+        return await self._manager.submit(method, forget_ids, params, gates)
+
+    async def get(self, job_id: str) -> dict[str, Any]:
+        return self._manager.get(job_id)
+
+    async def list(self, state: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+        return self._manager.list(state, limit, offset)
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        return await self._manager.cancel(job_id)
+
+
+class ServeJobsClient:
+    def __init__(self, handle: DeploymentHandle) -> None:
+        self._handle = handle
+
+    async def submit(self, method: str, forget_ids: list[str] | None, params: dict[str, Any],
+                     gates: dict[str, Any]) -> dict[str, Any]:
+        return await self._handle.submit.remote(method, forget_ids, params, gates)
+
+    async def get(self, job_id: str) -> dict[str, Any]:
+        return await self._handle.get.remote(job_id)
+
+    async def list(self, state: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+        return await self._handle.list.remote(state, limit, offset)
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        return await self._handle.cancel.remote(job_id)
+
+
 @serve.ingress()
 class Gateway:
     """The HTTP ingress: the FastAPI app, built inside the replica from the config, with its own
     copy of the forget index kept current by the authority."""
 
-    async def __init__(self, llm: DeploymentHandle, authority: DeploymentHandle, config_json: str) -> None:
+    async def __init__(
+        self, llm: DeploymentHandle, authority: DeploymentHandle, jobs: DeploymentHandle, config_json: str
+    ) -> None:
         import ray
 
         from gateway.guard.embedder import MiniLMEmbedder
@@ -172,6 +222,7 @@ class Gateway:
         self._config = LetheConfig.model_validate_json(config_json)
         self._llm = llm
         self._authority = ServeAuthorityClient(authority)
+        self._jobs = ServeJobsClient(jobs)
         embedder = MiniLMEmbedder(threads=self._config.guard.embed_threads)
         embedder.encode(["warm up"])  # load the model before taking traffic
         context = serve.get_replica_context()
@@ -201,9 +252,11 @@ class Gateway:
             ingress_id=self._follower.follower_id,
             ready_timeout_s=self._config.server.ready_timeout_s,
         )
+        from gateway.unlearning import UnlearnService
+
         forget = ForgetService(self._authority, self._follower)
         return create_app(
-            service, forget=forget, admin_token=self._config.admin_token,
+            service, forget=forget, jobs=UnlearnService(self._jobs), admin_token=self._config.admin_token,
             max_body_bytes=self._config.server.max_body_bytes,
         )
 
@@ -248,10 +301,13 @@ def build_app(config: LetheConfig) -> serve.Application:
         max_ongoing_requests=10_000,
         ray_actor_options={"num_cpus": 0},
     ).bind(config_json)
+    jobs = UnlearnJobs.options(
+        num_replicas=1, max_ongoing_requests=1000, ray_actor_options={"num_cpus": 0}
+    ).bind(config_json)
     ingress = GatewayDeployment.options(
         num_replicas=server.ingress_replicas,
         max_ongoing_requests=1000,
         # The ingress only parses, routes and checks text: it must not take a core from an engine.
         ray_actor_options={"num_cpus": 0},
-    ).bind(llm, authority, config_json)
+    ).bind(llm, authority, jobs, config_json)
     return ingress
