@@ -206,7 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict[str, Any]] = []
     for variant in [v.strip() for v in args.methods.split(",") if v.strip()]:
         # Knowledge fine-tuned into the top K layers is unlearned there too (and it keeps steps cheap).
-        overrides = {**METHOD_DEFAULTS.get(variant, {}), **({"layers": top} if top else {}),
+        # A variant "npo:kl" starts from npo's settings and takes its own --set npo:kl.KEY=VALUE.
+        defaults = METHOD_DEFAULTS.get(variant, METHOD_DEFAULTS.get(_method_name(variant), {}))
+        overrides = {**defaults, **({"layers": top} if top else {}),
                      **per_method.get(variant, {})}
         if args.steps:
             overrides["steps"] = args.steps
