@@ -136,26 +136,20 @@ class ForgetAuthority:
         return self._authority.followers()
 
 
-class ServeAuthorityClient:
-    """The authority's calls over a Serve handle (one replica: the handle always reaches it)."""
+class HandleClient:
+    """Awaitable method calls over a Serve handle: `await HandleClient(h).get(x)` is
+    `await h.get.remote(x)`. Satisfies the ForgetAuthorityAPI, AuthorityClient and JobsAPI protocols."""
 
     def __init__(self, handle: DeploymentHandle) -> None:
         self._handle = handle
 
-    async def add(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return await self._handle.add.remote(payload)
+    def __getattr__(self, method: str):
+        remote = getattr(self._handle, method).remote
 
-    async def get(self, forget_id: str) -> dict[str, Any] | None:
-        return await self._handle.get.remote(forget_id)
+        async def call(*args: Any) -> Any:
+            return await remote(*args)
 
-    async def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-        return await self._handle.list.remote(status, limit, offset)
-
-    async def poll(self, follower_id: str, known: int, actor: Any = None):
-        return await self._handle.poll.remote(follower_id, known, actor)
-
-    async def ack(self, follower_id: str, version: int) -> bool:
-        return await self._handle.ack.remote(follower_id, version)
+        return call
 
 
 @serve.deployment(name=JOBS_DEPLOYMENT)
@@ -187,24 +181,6 @@ class UnlearnJobs:
         return await self._manager.cancel(job_id)
 
 
-class ServeJobsClient:
-    def __init__(self, handle: DeploymentHandle) -> None:
-        self._handle = handle
-
-    async def submit(self, method: str, forget_ids: list[str] | None, params: dict[str, Any],
-                     gates: dict[str, Any]) -> dict[str, Any]:
-        return await self._handle.submit.remote(method, forget_ids, params, gates)
-
-    async def get(self, job_id: str) -> dict[str, Any]:
-        return await self._handle.get.remote(job_id)
-
-    async def list(self, state: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-        return await self._handle.list.remote(state, limit, offset)
-
-    async def cancel(self, job_id: str) -> dict[str, Any]:
-        return await self._handle.cancel.remote(job_id)
-
-
 @serve.ingress()
 class Gateway:
     """The HTTP ingress: the FastAPI app, built inside the replica from the config, with its own
@@ -221,8 +197,8 @@ class Gateway:
 
         self._config = LetheConfig.model_validate_json(config_json)
         self._llm = llm
-        self._authority = ServeAuthorityClient(authority)
-        self._jobs = ServeJobsClient(jobs)
+        self._authority = HandleClient(authority)
+        self._jobs = HandleClient(jobs)
         embedder = MiniLMEmbedder(threads=self._config.guard.embed_threads)
         embedder.encode(["warm up"])  # load the model before taking traffic
         context = serve.get_replica_context()
