@@ -183,7 +183,8 @@ class ChatService:
             raise ServiceUnavailableError("the engine answered out of protocol")
         self._model_version = first.model_version
         chunks = self._chunks(iterator)
-        if index is not None:
+        if index is not None and len(index):
+            # An empty index can match nothing: no hold-back, no added time to first token.
             chunks = self._guarded(chunks, StreamGuard(index, strict=strict))
         return ChatStream(
             completion_id=completion_id,
