@@ -99,8 +99,15 @@ def _finetune_cached(base: Path, out: Path, examples: ExampleSet, cfg: Any, fmt:
     model, tokenizer = load_model(base)
     began = time.monotonic()
 
+    last_step = [-1]
+
     def progress(p: Any) -> None:
-        if p.step % 10 == 0 or p.step == p.total_steps:
+        # A hit-rate check reports a second time at the step it ran after.
+        check = p.step == last_step[0] and p.hit_rate is not None
+        last_step[0] = p.step
+        if check:
+            print(f"[{label}] epoch {p.epoch}: train-question hit rate {p.hit_rate:.2f}", flush=True)
+        elif p.step % 10 == 0 or p.step == p.total_steps:
             print(f"[{label}] step {p.step}/{p.total_steps} epoch {p.epoch} loss {p.loss:.3f}", flush=True)
 
     finetune(model, tokenizer, examples, cfg, fmt=fmt, progress=progress)
@@ -129,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ft-epochs", type=int, default=6)
     ap.add_argument("--ft-lr", type=float, default=2e-4)
     ap.add_argument("--ft-batch", type=int, default=8)
+    ap.add_argument("--ft-target-hit", type=float, default=0.0,
+                    help="stop fine-tuning once this share of training questions is answered (0 = run all epochs)")
+    ap.add_argument("--ft-check-every", type=int, default=2, help="epochs between those checks")
     ap.add_argument("--eval-retain", type=int, default=20, help="retain facts sampled for evaluation (0 = all)")
     ap.add_argument("--methods", default="grad_diff,grad_diff_kl,npo,edit")
     ap.add_argument("--steps", type=int, default=None, help="max unlearning steps for every method")
@@ -170,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
     top = tuple(range(-args.train_layers, 0)) if args.train_layers else None
     ft_cfg = FinetuneConfig(lr=args.ft_lr, epochs=args.ft_epochs, batch_size=args.ft_batch, warmup_steps=5,
-                            paraphrases=args.train_paraphrases > 0, layers=top)
+                            paraphrases=args.train_paraphrases > 0, layers=top,
+                            target_hit_rate=args.ft_target_hit, check_every_epochs=args.ft_check_every)
     fluency = load_fluency()[:args.fluency or None]
     subject_dir = out / "subject"
     retrain_dir = out / "retrain"
