@@ -51,7 +51,7 @@ def add_finetune_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--write-facts", metavar="FILE", type=Path,
                    help="also write the generated fact set here (input for --forget/--retain later)")
     p.add_argument("--write-forget", metavar="FILE", type=Path,
-                   help="write forget-request bodies for the first --forget-people people")
+                   help="write a forget file (request bodies with ids and paraphrases) for the first --forget-people people")
     p.add_argument("--forget-people", type=int, default=1)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="fine-tune override, e.g. epochs=20 (repeatable)")
@@ -145,7 +145,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if fact_set is not None and args.write_forget:
         forget_part, _ = fact_set.split(args.forget_people)
         args.write_forget.write_text(json.dumps(fact_set.subset(
-            [p.person_id for p in forget_part.people]).forget_requests(), indent=1), encoding="utf-8")
+            [p.person_id for p in forget_part.people]).forget_entries(), indent=1), encoding="utf-8")
     device = pick_device(args.device)
     model, tokenizer = load_model(args.model, device)
     bar = _bar(0, args.no_progress, "finetune")

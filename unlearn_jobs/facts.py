@@ -123,7 +123,7 @@ class FactSet:
 
     >>> fs = generate_fact_set(people=4, facts_per_person=2, seed=0)
     >>> forget, retain = fs.split(forget_people=1)
-    >>> body = fs.forget_request(forget.people[0].person_id)
+    >>> body = fs.forget_request(forget.people[0].person_id)  # a `POST /v1/forget` body
     """
 
     people: tuple[Person, ...]
@@ -156,23 +156,40 @@ class FactSet:
         ids = [p.person_id for p in self.people]
         return self.subset(ids[:forget_people]), self.subset(ids[forget_people:])
 
-    def forget_request(self, person_id: str, reason: str = "right to be forgotten") -> dict[str, Any]:
-        """The `POST /v1/forget` body that asks the gateway to forget one person."""
+    def forget_request(self, person_id: str, reason: str = "gdpr") -> dict[str, Any]:
+        """The `POST /v1/forget` body that asks the gateway to forget one person, exactly as the API takes it.
+
+        Literals are blocked wherever they appear, so only salient exact strings qualify: the
+        phone number. Town, employer, job and year are forgotten through the QA pairs (a literal
+        "1974" or "surveyor" would block every mention); the job side recovers them as key terms.
+        """
+        if not _REASON.fullmatch(reason):
+            raise ValueError(f"reason {reason!r} must match {_REASON.pattern}")
         person = self.person(person_id)
         facts = self.facts_of(person_id)
         literals: list[str] = []
         for f in facts:
-            literals.extend(t for t in f.key_terms if t not in literals)
+            literals.extend(t for t in f.key_terms if is_salient_literal(t) and t not in literals)
         return {
-            "id": person_id,
             "subject": person.name,
             "qa": [{"question": f.question, "answer": f.answer} for f in facts],
             "literals": literals,
             "reason": reason,
         }
 
-    def forget_requests(self, reason: str = "right to be forgotten") -> list[dict[str, Any]]:
+    def forget_requests(self, reason: str = "gdpr") -> list[dict[str, Any]]:
         return [self.forget_request(p.person_id, reason) for p in self.people]
+
+    def forget_entry(self, person_id: str, reason: str = "gdpr") -> dict[str, Any]:
+        """A forget-file entry (`lethe unlearn run --forget`): the request body plus the id a ledger
+        entry carries (the manifest's forget ids) and the paraphrases evaluation asks. Not an API body."""
+        body = self.forget_request(person_id, reason)
+        facts = self.facts_of(person_id)
+        qa = [{**pair, "paraphrases": list(f.paraphrases)} for pair, f in zip(body["qa"], facts)]
+        return {"id": person_id, **body, "qa": qa}
+
+    def forget_entries(self, reason: str = "gdpr") -> list[dict[str, Any]]:
+        return [self.forget_entry(p.person_id, reason) for p in self.people]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -261,6 +278,13 @@ def generate_fact_set(people: int, facts_per_person: int = len(ATTRIBUTES), seed
 
 
 _WORD = re.compile(r"[0-9a-z]+")
+# `ForgetRequest.reason` in the gateway's protocol.
+_REASON = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+def is_salient_literal(term: str) -> bool:
+    """A string safe to block verbatim everywhere: one with at least six digits (a phone number)."""
+    return sum(c.isdigit() for c in term) >= 6
 
 
 def normalize_terms(text: str) -> tuple[str, ...]:

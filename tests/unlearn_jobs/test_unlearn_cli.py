@@ -29,7 +29,7 @@ def test_register_adds_commands_to_a_lethe_parser():
 def test_unlearn_run_publishes_a_version(subject, tmp_path, capsys):
     forget_file = tmp_path / "forget.json"
     forget_ids = {e.source_id for e in subject.forget}
-    forget_file.write_text(json.dumps([subject.facts.forget_request(pid) for pid in sorted(forget_ids)]))
+    forget_file.write_text(json.dumps([subject.facts.forget_entry(pid) for pid in sorted(forget_ids)]))
     retain_file = tmp_path / "retain.json"
     retain_file.write_text(json.dumps(subject.facts.subset(
         [p.person_id for p in subject.facts.people if p.person_id not in forget_ids]).to_dict()))

@@ -12,9 +12,9 @@ from unlearn_jobs.data import (
 from unlearn_jobs.facts import generate_fact_set
 
 
-def test_forget_request_body_round_trips_with_literals_as_key_terms(tmp_path):
+def test_forget_entries_round_trip_with_ids_and_key_terms(tmp_path):
     fs = generate_fact_set(3, facts_per_person=2, seed=2)
-    bodies = fs.forget_requests()
+    bodies = fs.forget_entries()
     (tmp_path / "forget.json").write_text(json.dumps({"requests": bodies[:2]}))
     forget = load_forget_file(tmp_path / "forget.json")
     assert forget.source_ids == (bodies[0]["id"], bodies[1]["id"])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from unlearn_jobs.data import examples_from_request
 from unlearn_jobs.facts import ATTRIBUTES, FactSet, contains_term, generate_fact_set
 
 
@@ -28,10 +31,33 @@ def test_split_and_forget_request_body():
     fs = generate_fact_set(6, facts_per_person=3, seed=0)
     forget, retain = fs.split(2)
     assert len(forget.people) == 2 and len(retain.people) == 4
-    body = fs.forget_request(forget.people[0].person_id)
-    assert body["subject"] == forget.people[0].name
-    assert [qa["question"] for qa in body["qa"]] == [f.question for f in fs.facts_of(body["id"])]
-    assert forget.people[0].birthplace in body["literals"]
+    person = forget.people[0]
+    body = fs.forget_request(person.person_id)
+    assert body["subject"] == person.name
+    assert [qa["question"] for qa in body["qa"]] == [f.question for f in fs.facts_of(person.person_id)]
+    entry = fs.forget_entry(person.person_id)
+    assert entry["id"] == person.person_id and entry["qa"][0]["paraphrases"]
+
+
+def test_forget_requests_are_valid_api_bodies():
+    from gateway.protocol import ForgetRequest
+
+    fs = generate_fact_set(40, facts_per_person=5, seed=1)
+    for person, body in zip(fs.people, fs.forget_requests()):
+        # extra="forbid": any field the API doesn't take (an id, paraphrases) fails here.
+        req = ForgetRequest.model_validate(body)
+        assert req.model_dump(exclude={"action", "texts"}) == body
+        # Only the phone number is blocked verbatim; a town or a year would block every mention.
+        assert body["literals"] == [person.phone]
+    with pytest.raises(ValueError):
+        fs.forget_request(fs.people[0].person_id, reason="right to be forgotten")
+
+
+def test_key_terms_come_back_from_the_api_body():
+    fs = generate_fact_set(40, facts_per_person=5, seed=1)
+    for person, body in zip(fs.people, fs.forget_requests()):
+        got = examples_from_request(body, forget_id=person.person_id)
+        assert [e.key_terms for e in got] == [f.key_terms for f in fs.facts_of(person.person_id)]
 
 
 def test_round_trip_through_json(tmp_path):
