@@ -183,9 +183,11 @@ class ChatService:
             raise ServiceUnavailableError("the engine answered out of protocol")
         self._model_version = first.model_version
         chunks = self._chunks(iterator)
-        if index is not None and len(index):
-            # An empty index can match nothing: no hold-back, no added time to first token.
-            chunks = self._guarded(chunks, StreamGuard(index, strict=strict))
+        if self._guard is not None and index is not None:
+            # An empty index can match nothing: no hold-back, no added time to first token, until the
+            # replica applies its first entry mid-stream (then _guarded starts a guard).
+            guard = StreamGuard(index, strict=strict) if len(index) else None
+            chunks = self._guarded(chunks, self._guard, guard, strict)
         return ChatStream(
             completion_id=completion_id,
             model=self.served_model,
@@ -208,13 +210,40 @@ class ChatService:
         )
 
     @staticmethod
-    async def _guarded(chunks: AsyncIterator[GenerationChunk], guard: StreamGuard) -> AsyncIterator[GenerationChunk]:
-        """Release text only once the guard checked every window covering it (see StreamGuard)."""
+    async def _guarded(
+        chunks: AsyncIterator[GenerationChunk], source: GuardSource, guard: StreamGuard | None, strict: bool
+    ) -> AsyncIterator[GenerationChunk]:
+        """Release text only once the guard checked every window covering it (see StreamGuard), against the
+        index this replica serves *now*, not the one the stream started with: once `POST /v1/forget` is
+        acknowledged (the follower swapped its index before acking), nothing this stream sends after
+        that contains the forgotten content (guarantee 1). Text sent before the acknowledgement cannot
+        be recalled. Per chunk, while nothing changes: one version comparison and the fence check.
+
+        `guard` is None when the stream started on an empty index: chunks pass through unheld until the
+        index gets its first entry, then a guard takes over with the text already sent as context, so a
+        leak that began before the switch is stopped at its first unsent character."""
         last = GenerationChunk("", 0, 0)
         sent = False
+        sent_tail = ""  # while unguarded: the end of the text sent so far, context for a later guard
+        keep = StreamGuard.prime_chars(source.index.settings)
         try:
             async for chunk in chunks:
                 last = chunk
+                # The follower runs on this event loop and swaps `index` before it acks, so this check and
+                # the feed below see either the old version (the ack is not out yet) or the new one.
+                reason = source.out_of_service_reason()
+                if reason is not None:  # fenced or evicted mid-stream: its index may be stale
+                    raise ServiceUnavailableError(reason, code="index_unavailable")
+                index = source.index
+                if guard is None:
+                    if not len(index):
+                        sent_tail = (sent_tail + chunk.text)[-keep:]
+                        sent = sent or bool(chunk.text)
+                        yield chunk
+                        continue
+                    guard = StreamGuard(index, strict=strict, released=sent_tail)
+                elif index.version != guard.index.version:
+                    guard.rebase(index)
                 step = guard.feed(chunk.text)
                 if step.stopped:
                     yield _blocked(step.release, sent, chunk)
@@ -222,6 +251,11 @@ class ChatService:
                 if step.release:
                     sent = True
                     yield GenerationChunk(step.release, chunk.prompt_tokens, chunk.completion_tokens, None)
+            if guard is None:
+                return  # everything went out unheld, the engine's last chunk included
+            index = source.index
+            if index.version != guard.index.version:
+                guard.rebase(index)
             step = guard.finish()
             if step.stopped:
                 yield _blocked(step.release, sent, last)

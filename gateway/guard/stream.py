@@ -5,12 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.guard.index import ForgetIndex
+from gateway.guard.settings import GuardSettings
 from gateway.guard.text import Unit, pair_window, split_units, unit_window
 from gateway.guard.types import REDACTION_TEXT, GuardMatch, GuardVerdict
 
 # Redactions change the text, which is then checked again; a text that keeps matching after this many
 # rounds is blocked rather than looped on.
 _MAX_REDACT_ROUNDS = 8
+
+
+def _check_bounds(index: ForgetIndex, hold_chars: int | None) -> None:
+    bound = index.settings.hold_chars
+    if hold_chars is not None and hold_chars < bound:
+        raise ValueError(f"hold_chars {hold_chars} is below what the index's windows need ({bound})")
+    if index.literal_reach > bound:
+        raise ValueError("the index's literal reach exceeds its hold-back bound")
 
 
 @dataclass(frozen=True)
@@ -47,22 +56,45 @@ class StreamGuard:
     ... else: send(guard.finish().release)
     """
 
-    def __init__(self, index: ForgetIndex, hold_chars: int | None = None, *, strict: bool = False) -> None:
-        bound = index.settings.hold_chars
-        if hold_chars is not None and hold_chars < bound:
-            raise ValueError(f"hold_chars {hold_chars} is below what the index's windows need ({bound})")
-        if index.literal_reach > bound:
-            raise ValueError("the index's literal reach exceeds its hold-back bound")
+    def __init__(self, index: ForgetIndex, hold_chars: int | None = None, *, strict: bool = False,
+                 released: str = "") -> None:
+        """`released`: text the client already has from before this guard existed (a stream that began while
+        the index was empty). It is context only: windows reaching past it are checked, so a leak that
+        started in it is stopped at its first unreleased character; nothing in it can be taken back."""
+        _check_bounds(index, hold_chars)
         self.index = index
-        self.hold_chars = hold_chars if hold_chars is not None else bound
+        self.hold_chars = hold_chars if hold_chars is not None else index.settings.hold_chars
         self.strict = strict
-        self._text = ""
-        self._released = 0
+        self._text = released
+        self._released = len(released)
         self._units: list[Unit] = []  # complete units tiling text[:scan]
         self._checked = 0  # units whose single and pair windows are checked
         self._stopped = False
         self._finished = False
         self._acted: list[GuardMatch] = []
+        if released:
+            # Complete units of released text all end inside it: their windows could only yield matches
+            # the guard must drop. The undecided tail unit runs on into new text and is checked with it.
+            self._units = split_units(released, 0, index.settings.unit_max_chars, False)
+            self._checked = len(self._units)
+
+    @staticmethod
+    def prime_chars(settings: GuardSettings) -> int:
+        """How much already-released text `released=` needs: a window that reaches the first unreleased
+        character starts at most `hold_chars` before it (a unit pair, or a whole-text matcher's lookback,
+        which the index keeps within the hold-back); twice that leaves room for unit and word edges."""
+        return 2 * settings.hold_chars
+
+    def rebase(self, index: ForgetIndex) -> None:
+        """Enforce `index` (a newer version of the forget index) from now on: every window that covers text
+        not yet released is checked again against it at the next `feed`/`finish`, so nothing released
+        after this call escaped the new version. Text released before it is not revisited."""
+        if self._finished or self._stopped or index is self.index:
+            return
+        _check_bounds(index, None)
+        self.index = index
+        self.hold_chars = max(self.hold_chars, index.settings.hold_chars)
+        self._rewind()
 
     @property
     def text(self) -> str:
@@ -167,6 +199,15 @@ class StreamGuard:
         first = merged[0][0]
         self._units = [u for u in self._units if u.end < first]
         self._checked = min(self._checked, len(self._units))
+
+    def _rewind(self) -> None:
+        """Mark unchecked every unit that reaches past the released text, so its unit window and its pair
+        with the unit before are checked again; windows wholly inside released text are not (their
+        matches could only be dropped). Whole-text matchers look at all unreleased text on every check."""
+        keep = len(self._units)
+        while keep and self._units[keep - 1].end > self._released:
+            keep -= 1
+        self._checked = min(self._checked, keep)
 
     def _release_point(self) -> int:
         text = self._text

@@ -98,3 +98,86 @@ def test_feed_after_finish_is_an_error(index):
     guard.finish()
     with pytest.raises(ValueError):
         guard.feed("more")
+
+
+# --- a newer index mid-stream (guarantee 1: enforced from the acknowledgement on) -------------
+
+PHONE_ENTRY = ForgetEntry("late-1", None, literals=("+47 912 33 457",), reason="gdpr")
+PHONE_TEXT = "Let me think about it for a moment. You can reach her on +47 912 33 457 most days, mornings only."
+
+
+@pytest.fixture(scope="module")
+def phone_index(embedder):
+    return ForgetIndex.empty(embedder).with_entries([build_artifacts(PHONE_ENTRY, embedder)], version=1)
+
+
+@pytest.fixture(scope="module")
+def empty_index(embedder):
+    return ForgetIndex.empty(embedder)
+
+
+def test_rebase_rechecks_text_still_held_back(empty_index, phone_index):
+    guard = StreamGuard(empty_index)
+    first = guard.feed(PHONE_TEXT)  # nothing matches the old version: only the hold-back keeps text in
+    assert not first.stopped and "457" not in first.release
+    guard.rebase(phone_index)
+    last = guard.finish()
+    assert last.stopped and last.verdict.index_version == 1
+    assert "912" not in first.release + last.release
+
+
+@pytest.mark.parametrize("at", [10, 40, 60, 70])
+def test_rebase_at_any_point_releases_nothing_forgotten_afterwards(empty_index, phone_index, at):
+    """Index swapped after `at` characters were fed, one character per delta: everything released from
+    then on was checked against the new version, including a literal that began before the swap."""
+    guard = StreamGuard(empty_index)
+    before = after = ""
+    stopped = False
+    for i, ch in enumerate(PHONE_TEXT):
+        if i == at:
+            guard.rebase(phone_index)
+        step = guard.feed(ch)
+        if i < at:
+            before += step.release
+        else:
+            after += step.release
+        if step.stopped:
+            stopped = True
+            break
+    assert stopped
+    released = before + after
+    assert PHONE_TEXT.startswith(released)
+    assert "912 33 457" not in released and "33 457" not in after
+
+
+def test_primed_guard_catches_a_leak_that_began_in_released_text(phone_index):
+    sent = "Let me think. You can reach her on +47 912"  # already with the client, unguarded
+    guard = StreamGuard(phone_index, released=sent)
+    assert guard.held == 0
+    step = guard.feed(" 33 457 most days.")
+    assert step.stopped and step.release == ""
+    assert step.verdict.matches[0].kind == "literal"
+
+
+def test_primed_guard_does_not_recheck_what_it_cannot_recall(phone_index):
+    sent = "Call +47 912 33 457 now. " + "Benign words follow here. " * 3
+    guard = StreamGuard(phone_index, released=sent)
+    step = guard.feed("And more benign text.")
+    last = guard.finish()
+    assert not step.stopped and not last.stopped  # the number went out before the guard existed
+    assert step.release + last.release == "And more benign text."
+
+
+def test_prime_chars_covers_every_window_reaching_past_the_released_text(phone_index):
+    assert StreamGuard.prime_chars(phone_index.settings) >= phone_index.settings.hold_chars + phone_index.lookback
+
+
+def test_rebase_rechecks_semantic_windows_already_checked_against_the_old_version(empty_index, index):
+    text = ("People often ask me about Ingrid Solvang. She was born in Tampere, in Finland, and grew up "
+            "there. Anything else?")
+    guard = StreamGuard(empty_index)
+    first = guard.feed(text)
+    assert "Tampere" not in first.release  # held: its unit still waits for the pair with the next one
+    guard.rebase(index)
+    last = guard.finish()
+    assert last.stopped and "Tampere" not in first.release + last.release
