@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +17,7 @@ from gateway.api import forget as forget_routes
 from gateway.api import unlearn as unlearn_routes
 from gateway.forgetting import ForgetService
 from gateway.unlearning import UnlearnService
+from gateway import metrics
 from gateway.errors import APIError
 from gateway.protocol import error_body
 from gateway.service import ChatService
@@ -78,6 +80,38 @@ class BodyLimitMiddleware:
         await send({"type": "http.response.body", "body": payload})
 
 
+class RequestMetricsMiddleware:
+    """Counts and times every HTTP request by route template and status (see gateway.metrics).
+
+    The template comes from the route that handled the request; a request refused before routing (413)
+    falls back to its path when that is one of the app's fixed paths, else `other`: never a raw path."""
+
+    def __init__(self, app: ASGIApp, paths: frozenset[str]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            if route is None:
+                route = scope.get("path") if scope.get("path") in self.paths else "other"
+            metrics.record_request(route, status, time.perf_counter() - started)
+
+
 def _validation_response(exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     if any(err.get("type") == "json_invalid" for err in errors):
@@ -117,6 +151,9 @@ def create_app(
     app.include_router(models.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    # Outermost: a 413 from the body limit is counted too.
+    fixed = frozenset(r.path for r in app.routes if "{" not in getattr(r, "path", "{"))
+    app.add_middleware(RequestMetricsMiddleware, paths=fixed)
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:

@@ -108,6 +108,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if config.server.ray_address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Every Ray worker inherits this (gateway.metrics reads it): metrics on/off for the whole app.
+    os.environ["LETHE_METRICS_ENABLED"] = "1" if config.server.metrics_enabled else "0"
 
     import ray
     from ray import serve
@@ -157,6 +159,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if not _wait_ready(f"{base}/readyz", 120):
                 raise RuntimeError("the gateway did not become ready within 120 s")
             print(f"lethe: serving {config.served_model_name} on {base} (Ctrl-C to stop)", file=sys.stderr)
+            if server.ray_address is None:
+                print(f"lethe: Prometheus metrics of every process on http://127.0.0.1:{server.metrics_port}/metrics "
+                      f"(Ray's agent: ray_lethe_*; deploy/prometheus/prometheus.yml renames them lethe_*)",
+                      file=sys.stderr)
             stop.wait()
     except KeyboardInterrupt:
         pass

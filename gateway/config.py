@@ -63,7 +63,14 @@ class ServerConfig(_Section):
     ray_address: str | None = Field(
         None, description="Existing Ray cluster to join (`auto`, `ray://…`); default starts a local one."
     )
-    metrics_port: int = Field(8080, ge=1, le=65535, description="Port of the one Prometheus endpoint.")
+    metrics_port: int = Field(
+        8080, ge=1, le=65535,
+        description="Port of Ray's metrics agent: the one Prometheus endpoint for every process of the node "
+        "(set on the local Ray `lethe serve` starts; a joined cluster keeps its own).",
+    )
+    metrics_enabled: bool = Field(
+        True, description="Record Lethe's metrics (`lethe_*`). Off exists to measure their cost (benchmarks)."
+    )
 
 
 class GuardConfig(_Section):
@@ -170,6 +177,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "LETHE_MAX_BODY_BYTES": "server.max_body_bytes",
     "LETHE_RAY_ADDRESS": "server.ray_address",
     "LETHE_METRICS_PORT": "server.metrics_port",
+    "LETHE_METRICS_ENABLED": "server.metrics_enabled",
 }
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
+from gateway import metrics
 from gateway.guard.types import ForgetEntry
 from gateway.index_sync import IndexAuthority
 from gateway.ledger import ForgetRecord, Ledger
@@ -44,15 +46,18 @@ class ForgetRecords:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
+        metrics.set_forget_index(ledger.index_version(), ledger.count_forgets())
 
     @classmethod
     def open(cls, url: str) -> "ForgetRecords":
         return cls(Ledger.open(url))
 
     async def add(self, authority: IndexAuthority, payload: dict[str, Any]) -> dict[str, Any]:
+        received = time.perf_counter()
         entry = entry_from_payload(payload)
         result = await authority.add(entry)
         record: ForgetRecord = result["record"]
+        metrics.record_forget_enforced(time.perf_counter() - received, record.index_version, authority.entries)
         if result["evicted"]:
             self.ledger.append_audit(
                 "guard.replicas_evicted", actor="authority", subject_id=record.id,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from gateway import metrics
 from gateway.guard.artifacts import EntryArtifacts, build_artifacts
 from gateway.guard.embedder import Embedder
 from gateway.guard.index import ForgetIndex
@@ -98,6 +99,11 @@ class IndexAuthority:
         self._changed = asyncio.Condition()
         self._write_lock = asyncio.Lock()
         self._followers: dict[str, _Follower] = {}
+
+    @property
+    def entries(self) -> int:
+        """Forget requests in the published index."""
+        return len(self._log)
 
     # --- writer side ------------------------------------------------------------------------
 
@@ -251,6 +257,7 @@ class IndexFollower:
         if update.version > self.index.version:
             # Building a new snapshot can take a while at scale (FAISS adds): keep the loop free.
             self.index = await asyncio.to_thread(self.index.with_entries, list(update.artifacts), update.version)
+        metrics.set_guard_index_version(self.index.version)
         if not await self.client.ack(self.follower_id, self.index.version):
             self.evicted = True
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.ledger import JobRecord, Ledger
+from gateway.metrics import record_forget_state, record_job
 from gateway.modelstore import model_version
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class JobManager:
         for job_id in ledger.fail_interrupted_jobs("interrupted: the gateway stopped while the job ran; resubmit it"):
             job = ledger.get_job(job_id)
             if job is not None:
+                record_job(job.method, "failed")
                 self._release_forgets(job.forget_ids)
 
     def _register_base_version(self) -> None:
@@ -163,6 +165,8 @@ class JobManager:
         resources = {"num_cpus": self._settings.num_cpus, "num_gpus": self._settings.num_gpus}
         job = self._ledger.create_job(method, ids, params={**params, "gates": gates}, resources=resources)
         self._ledger.set_forget_status(ids, "unlearning", actor=f"job:{job.id}")
+        record_job(method, "queued")
+        record_forget_state("unlearning", len(ids))
         self._tasks[job.id] = asyncio.get_running_loop().create_task(self._run(job.id, method, records, params, gates))
         return _job_fields(job)
 
@@ -242,6 +246,7 @@ class JobManager:
         except Exception as exc:  # the task itself crashed (worker died, bad spec): record why
             log.exception("job %s failed", job_id)
             self._ledger.update_job(job_id, state="failed", error=f"{type(exc).__name__}: {exc}")
+            record_job(method, "failed")
             self._release_forgets(ids)
             return
         finally:
@@ -252,6 +257,7 @@ class JobManager:
         except Exception as exc:  # never leave a job looking active when its task has ended
             log.exception("could not record the result of job %s", job_id)
             self._ledger.update_job(job_id, state="failed", error=f"recording the result failed: {exc}")
+            record_job(method, "failed")
             self._release_forgets(ids)
 
     def _record_result(self, job_id: str, result: Any, ids: list[str]) -> None:
@@ -274,8 +280,11 @@ class JobManager:
             self._ledger.update_job(job_id, state="published", progress=100.0, metrics=metrics,
                                     version_id=result.version_id)
             self._ledger.set_forget_status(ids, "unlearned", actor=f"job:{job_id}")
+            record_job(result.method, "published", result.wall_s)
+            record_forget_state("unlearned", len(ids))
             return
         self._ledger.update_job(job_id, state=state, metrics=metrics, error=error)
+        record_job(result.method, state, result.wall_s)
         self._release_forgets(ids)
 
     def _release_forgets(self, ids: Any) -> None:
@@ -283,3 +292,4 @@ class JobManager:
         existing = [fid for fid in ids if self._ledger.get_forget(fid) is not None]
         if existing:
             self._ledger.set_forget_status(existing, "enforced", actor="jobs")
+            record_forget_state("released", len(existing))

@@ -10,6 +10,7 @@ from typing import Any
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from gateway import metrics
 from gateway.config import LetheConfig
 from gateway.engines.base import EngineInfo, GenerationChunk
 from gateway.llm_server import LLMReplica, StreamStart
@@ -48,6 +49,7 @@ class LLMServer:
             _bind_cpu_threads(config, rank)
         self._replica = LLMReplica(config, replica_id=f"llm-{rank}")
         await self._replica.start()
+        metrics.set_serving_version(self._replica.info().model_version)
 
     async def generate(
         self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gateway.engines.base import EngineError, EngineInfo, GenerationChunk
+from gateway import metrics
 from gateway.errors import APIError, ModelNotFoundError, ServiceUnavailableError, from_engine_error
 from gateway.guard.index import ForgetIndex
 from gateway.guard.stream import StreamGuard
@@ -160,6 +161,7 @@ class ChatService:
             last_user = next((m.text() for m in reversed(request.messages) if m.role == "user"), "")
             verdict = index.check_prompt(last_user) if last_user.strip() else None
             if verdict is not None and verdict.match:
+                metrics.record_guard_hits("prompt", verdict.matches, action=self._prompt_mode)
                 if self._prompt_mode == "refuse":
                     return self._refusal(completion_id, index.version, verdict)
                 strict = True

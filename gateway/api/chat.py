@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from gateway import metrics
 from gateway.protocol import ChatCompletion, ChatCompletionRequest, ErrorBody
 
 router = APIRouter()
@@ -14,8 +17,10 @@ _ERRORS = {code: {"model": ErrorBody} for code in (400, 404, 413, 422, 503)}
 
 @router.post("/v1/chat/completions", response_model=ChatCompletion, responses=_ERRORS)
 async def chat_completions(body: ChatCompletionRequest, request: Request):
+    started = time.perf_counter()
     service = request.app.state.chat
     stream = await service.open(body)
+    stream.chunks = metrics.observe_chat(stream.chunks, started, stream=body.stream)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return StreamingResponse(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from gateway import metrics
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.embedder import CachedEmbedder, Embedder
 from gateway.guard.matchers import MATCHERS, CheckedText, Matcher
@@ -103,6 +104,7 @@ class ForgetIndex:
         """Literal, verbatim and semantic matches anywhere in a model output."""
         return self._verdict(self.find(text, self.windows(text), strict=strict))
 
+    @metrics.timed_guard_check("prompt")
     def check_prompt(self, text: str) -> GuardVerdict:
         """Matches of a prompt that asks for forgotten content (action is always "block": refuse, or in
         prompt_mode "strict" guard the answer with `strict=True`)."""

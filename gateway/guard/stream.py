@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway import metrics
 from gateway.guard.index import ForgetIndex
 from gateway.guard.settings import GuardSettings
 from gateway.guard.text import Unit, pair_window, split_units, unit_window
@@ -140,6 +141,7 @@ class StreamGuard:
             matches = self._check(final)
             if not matches:
                 break
+            metrics.record_guard_hits("output", matches)
             acted += matches
             if any(m.action == "block" for m in matches):
                 return self._stop(acted)
@@ -158,6 +160,7 @@ class StreamGuard:
         self._acted += acted
         return StreamStep("", True, GuardVerdict(tuple(acted), self.index.version))
 
+    @metrics.timed_guard_check("output")
     def _check(self, final: bool) -> list[GuardMatch]:
         text = self._text
         scan = self._units[-1].end if self._units else 0
