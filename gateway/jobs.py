@@ -216,6 +216,7 @@ class JobManager:
     def _spec(self, job_id: str, method: str, records: list[Any], params: dict[str, Any], gates: dict[str, Any]):
         from unlearn_jobs.data import examples_from_request
         from unlearn_jobs.evaluate import Gates
+        from unlearn_jobs.guard_score import GuardEntrySpec
         from unlearn_jobs.runner import JobSpec
 
         forget = examples_from_request(_forget_body(records[0]), records[0].id)
@@ -226,6 +227,8 @@ class JobManager:
             base_model_dir=base, method=method, forget=forget, versions_dir=str(self._settings.versions_dir),
             overrides=params, gates=Gates.from_overrides(gates), parent_version=model_version(base),
             job_id=job_id, forget_ids=tuple(r.id for r in records), num_threads=self._settings.threads,
+            # The evaluation's guard score indexes the requests as the gateway does (subjects, literals).
+            forget_entries=tuple(GuardEntrySpec.from_body(r.id, _forget_body(r)) for r in records),
         )
 
     def _launch_ray(self, spec: Any, progress: LedgerProgress, cancel: CancelMarker) -> Any:

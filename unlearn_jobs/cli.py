@@ -34,6 +34,8 @@ def add_unlearn_run_parser(unlearn_subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--prompt-format", choices=("auto", "plain", "chat"), default="auto")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-guard-score", action="store_true",
+                   help="don't score generations with the gateway's guard (saves loading the embedder)")
     p.set_defaults(func=cmd_unlearn_run)
     return p
 
@@ -83,14 +85,16 @@ def _bar(total: float, disabled: bool, desc: str) -> Any:
 
 
 def cmd_unlearn_run(args: argparse.Namespace) -> int:
-    from unlearn_jobs.data import load_forget_file, load_retain_file
+    from unlearn_jobs.data import load_forget_bodies, load_forget_file, load_retain_file
     from unlearn_jobs.evaluate import Gates
+    from unlearn_jobs.guard_score import entries_from_bodies
     from unlearn_jobs.runner import JobProgress, JobSpec, JobState, run_job
 
     try:
         overrides = parse_assignments(args.overrides)
         gates = Gates.from_overrides(parse_assignments(args.gates))
         forget = load_forget_file(args.forget)
+        entries = entries_from_bodies(load_forget_bodies(args.forget))
         retain = load_retain_file(args.retain) if args.retain else None
     except (ValueError, OSError, KeyError) as exc:
         print(f"lethe unlearn run: {exc}", file=sys.stderr)
@@ -99,6 +103,7 @@ def cmd_unlearn_run(args: argparse.Namespace) -> int:
     spec = JobSpec(base_model_dir=str(args.model), method=args.method, forget=forget,
                    versions_dir=str(home / "versions"), overrides=overrides, gates=gates,
                    parent_version=args.parent, prompt_format=args.prompt_format, device=args.device,
+                   guard_score=not args.no_guard_score, forget_entries=entries,
                    **({"retain": retain} if retain is not None else {}))
     bar = _bar(100, args.no_progress, f"unlearn {args.method}")
 

@@ -140,17 +140,26 @@ def _read_json_or_jsonl(path: Path) -> Any:
     return json.loads(text)
 
 
-def load_forget_file(path: str | Path) -> ExampleSet:
-    """A forget set from JSON: one request body, a list of them, `{"requests": [...]}`, or a FactSet."""
+def load_forget_bodies(path: str | Path) -> list[dict[str, Any]]:
+    """The forget requests in a forget file (one body, a list, `{"requests": [...]}`, or a FactSet's
+    people as forget-file entries), as dicts with their `id` where the file gives one."""
     raw = _read_json_or_jsonl(Path(path))
     if isinstance(raw, dict) and "facts" in raw and "people" in raw:
-        return examples_from_facts(FactSet.from_dict(raw).facts)
+        return FactSet.from_dict(raw).forget_entries()
     if isinstance(raw, dict) and "requests" in raw:
         raw = raw["requests"]
     bodies = raw if isinstance(raw, list) else [raw]
     if not bodies or not all(isinstance(b, dict) for b in bodies):
         raise ValueError(f"{path}: expected forget request objects")
-    return examples_from_requests(bodies)
+    return bodies
+
+
+def load_forget_file(path: str | Path) -> ExampleSet:
+    """A forget set from JSON: one request body, a list of them, `{"requests": [...]}`, or a FactSet."""
+    raw = _read_json_or_jsonl(Path(path))
+    if isinstance(raw, dict) and "facts" in raw and "people" in raw:
+        return examples_from_facts(FactSet.from_dict(raw).facts)
+    return examples_from_requests(load_forget_bodies(path))
 
 
 def load_retain_file(path: str | Path) -> ExampleSet:

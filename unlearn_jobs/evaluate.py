@@ -62,6 +62,13 @@ class SetScores:
         return sum(p.hit_rate * p.n for p in parts) / total if total else 0.0
 
     @property
+    def pooled_guard(self) -> float | None:
+        """The guard score over questions and paraphrases together (None without a guard scorer)."""
+        parts = [p for p in (self.questions, self.paraphrases) if p is not None and p.n and p.guard is not None]
+        total = sum(p.n for p in parts)
+        return sum(p.guard * p.n for p in parts) / total if total else None  # type: ignore[operator]
+
+    @property
     def worst_hit_rate(self) -> float:
         """Leakage through the weakest phrasing: the last facts to go leak through paraphrases."""
         rates = [self.questions.hit_rate]
@@ -93,6 +100,9 @@ class Metrics:
                 "perplexity": self.perplexity,
                 "forget_leakage": self.forget.worst_hit_rate,
                 "retain_hit_rate": self.retain.pooled_hit_rate,
+                # Share of raw generations the gateway's guard would stop (None: no guard scorer).
+                "forget_guard_hit_rate": self.forget.pooled_guard,
+                "retain_guard_hit_rate": self.retain.pooled_guard,
                 "samples": [list(s) for s in self.samples]}
 
     @classmethod
@@ -219,7 +229,7 @@ class Evaluator:
             if not rows:
                 return None if paraphrase else ProbeScores(0, 0.0, 0.0, None)
             n = len(rows)
-            guard = (sum(self.guard_scorer(o) for _, o in rows) / n) if self.guard_scorer else None
+            guard = (sum(float(self.guard_scorer(o)) for _, o in rows) / n) if self.guard_scorer else None
             return ProbeScores(
                 n=n,
                 rouge_l=sum(rouge_l_recall(o, p.example.target) for p, o in rows) / n,
@@ -227,6 +237,9 @@ class Evaluator:
                 guard=guard,
             )
 
+        prime = getattr(self.guard_scorer, "prime", None)
+        if prime is not None:
+            prime(outputs)  # one batched embedding call instead of one per output
         questions = block(False)
         return SetScores(questions if questions else ProbeScores(0, 0.0, 0.0), block(True))
 

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 
 from unlearn_jobs.data import ExampleSet, PromptFormat, load_fluency, self_answer_retain_set
 from unlearn_jobs.evaluate import Evaluator, Gates, GuardScorer, Metrics
+from unlearn_jobs.guard_score import GuardEntrySpec
 
 
 class JobState(str, Enum):
@@ -54,7 +55,13 @@ class JobSpec:
     version_id: str | None = None
     # With no retain set, keep the model's own answers to neutral questions.
     self_retain: bool = True
+    # Score every evaluation generation with the gateway's own guard (an index of the forget entries):
+    # a guard hit rate per set, in the metrics and the manifest. `guard_scorer` overrides the one
+    # built here (e.g. one shared by several jobs); `forget_entries` are the requests behind `forget`
+    # (subject, literals), else they are rebuilt from the examples without subjects.
+    guard_score: bool = True
     guard_scorer: GuardScorer | None = None
+    forget_entries: tuple[GuardEntrySpec, ...] | None = None
     # Retain examples the gates are measured on; None = the whole retain set (a sample is enough
     # when the retain corpus is large, and evaluation is the slow part on CPU).
     eval_retain: ExampleSet | None = None
@@ -171,7 +178,8 @@ def _run(spec: JobSpec, report: Callable[..., None], should_cancel: Callable[[],
             return greedy_generate(model, tokenizer, ids, max_new_tokens=32, batch_size=spec.eval_batch_size)
         retain = self_answer_retain_set(answer)
     fluency = spec.fluency if spec.fluency is not None else load_fluency()
-    evaluator = Evaluator(tokenizer, spec.forget, spec.eval_retain if spec.eval_retain is not None else retain, fluency, fmt=fmt, guard_scorer=spec.guard_scorer,
+    evaluator = Evaluator(tokenizer, spec.forget, spec.eval_retain if spec.eval_retain is not None else retain,
+                          fluency, fmt=fmt, guard_scorer=job_guard_scorer(spec),
                           paraphrases=spec.gates.include_paraphrases, batch_size=spec.eval_batch_size)
     before = spec.metrics_before or evaluator.evaluate(model)
     state["before"] = before
@@ -218,6 +226,16 @@ def _run(spec: JobSpec, report: Callable[..., None], should_cancel: Callable[[],
     report(JobState.PUBLISHED, 100.0, message=f"published {published.version_id}",
            forget_leakage=spec.gates.forget_leakage(after))
     return result(JobState.PUBLISHED, version_id=published.version_id, version_dir=str(published.path))
+
+
+def job_guard_scorer(spec: JobSpec) -> GuardScorer | None:
+    """The guard scorer a job evaluates with: the spec's own, else one built from its forget entries
+    (one embedder load per job), else none when `guard_score` is off."""
+    if spec.guard_scorer is not None or not spec.guard_score:
+        return spec.guard_scorer
+    from unlearn_jobs.guard_score import GatewayGuardScorer, entries_from_examples
+
+    return GatewayGuardScorer.build(spec.forget_entries or entries_from_examples(spec.forget))
 
 
 def _remote_entry(spec: JobSpec, progress: Callable[[JobProgress], None] | None,

@@ -12,7 +12,8 @@ from unlearn_jobs.data import load_fluency
 from unlearn_jobs.methods.base import MethodRun, UnlearningMethod, register
 from unlearn_jobs.model import load_model
 from unlearn_jobs.publish import read_manifest, verify_version
-from unlearn_jobs.runner import JobProgress, JobSpec, JobState, run_job
+from unlearn_jobs.guard_score import GatewayGuardScorer, entries_from_bodies
+from unlearn_jobs.runner import JobProgress, JobSpec, JobState, job_guard_scorer, run_job
 
 # The tiny model learns in a few hundred steps at ~1e-3, so its unlearning rates sit in that range too;
 # the shipped defaults are for 100M+ models.
@@ -30,7 +31,16 @@ def baseline(subject) -> Metrics:
     return Evaluator(tokenizer, subject.forget, subject.retain, load_fluency(), fmt=subject.fmt).evaluate(model)
 
 
+@pytest.fixture(scope="session")
+def guard(subject) -> GatewayGuardScorer:
+    # One embedder load for the session: what run_job builds per job from the forget requests.
+    forget_ids = set(subject.forget.source_ids)
+    return GatewayGuardScorer.build(entries_from_bodies(
+        subject.facts.subset(forget_ids).forget_entries()))
+
+
 def _spec(subject, tmp_path: Path, method: str, overrides: dict, baseline: Metrics | None = None, **kw) -> JobSpec:
+    kw.setdefault("guard_score", False)
     return JobSpec(base_model_dir=str(subject.model_dir), method=method, forget=subject.forget,
                    retain=subject.retain, versions_dir=str(tmp_path / "versions"), overrides=overrides,
                    prompt_format="plain", metrics_before=baseline, parent_version="v0", **kw)
@@ -43,10 +53,11 @@ def test_subject_model_knows_its_facts(baseline):
 
 
 @pytest.mark.parametrize("name", ["grad_diff", "grad_diff_kl", "npo", "edit"])
-def test_method_forgets_and_keeps_retain(subject, baseline, tmp_path, name):
+def test_method_forgets_and_keeps_retain(subject, baseline, guard, tmp_path, name):
     method = "grad_diff" if name.startswith("grad_diff") else name
     seen: list[JobProgress] = []
-    result = run_job(_spec(subject, tmp_path, method, TINY[name], baseline), progress=seen.append)
+    result = run_job(_spec(subject, tmp_path, method, TINY[name], baseline, guard_scorer=guard),
+                     progress=seen.append)
     assert result.state is JobState.PUBLISHED, (result.reason, result.gate_reasons)
     after = result.metrics_after
     assert after is not None
@@ -65,6 +76,10 @@ def test_method_forgets_and_keeps_retain(subject, baseline, tmp_path, name):
     assert manifest["metrics_after"]["forget_leakage"] <= 0.2
     assert manifest["hyperparameters"]["lr"] == TINY[name]["lr"]
     assert any(f.endswith(".safetensors") for f in manifest["files"])
+    # The gateway's guard on the raw outputs: reported for both sets, before (unknown here) and after.
+    assert manifest["metrics_after"]["forget_guard_hit_rate"] is not None
+    assert manifest["metrics_after"]["retain_guard_hit_rate"] is not None
+    assert after.forget.questions.guard is not None and after.retain.pooled_guard is not None
 
 
 def test_edit_answers_the_refusal_and_keeps_unedited_facts(subject, baseline, tmp_path):
@@ -134,11 +149,18 @@ def test_bad_overrides_fail_fast(subject, tmp_path):
     assert result.state is JobState.FAILED and "unknown unlearning method" in result.reason
 
 
-def test_result_serialises(subject, baseline, tmp_path):
-    result = run_job(_spec(subject, tmp_path, "grad_diff", {**TINY["grad_diff"], "steps": 2, "early_stop": False},
-                           baseline, gates=Gates(forget_hit_rate_max=1.0)))
+def test_result_serialises_with_the_guard_score_built_by_the_job(subject, baseline, tmp_path):
+    # guard_score is on by default: the job builds its own guard index from the forget requests.
+    entries = entries_from_bodies(subject.facts.subset(subject.forget.source_ids).forget_entries())
+    spec = _spec(subject, tmp_path, "grad_diff", {**TINY["grad_diff"], "steps": 2, "early_stop": False},
+                 baseline, gates=Gates(forget_hit_rate_max=1.0), guard_score=True, forget_entries=entries)
+    assert JobSpec(base_model_dir="m", method="npo", forget=subject.forget, versions_dir="v").guard_score
+    result = run_job(spec)
     payload = json.loads(json.dumps(result.to_dict()))
     assert payload["state"] == "published" and payload["steps"] == 2
+    assert 0.0 <= payload["metrics_after"]["forget_guard_hit_rate"] <= 1.0
+    assert 0.0 <= payload["metrics_after"]["retain_guard_hit_rate"] <= 1.0
+    assert job_guard_scorer(_spec(subject, tmp_path, "npo", {})) is None
 
 
 def test_remote_wrapper_is_built_lazily_without_starting_ray():
