@@ -57,6 +57,8 @@ def _row(name: str, m: Metrics, base: Metrics | None, wall_s: float | None, extr
         "retain_rel": (m.retain.pooled_hit_rate / base.retain.pooled_hit_rate) if base and base.retain.pooled_hit_rate else None,
         "retain_rouge_q": m.retain.questions.rouge_l,
         "perplexity": m.perplexity,
+        "guard_forget": m.forget.pooled_guard,
+        "guard_retain": m.retain.pooled_guard,
         "wall_s": wall_s,
         **extra,
     }
@@ -74,7 +76,9 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     cols = [("name", "model"), ("forget_hit_q", "forget hit (Q)"), ("forget_hit_p", "forget hit (para)"),
             ("forget_rouge_q", "forget ROUGE-L (Q)"), ("forget_rouge_p", "forget ROUGE-L (para)"),
             ("retain_hit_q", "retain hit (Q)"), ("retain_hit_p", "retain hit (para)"),
-            ("retain_rel", "retain vs subject"), ("perplexity", "ppl"), ("wall_s", "wall s"),
+            ("retain_rel", "retain vs subject"), ("perplexity", "ppl"),
+            ("guard_forget", "guard hit forget"), ("guard_retain", "guard hit retain"), ("wall_s", "wall s"),
+            ("train_s", "of which steps s"),
             ("state", "job"), ("steps", "steps")]
     lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -82,7 +86,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _finetune_cached(base: Path, out: Path, examples: ExampleSet, cfg: Any, fmt: PromptFormat, label: str) -> float:
+def _finetune_cached(base: Path, out: Path, examples: ExampleSet, cfg: Any, fmt: PromptFormat, label: str,
+                     device: Any = "cpu") -> float:
     """Fine-tune `base` on `examples` into `out` unless an identical run is already there; returns wall s."""
     import torch
 
@@ -96,7 +101,7 @@ def _finetune_cached(base: Path, out: Path, examples: ExampleSet, cfg: Any, fmt:
         wall = float(json.loads(stamp.read_text())["wall_s"])
         print(f"[{label}] reusing {out} (fine-tuned in {wall:.0f}s)", flush=True)
         return wall
-    model, tokenizer = load_model(base)
+    model, tokenizer = load_model(base, device)
     began = time.monotonic()
 
     last_step = [-1]
@@ -150,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fluency", type=int, default=0, help="first N fluency sentences for perplexity (0 = all)")
     ap.add_argument("--skip-base", action="store_true", help="don't evaluate the base model")
     ap.add_argument("--skip-retrain", action="store_true", help="skip the retrain-from-base anchor")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    ap.add_argument("--no-guard", action="store_true",
+                    help="don't score generations with the gateway's guard (needs the embedder and faiss)")
     args = ap.parse_args(argv)
 
     if not (args.model / "config.json").is_file():
@@ -159,10 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from unlearn_jobs.finetune import FinetuneConfig
-    from unlearn_jobs.model import load_model
+    from unlearn_jobs.model import load_model, pick_device
     from unlearn_jobs.runner import JobSpec, run_job
 
     torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
     began_all = time.monotonic()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -185,14 +194,22 @@ def main(argv: list[str] | None = None) -> int:
     fluency = load_fluency()[:args.fluency or None]
     subject_dir = out / "subject"
     retrain_dir = out / "retrain"
-    subject_ft_s = _finetune_cached(args.model, subject_dir, trained_on(forget.concat(retain)), ft_cfg, fmt, "subject")
+    subject_ft_s = _finetune_cached(args.model, subject_dir, trained_on(forget.concat(retain)), ft_cfg, fmt, "subject",
+                                    device)
 
     eval_retain = retain if not args.eval_retain else ExampleSet(retain.examples[:: max(1, len(retain) // args.eval_retain)][:args.eval_retain])
     _, tokenizer = load_model(subject_dir)
-    evaluator = Evaluator(tokenizer, forget, eval_retain, fluency, fmt=fmt, batch_size=20)
+    guard = None
+    if not args.no_guard:
+        from unlearn_jobs.guard_score import GatewayGuardScorer, entries_from_bodies
+
+        # The gateway's guard over the forget requests, as POST /v1/forget would index them; one
+        # embedder for the whole run, shared by the anchors' evaluations and every job.
+        guard = GatewayGuardScorer.build(entries_from_bodies(forget_fs.forget_entries()))
+    evaluator = Evaluator(tokenizer, forget, eval_retain, fluency, fmt=fmt, batch_size=20, guard_scorer=guard)
 
     def measure(path: Path) -> tuple[Metrics, float]:
-        model, _ = load_model(path)
+        model, _ = load_model(path, device)
         t = time.monotonic()
         m = evaluator.evaluate(model)
         return m, time.monotonic() - t
@@ -227,10 +244,17 @@ def main(argv: list[str] | None = None) -> int:
                        retain=retain, versions_dir=str(out / "versions"), overrides=overrides,
                        gates=Gates(), metrics_before=subject_m, prompt_format=fmt.kind,
                        parent_version="subject", fluency=fluency, eval_batch_size=20,
-                       eval_retain=eval_retain)
+                       eval_retain=eval_retain, device=str(device), guard_score=guard is not None,
+                       guard_scorer=guard)
         leaks: list[tuple[int, float]] = []
+        phase_at: dict[str, float] = {}
 
         def progress(p: Any) -> None:
+            # Load + baseline, then steps (early-stop checks included), then the final evaluation.
+            if p.step and "train" not in phase_at:
+                phase_at["train"] = time.monotonic()
+            if p.state.value == "evaluating" and "eval" not in phase_at:
+                phase_at["eval"] = time.monotonic()
             if p.forget_leakage is not None and p.step:
                 leaks.append((p.step, round(p.forget_leakage, 3)))
                 print(f"[{variant}] step {p.step} loss {p.loss:.3f} forget leakage {p.forget_leakage:.2f}", flush=True)
@@ -238,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         t = time.monotonic()
         res = run_job(spec, progress=progress)
         wall = time.monotonic() - t
-        row_extra = {"state": res.state.value, "steps": res.steps, "gate_reasons": list(res.gate_reasons),
+        train_s = phase_at["eval"] - phase_at.get("train", t) if "eval" in phase_at else None
+        row_extra = {"train_s": train_s, "state": res.state.value, "steps": res.steps, "gate_reasons": list(res.gate_reasons),
                      "reason": res.reason, "overrides": overrides, "leakage_trace": leaks,
                      "samples": list(res.metrics_after.samples) if res.metrics_after else []}
         if res.metrics_after is not None:
@@ -253,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     # The retrain anchor comes last: the methods need only the subject, and a retrain can be
     # produced by a separate process meanwhile (same cache key) on a machine with spare cores.
     if not args.skip_retrain:
-        retrain_ft_s = _finetune_cached(args.model, retrain_dir, trained_on(retain), ft_cfg, fmt, "retrain")
+        retrain_ft_s = _finetune_cached(args.model, retrain_dir, trained_on(retain), ft_cfg, fmt, "retrain", device)
         retrain_m, _ = measure(retrain_dir)
         rows.insert(len(rows) - len(results), _row("retrain on retain only", retrain_m, subject_m, retrain_ft_s,
                                                    {"state": "anchor"}))
@@ -264,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": {"people": args.people, "facts": len(facts.facts), "forget_people": n_forget,
                   "forget_facts": len(forget), "retain_facts": len(retain), "eval_retain_facts": len(eval_retain)},
         "threads": args.threads,
+        "device": str(device),
+        "machine": {"cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg(),
+                    "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None},
         "total_wall_s": time.monotonic() - began_all,
         "rows": rows,
         "samples": {"subject": list(subject_m.samples)},
