@@ -34,7 +34,8 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "grad_diff_kl": {"lr": 5e-5, "steps": 20, "check_every": 2, "batch_size": 4, "retain_batch_size": 4,
                      "retain_loss": "kl", "repair_steps": 3},
     "npo": {"lr": 5e-5, "steps": 20, "check_every": 2, "batch_size": 4, "retain_batch_size": 4, "repair_steps": 3},
-    "edit": {"lr": 3e-4, "steps": 12, "batch_size": 4, "retain_batch_size": 4},
+    # Run 4 (40 x 5, all layers): 60 unbounded steps failed the perplexity gate; 20 bounded ones passed all.
+    "edit": {"lr": 3e-4, "steps": 20, "max_delta": 0.005, "batch_size": 4, "retain_batch_size": 4},
 }
 
 

@@ -25,6 +25,10 @@ class EditConfig(GradientConfig):
     target: str = REFUSAL_TARGET
     # Optional push away from the old answer as well as toward the refusal (0 = pure rewrite).
     ascent_weight: float = 0.0
+    # No weight moves further than this from the parent. Unbounded, the rewrite spends its steps
+    # raising perplexity: rejected on the perplexity gate on the tiny model (lr 3e-3) and on
+    # SmolLM2-135M at 40 x 5 (1.32x); bounded at 0.005 it passed every gate (docs/unlearning.md, run 4).
+    max_delta: float | None = 0.005
 
     def validate(self) -> None:
         super().validate()
