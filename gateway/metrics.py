@@ -244,9 +244,10 @@ class PrometheusBackend:
 
 
 class _RayInstrument:
-    def __init__(self, metric: Any, labels: tuple[str, ...]) -> None:
+    def __init__(self, metric: Any, labels: tuple[str, ...], keeper: _GaugeKeeper | None = None) -> None:
         self._metric = metric
         self._labels = labels
+        self._keeper = keeper
 
     def _tags(self, values: tuple[str, ...]) -> dict[str, str] | None:
         return dict(zip(self._labels, values)) if self._labels else None
@@ -255,27 +256,59 @@ class _RayInstrument:
         self._metric.inc(amount, tags=self._tags(values))
 
     def set(self, values: tuple[str, ...], value: float) -> None:
-        self._metric.set(value, tags=self._tags(values))
+        tags = self._tags(values)
+        if self._keeper is not None:
+            self._keeper.keep(self._metric, tags, value)
+        else:
+            self._metric.set(value, tags=tags)
 
     def observe(self, values: tuple[str, ...], value: float) -> None:
         self._metric.observe(value, tags=self._tags(values))
+
+
+class _GaugeKeeper:
+    """Re-sets every gauge value of the process every `period_s`. Ray's agent drops a gauge value that
+    was not reported for two export intervals (measured: ~20 s), so a gauge set once (the serving
+    version, the index version) would vanish from the scrape while it is still true."""
+
+    def __init__(self, period_s: float) -> None:
+        self._period_s = period_s
+        self._values: dict[tuple[int, tuple[tuple[str, str], ...]], tuple[Any, dict[str, str] | None, float]] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def keep(self, metric: Any, tags: dict[str, str] | None, value: float) -> None:
+        with self._lock:
+            self._values[(id(metric), tuple(sorted((tags or {}).items())))] = (metric, tags, value)
+            metric.set(value, tags=tags)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="lethe-metrics-gauges", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self._period_s)
+            with self._lock:
+                for metric, tags, value in self._values.values():
+                    metric.set(value, tags=tags)
 
 
 class RayBackend:
     """`ray.util.metrics` instruments: every process of a node is served by that node's metrics agent
     (`ray.init(_metrics_export_port=...)`), as `ray_<name>` plus Ray's own labels (WorkerId, …)."""
 
+    def __init__(self, gauge_refresh_s: float = 5.0) -> None:
+        self._keeper = _GaugeKeeper(gauge_refresh_s)
+
     def instrument(self, spec: MetricSpec) -> Instrument:
         from ray.util import metrics as ray_metrics
 
         common = {"description": spec.help, "tag_keys": spec.labels}
         if spec.kind == "counter":
-            metric: Any = ray_metrics.Counter(spec.name, **common)
-        elif spec.kind == "gauge":
-            metric = ray_metrics.Gauge(spec.name, **common)
-        else:
-            metric = ray_metrics.Histogram(spec.name, boundaries=list(spec.buckets), **common)
-        return _RayInstrument(metric, spec.labels)
+            return _RayInstrument(ray_metrics.Counter(spec.name, **common), spec.labels)
+        if spec.kind == "gauge":
+            return _RayInstrument(ray_metrics.Gauge(spec.name, **common), spec.labels, self._keeper)
+        return _RayInstrument(ray_metrics.Histogram(spec.name, boundaries=list(spec.buckets), **common), spec.labels)
 
 
 class _NullInstrument:

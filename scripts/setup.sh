@@ -30,6 +30,9 @@ else
   echo "setup: $VENV is up to date"
 fi
 
+# Prometheus + promtool (Debian package) for the monitoring tests and the README's SRE section.
+scripts/install_prometheus.sh
+
 if [ "${LETHE_SKIP_PREPARE:-0}" != "1" ]; then
   "$VENV/bin/lethe" models prepare
 fi
