@@ -6,7 +6,33 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${LETHE_VENV:-.venv}
-EXTRAS=${LETHE_EXTRAS:-cpu,test}
+EXTRAS=${LETHE_EXTRAS:-cpu,test,postgres}
+
+# The ledger tests also run on PostgreSQL: they start a private server from its binaries (initdb,
+# pg_ctl) in a temp dir, never the system service. Debian/Ubuntu: the `postgresql` package; a
+# policy-rc.d keeps its postinst from starting the service, the main cluster it creates stays stopped.
+has_postgres() { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }
+if ! has_postgres && [ "${LETHE_SKIP_POSTGRES:-0}" != "1" ]; then
+  sudo=(); [ "$(id -u)" = 0 ] || sudo=(sudo -n)
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" = 0 ] || sudo -n true 2>/dev/null; }; then
+    echo "setup: installing the PostgreSQL server binaries (apt-get install postgresql)"
+    policy=/usr/sbin/policy-rc.d
+    added_policy=0
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+      "${sudo[@]}" chmod +x "$policy"
+      added_policy=1
+    fi
+    install_pg() { "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }
+    status=0
+    install_pg || { "${sudo[@]}" apt-get update -qq && install_pg; } || status=$?
+    [ "$added_policy" = 0 ] || "${sudo[@]}" rm -f "$policy"
+    [ "$status" = 0 ] || { echo "setup: apt-get install postgresql failed" >&2; exit "$status"; }
+  else
+    echo "setup: no PostgreSQL server binaries and no apt-get/root to install them: the ledger's" \
+         "PostgreSQL tests will skip (install the postgresql server package to run them)"
+  fi
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating virtualenv $VENV"

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import Table, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.types import ForgetEntry
@@ -42,6 +43,40 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=timezone.utc)
+
+
+def _fit(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    """`values` unchanged if every backend stores them alike. PostgreSQL refuses a NUL character in text
+    and a string longer than its VARCHAR; SQLite keeps both. Refusing them on both backends (ValueError,
+    naming the column: the API answers 422) keeps the two stores interchangeable and a bad request from
+    ever becoming a 500 on PostgreSQL only."""
+    for name, value in values.items():
+        if not isinstance(value, str):
+            continue
+        if "\x00" in value:
+            raise ValueError(f"{table.name}.{name} must not contain NUL characters")
+        length = getattr(table.c[name].type, "length", None)
+        if length is not None and len(value) > length:
+            raise ValueError(f"{table.name}.{name} is longer than {length} characters")
+    return values
+
+
+def _storable_key(value: str) -> bool:
+    # A key no backend can store is a key no row has (and PostgreSQL would raise on it in a WHERE).
+    return "\x00" not in value
+
+
+def _engine_url(url: str) -> str | URL:
+    """`postgresql://` and `postgres://` (the scheme many platforms hand out) with whichever driver is
+    installed: psycopg 3 (the `postgres` extra) first, else psycopg2."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    parsed = make_url(url)
+    if parsed.drivername != "postgresql":
+        return url
+    has = importlib.util.find_spec
+    driver = "psycopg" if has("psycopg") is not None or has("psycopg2") is None else "psycopg2"
+    return parsed.set(drivername=f"postgresql+{driver}")
 
 
 def _page(limit: int, offset: int) -> None:
@@ -95,7 +130,7 @@ class Ledger:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             engine = _sqlite_engine(url)
         else:
-            engine = create_engine(url, pool_pre_ping=True)
+            engine = create_engine(_engine_url(url), pool_pre_ping=True)
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
                 # Two replicas starting together must not both run the migration.
@@ -116,21 +151,24 @@ class Ledger:
         payload = {"texts": list(entry.texts), "qa": [list(p) for p in entry.qa], "literals": list(entry.literals)}
         with self.engine.begin() as conn:
             version = self._bump(conn, "index_version")
-            conn.execute(insert(t.forget_requests).values(
-                id=entry.forget_id, subject=entry.subject, reason=entry.reason, action=entry.action,
-                payload=payload, status="enforced", created_at=now, enforced_at=now, index_version=version,
-            ))
-            conn.execute(insert(t.guard_artifacts).values(
-                forget_id=entry.forget_id, model_name=artifacts.model_name, dim=artifacts.dim,
-                format=artifacts.format, terms=artifacts.terms_json(), ngram_hashes=artifacts.ngram_hashes,
-                output_vectors=artifacts.output_vectors, question_vectors=artifacts.question_vectors,
-            ))
+            conn.execute(insert(t.forget_requests).values(_fit(t.forget_requests, {
+                "id": entry.forget_id, "subject": entry.subject, "reason": entry.reason, "action": entry.action,
+                "payload": payload, "status": "enforced", "created_at": now, "enforced_at": now,
+                "index_version": version,
+            })))
+            conn.execute(insert(t.guard_artifacts).values(_fit(t.guard_artifacts, {
+                "forget_id": entry.forget_id, "model_name": artifacts.model_name, "dim": artifacts.dim,
+                "format": artifacts.format, "terms": artifacts.terms_json(), "ngram_hashes": artifacts.ngram_hashes,
+                "output_vectors": artifacts.output_vectors, "question_vectors": artifacts.question_vectors,
+            })))
             self._audit(conn, actor, "forget.added", entry.forget_id,
                         {"index_version": version, "reason": entry.reason, "action": entry.action})
         return ForgetRecord(entry.forget_id, entry.subject, entry.reason, entry.action, payload, "enforced",
                             now, now, version)
 
     def get_forget(self, forget_id: str) -> ForgetRecord | None:
+        if not _storable_key(forget_id):
+            return None
         with self.engine.connect() as conn:
             row = conn.execute(select(t.forget_requests).where(t.forget_requests.c.id == forget_id)).first()
         return self._forget(row) if row else None
@@ -224,6 +262,7 @@ class Ledger:
         values = dict(id=job_id, method=method, forget_ids=list(forget_ids), params=params or {},
                       resources=resources or {}, state="queued", progress=0.0, step=0, loss=None, metrics={},
                       version_id=None, error=None, created_at=now, started_at=None, finished_at=None)
+        _fit(t.unlearn_jobs, values)
         with self.engine.begin() as conn:
             conn.execute(insert(t.unlearn_jobs).values(**values))
             self._audit(conn, actor, "job.created", job_id, {"method": method, "forget_ids": list(forget_ids)})
@@ -238,6 +277,12 @@ class Ledger:
         state = fields.get("state")
         if state is not None and state not in JOB_STATES:
             raise ValueError(f"job state must be one of {JOB_STATES}, got {state!r}")
+        if isinstance(fields.get("error"), str):
+            # A failure message is diagnostics: keep it whatever it holds rather than lose the failure.
+            fields["error"] = fields["error"].replace("\x00", "\ufffd")
+        _fit(t.unlearn_jobs, fields)
+        if not _storable_key(job_id):
+            raise KeyError(f"unknown job {job_id!r}")
         with self.engine.begin() as conn:
             row = conn.execute(select(t.unlearn_jobs).where(t.unlearn_jobs.c.id == job_id)).first()
             if row is None:
@@ -254,6 +299,8 @@ class Ledger:
         return self._job(row)
 
     def get_job(self, job_id: str) -> JobRecord | None:
+        if not _storable_key(job_id):
+            return None
         with self.engine.connect() as conn:
             row = conn.execute(select(t.unlearn_jobs).where(t.unlearn_jobs.c.id == job_id)).first()
         return self._job(row) if row else None
@@ -344,8 +391,8 @@ class Ledger:
         if not kind or not actor:
             raise ValueError("audit events need a kind and an actor")
         at = _now()
-        result = conn.execute(insert(t.audit_events).values(
-            at=at, actor=actor, kind=kind, subject_id=subject_id, details=details))
+        result = conn.execute(insert(t.audit_events).values(_fit(t.audit_events, {
+            "at": at, "actor": actor, "kind": kind, "subject_id": subject_id, "details": details})))
         return AuditEvent(int(result.inserted_primary_key[0]), at, actor, kind, subject_id, details)
 
     @staticmethod

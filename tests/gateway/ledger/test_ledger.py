@@ -1,4 +1,5 @@
-"""The ledger on real SQLite: durability, monotonic versions, concurrency, migrations, append-only audit."""
+"""The ledger on real SQLite and real PostgreSQL (each test runs on both): durability, monotonic versions,
+concurrency, migrations, append-only audit, and values that must behave the same on either backend."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
 
+from gateway.guard.types import ForgetEntry
 from gateway.ledger import Ledger
 from gateway.ledger.migrate import head_revision
 
@@ -27,9 +30,14 @@ def test_migration_from_empty_reaches_head(ledger):
             "weight_versions", "serving_pointer", "alembic_version"} <= tables
     with ledger.engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
-        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
-        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        if ledger.engine.dialect.name == "sqlite":
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+            assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        else:
+            # An acknowledged commit is on disk before it returns: fsync and synchronous commit stay on.
+            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
+            assert conn.execute(text("SHOW fsync")).scalar() == "on"
     assert ledger.index_version() == 0
 
 
@@ -179,3 +187,102 @@ def test_weight_versions_and_serving_pointer(ledger):
     with pytest.raises(Exception):
         ledger.add_version("v2", "/x", {}, parent_id="missing")  # foreign keys are on
     assert [e.details["previous"] for e in ledger.list_audit(kind="version.serving")] == [None, "base", "v1"]
+
+
+# --- the same behaviour on every backend (SQLite is lax where PostgreSQL is strict) ---------------
+
+def test_text_round_trips_byte_for_byte(ledger):
+    entry, artifacts = make_pair(7)
+    texts = ("Ærøskøbing – «quoted» 🙂 \\u0000 and a real NUL: \x00 end", "x" * 8_000)
+    entry = ForgetEntry(entry.forget_id, "Søren Ødegård-Lie 🙂", texts=texts, literals=("+47 900 00 007",),
+                        reason="gdpr")
+    big = bytes(range(256)) * 4096  # 1 MiB of every byte value, NUL included
+    artifacts = replace(artifacts, ngram_hashes=big, subject=entry.subject)
+    record = ledger.add_forget(entry, artifacts)
+    assert ledger.get_forget(entry.forget_id) == record
+    assert ledger.get_forget(entry.forget_id).entry() == entry  # NUL inside JSON payloads is fine
+    assert ledger.load_artifacts() == [artifacts]
+    stored = ledger.get_forget(entry.forget_id).created_at
+    assert stored.tzinfo is not None and stored.utcoffset().total_seconds() == 0
+
+
+@pytest.mark.parametrize("field", ["nul", "long"])
+def test_values_a_column_cannot_hold_are_refused_alike(ledger, field):
+    entry, artifacts = make_pair(3)
+    subject = "Ingrid\x00Solvang" if field == "nul" else "S" * 513
+    with pytest.raises(ValueError, match="subject"):
+        ledger.add_forget(replace(entry, subject=subject), artifacts)
+    with pytest.raises(ValueError, match="actor"):
+        ledger.append_audit("operator.note", actor="a" * 129 if field == "long" else "al\x00ice")
+    with pytest.raises(ValueError, match="method"):
+        ledger.create_job("n" * 65 if field == "long" else "n\x00po", ["forget-0003"])
+    assert ledger.index_version() == 0 and ledger.count_forgets() == 0 and ledger.list_audit() == []
+    # Looking up a key no backend can store finds nothing (PostgreSQL would raise on it in a WHERE).
+    assert ledger.get_forget("forget\x00") is None and ledger.get_job("job\x00") is None
+    with pytest.raises(KeyError):
+        ledger.update_job("job\x00", state="running")
+
+
+def test_job_error_and_metrics_keep_any_text(ledger):
+    job = ledger.create_job("npo", ["forget-0001"])
+    failed = ledger.update_job(job.id, state="failed", error="boom\x00" + "e" * 10_000, metrics={"note": "a\x00b"})
+    assert failed.error.startswith("boom") and failed.metrics == {"note": "a\x00b"}
+    assert ledger.get_job(job.id).metrics == {"note": "a\x00b"}
+
+
+_OPENER = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    from gateway.ledger import Ledger
+    Ledger.open({url!r}).close()
+    print("ok", flush=True)
+""")
+
+
+def test_replicas_starting_together_migrate_once(url):
+    code = _OPENER.format(root=str(ROOT), url=url)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outputs]
+    ledger = Ledger.open(url)
+    with ledger.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 1
+        assert conn.execute(text("SELECT value FROM ledger_counters WHERE name = 'index_version'")).scalar() == 0
+    ledger.close()
+
+
+def test_schema_downgrades_and_upgrades_again(url):
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+    from alembic.script import ScriptDirectory
+
+    from gateway.ledger.migrate import MIGRATIONS_DIR
+
+    ledger = Ledger.open(url)
+    ledger.add_forget(*make_pair(1))
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    downgrade = EnvironmentContext(config, script, fn=lambda rev, ctx: script._downgrade_revs("base", rev),
+                                   destination_rev="base")
+    with ledger.engine.begin() as conn, downgrade as env:
+        env.configure(connection=conn, target_metadata=None)
+        env.run_migrations()
+    assert not {"forget_requests", "audit_events"} & set(inspect(ledger.engine).get_table_names())
+    ledger.close()
+    again = Ledger.open(url)  # a clean upgrade, triggers and functions included
+    assert again.index_version() == 0
+    again.add_forget(*make_pair(2))
+    with pytest.raises(Exception, match="append-only"), again.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_events"))
+    again.close()
+
+
+def test_postgres_url_without_a_driver_name_works(postgres):
+    url = postgres.create_database()
+    assert url.startswith("postgresql://")
+    for variant in (url, url.replace("postgresql://", "postgres://", 1)):
+        ledger = Ledger.open(variant)
+        assert ledger.engine.dialect.name == "postgresql"
+        ledger.close()
