@@ -28,11 +28,12 @@ ID_LIKE = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}|chatcmpl|[0-9a-f]{16}", re.I)
 
 
 @pytest.fixture
-def registry() -> CollectorRegistry:
+def registry(monkeypatch) -> CollectorRegistry:
+    """A fresh registry for one test; the process's registry comes back afterwards."""
+    monkeypatch.setattr(metrics, "_registry", metrics._registry)
     reg = CollectorRegistry()
     metrics.configure(backend=metrics.PrometheusBackend(reg))
-    yield reg
-    metrics.configure(enabled=False)
+    return reg
 
 
 def samples(reg: CollectorRegistry) -> list[tuple[str, dict[str, str], float]]:
@@ -108,7 +109,8 @@ def test_helpers_are_harmless_without_configuration_or_ray(monkeypatch):
     assert isinstance(metrics.registry().backend, metrics.NullBackend)
 
 
-def test_disabled_records_nothing():
+def test_disabled_records_nothing(monkeypatch):
+    monkeypatch.setattr(metrics, "_registry", metrics._registry)
     reg = CollectorRegistry()
     metrics.configure(enabled=False, backend=metrics.PrometheusBackend(reg))
     metrics.record_request("/v1/chat/completions", 200, 0.1)
