@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Protocol
 
 from gateway.errors import NotFoundError, ServiceUnavailableError, UnprocessableError
 from gateway.protocol import CheckMatch, CheckResult, ForgetAccepted, ForgetList, ForgetRequest, ForgetStatus
-from gateway.service import GuardSource, unwrap_remote_error
+from gateway.remote import call_remote
+from gateway.service import GuardSource
 
 
 class ForgetAuthorityAPI(Protocol):
@@ -33,20 +33,12 @@ class ForgetService:
         self._timeout_s = timeout_s
 
     async def _call(self, coro: Any) -> Any:
-        try:
-            return await asyncio.wait_for(coro, self._timeout_s)
-        except asyncio.TimeoutError:
-            raise ServiceUnavailableError(
-                f"the forget authority did not answer within {self._timeout_s:g} s; the request may "
-                "still be enforced: check GET /v1/forget", code="authority_timeout"
-            ) from None
-        except Exception as exc:
-            original = unwrap_remote_error(exc)
-            if isinstance(original, ValueError):  # the authority refused the content itself
-                raise UnprocessableError(str(original)) from None
-            raise ServiceUnavailableError(
-                f"the forget authority is unavailable: {type(original).__name__}", code="authority_unavailable"
-            ) from None
+        return await call_remote(
+            coro, timeout_s=self._timeout_s, service="forget authority", code="authority_unavailable",
+            # the authority refused the content itself
+            errors=[(ValueError, lambda e: UnprocessableError(str(e)))],
+            timeout_hint="; the request may still be enforced: check GET /v1/forget",
+        )
 
     async def submit(self, request: ForgetRequest) -> ForgetAccepted:
         if request.is_empty():

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Protocol
 
-from gateway.errors import NotFoundError, ServiceUnavailableError, UnprocessableError
+from gateway.errors import NotFoundError, UnprocessableError
 from gateway.protocol import JobList, JobStatus, JobSubmit
-from gateway.service import unwrap_remote_error
+from gateway.remote import call_remote
 
 
 class JobsAPI(Protocol):
@@ -31,19 +30,12 @@ class UnlearnService:
     async def _call(self, coro: Any) -> Any:
         from gateway.jobs import JobNotFoundError, JobRequestError
 
-        try:
-            return await asyncio.wait_for(coro, self._timeout_s)
-        except asyncio.TimeoutError:
-            raise ServiceUnavailableError("the job manager did not answer in time", code="jobs_unavailable") from None
-        except Exception as exc:
-            original = unwrap_remote_error(exc)
-            if isinstance(original, JobNotFoundError):
-                raise NotFoundError(f"no unlearning job with id {original.args[0]!r}", param="job_id") from None
-            if isinstance(original, JobRequestError):
-                raise UnprocessableError(str(original)) from None
-            raise ServiceUnavailableError(
-                f"the job manager is unavailable: {type(original).__name__}", code="jobs_unavailable"
-            ) from None
+        errors = [
+            (JobNotFoundError, lambda e: NotFoundError(f"no unlearning job with id {e.args[0]!r}", param="job_id")),
+            (JobRequestError, lambda e: UnprocessableError(str(e))),
+        ]
+        return await call_remote(coro, timeout_s=self._timeout_s, service="job manager", code="jobs_unavailable",
+                                 errors=errors)
 
     async def submit(self, body: JobSubmit) -> JobStatus:
         job = await self._call(self._jobs.submit(body.method, body.forget_ids, body.params, body.gates))
