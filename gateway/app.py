@@ -14,9 +14,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api import chat, health, models
 from gateway.api import forget as forget_routes
+from gateway.api import admin as admin_routes
 from gateway.api import unlearn as unlearn_routes
 from gateway.forgetting import ForgetService
 from gateway.unlearning import UnlearnService
+from gateway.versions_api import VersionsService
 from gateway import metrics
 from gateway.errors import APIError
 from gateway.protocol import error_body
@@ -135,6 +137,7 @@ def create_app(
     max_body_bytes: int,
     forget: ForgetService | None = None,
     jobs: UnlearnService | None = None,
+    versions: VersionsService | None = None,
     admin_token: str | None = None,
 ) -> FastAPI:
     """The gateway's ASGI app; the caller supplies the wired services (Serve replica or a test)."""
@@ -142,12 +145,15 @@ def create_app(
     app.state.chat = chat_service
     app.state.forget = forget
     app.state.jobs = jobs
+    app.state.versions = versions
     app.state.admin_token = admin_token
     app.include_router(chat.router)
     if forget is not None:
         app.include_router(forget_routes.router)
     if jobs is not None:
         app.include_router(unlearn_routes.router)
+    if versions is not None:
+        app.include_router(admin_routes.router)
     app.include_router(models.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)

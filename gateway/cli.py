@@ -179,10 +179,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- operator clients
 
 
-def _client(args: argparse.Namespace):
+def _client(args: argparse.Namespace, timeout_s: float = 120.0):
     from gateway.api_client import OperatorClient
 
-    return OperatorClient(args.url, args.token)
+    return OperatorClient(args.url, args.token, timeout_s=timeout_s)
 
 
 def _print_json(value: object) -> None:
@@ -277,6 +277,42 @@ def cmd_unlearn_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_list(args: argparse.Namespace) -> int:
+    listing = _client(args).get("/v1/admin/models/versions")
+    if args.json:
+        _print_json(listing)
+        return 0
+    print(f"{'':2}{'VERSION':<36} {'PARENT':<36} {'METHOD':<10} CREATED")
+    for v in listing["data"]:
+        mark = "* " if v["serving"] else "  "
+        print(f"{mark}{v['id']:<36} {v['parent'] or '-':<36} {v['method'] or '-':<10} {v['created'] or '-'}")
+    replicas = ", ".join(f"{r['replica']}={r['version']}" for r in listing["replicas"]) or "none reachable"
+    print(f"\nserving: {listing['serving']}{' (a swap is in progress)' if listing['swapping'] else ''}")
+    print(f"replicas: {replicas}")
+    return 0
+
+
+def cmd_models_import(args: argparse.Namespace) -> int:
+    body = {"path": str(Path(args.path).expanduser().resolve()), "note": args.note}
+    _print_json(_client(args, timeout_s=900).post("/v1/admin/models/versions", body))
+    return 0
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    _print_json(_client(args, timeout_s=900).post("/v1/admin/models/promote", {"version": args.version}))
+    return 0
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    _print_json(_client(args, timeout_s=900).post("/v1/admin/models/rollback"))
+    return 0
+
+
+def cmd_models_swaps(args: argparse.Namespace) -> int:
+    _print_json(_client(args).get("/v1/admin/models/swaps", limit=args.limit)["data"])
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -289,6 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    remote = argparse.ArgumentParser(add_help=False)
+    remote.add_argument("--url", help="gateway URL (default $LETHE_URL or http://127.0.0.1:$LETHE_PORT)")
+    remote.add_argument("--token", help="operator token (default $LETHE_ADMIN_TOKEN)")
+
     serve_p = sub.add_parser("serve", parents=[common], help="run the gateway on a local Ray (foreground)")
     serve_p.set_defaults(func=cmd_serve)
 
@@ -300,10 +340,23 @@ def build_parser() -> argparse.ArgumentParser:
     prep.set_defaults(func=cmd_models_prepare)
     local = models_sub.add_parser("local", parents=[common], help="list prepared base models")
     local.set_defaults(func=cmd_models_local)
-
-    remote = argparse.ArgumentParser(add_help=False)
-    remote.add_argument("--url", help="gateway URL (default $LETHE_URL or http://127.0.0.1:$LETHE_PORT)")
-    remote.add_argument("--token", help="operator token (default $LETHE_ADMIN_TOKEN)")
+    vlist = models_sub.add_parser("list", parents=[remote], help="weight versions; * marks the serving one")
+    vlist.add_argument("--json", action="store_true", help="print the API's JSON")
+    vlist.set_defaults(func=cmd_models_list)
+    vimport = models_sub.add_parser("import", parents=[remote],
+                                    help="import a weight directory (config.json + *.safetensors) as a version")
+    vimport.add_argument("path", help="directory readable by the gateway")
+    vimport.add_argument("--note", help="free text kept in the manifest")
+    vimport.set_defaults(func=cmd_models_import)
+    promote = models_sub.add_parser("promote", parents=[remote],
+                                    help="rolling swap of every LLM replica onto VERSION (verified first)")
+    promote.add_argument("version")
+    promote.set_defaults(func=cmd_models_promote)
+    rollback = models_sub.add_parser("rollback", parents=[remote], help="swap back to the previous serving version")
+    rollback.set_defaults(func=cmd_models_rollback)
+    swaps = models_sub.add_parser("swaps", parents=[remote], help="promotions, rollbacks and failed swaps, newest first")
+    swaps.add_argument("--limit", type=int, default=20)
+    swaps.set_defaults(func=cmd_models_swaps)
 
     forget = sub.add_parser("forget", help="file and inspect forget requests (operator API)")
     forget_sub = forget.add_subparsers(dest="forget_command", required=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 from gateway.ledger import JobRecord, Ledger
 from gateway.metrics import record_forget_state, record_job
-from gateway.modelstore import model_version
+from gateway.versions import serving_record
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +121,13 @@ class JobManager:
     >>> await manager.cancel(job["id"])
     """
 
-    def __init__(self, ledger: Ledger, settings: JobSettings, *, launch: Any = None) -> None:
+    def __init__(self, ledger: Ledger, settings: JobSettings, *, launch: Any = None,
+                 on_published: Any = None) -> None:
         self._ledger = ledger
         self._settings = settings
         self._launch = launch or self._launch_ray
+        # async (version_id, job_id) -> None: auto-promotion of a version whose gates passed.
+        self._on_published = on_published
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._refs: dict[str, Any] = {}
         self._register_base_version()
@@ -137,10 +140,9 @@ class JobManager:
 
     def _register_base_version(self) -> None:
         """The served base model is the root of the version tree: published versions name it as parent."""
-        base = self._settings.base_model_dir
-        version_id = model_version(base)
-        if self._ledger.get_version(version_id) is None:
-            self._ledger.add_version(version_id, base, {"version_id": version_id, "base": True}, parent_id=None)
+        from gateway.versions import ensure_base_version
+
+        ensure_base_version(self._ledger, self._settings.base_model_dir)
 
     # --- API -------------------------------------------------------------------------------
 
@@ -222,10 +224,11 @@ class JobManager:
         forget = examples_from_request(_forget_body(records[0]), records[0].id)
         for record in records[1:]:
             forget = forget.concat(examples_from_request(_forget_body(record), record.id))
-        base = self._settings.base_model_dir
+        # Unlearn from what serves now, so versions chain: a second job keeps the first one's forgetting.
+        parent = serving_record(self._ledger, self._settings.base_model_dir)
         return JobSpec(
-            base_model_dir=base, method=method, forget=forget, versions_dir=str(self._settings.versions_dir),
-            overrides=params, gates=Gates.from_overrides(gates), parent_version=model_version(base),
+            base_model_dir=parent.path, method=method, forget=forget, versions_dir=str(self._settings.versions_dir),
+            overrides=params, gates=Gates.from_overrides(gates), parent_version=parent.id,
             job_id=job_id, forget_ids=tuple(r.id for r in records), num_threads=self._settings.threads,
             # The evaluation's guard score indexes the requests as the gateway does (subjects, literals).
             forget_entries=tuple(GuardEntrySpec.from_body(r.id, _forget_body(r)) for r in records),
@@ -262,6 +265,13 @@ class JobManager:
             self._ledger.update_job(job_id, state="failed", error=f"recording the result failed: {exc}")
             record_job(method, "failed")
             self._release_forgets(ids)
+            return
+        if self._on_published is not None and getattr(result, "version_id", None) and \
+                self._ledger.get_version(result.version_id) is not None:
+            try:
+                await self._on_published(result.version_id, job_id)
+            except Exception as exc:  # the version stays published; the swap recorded why it failed
+                log.error("auto-promotion of %s (job %s) failed: %s", result.version_id, job_id, exc)
 
     def _record_result(self, job_id: str, result: Any, ids: list[str]) -> None:
         state = result.state.value if hasattr(result.state, "value") else str(result.state)

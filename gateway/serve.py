@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from ray import serve
@@ -13,7 +15,7 @@ from ray.serve.handle import DeploymentHandle
 from gateway import metrics
 from gateway.config import LetheConfig
 from gateway.engines.base import EngineInfo, GenerationChunk
-from gateway.llm_server import LLMReplica, StreamStart
+from gateway.llm_server import LLMReplica, StreamStart, SwapSettings
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,7 @@ LLM_DEPLOYMENT = "LLMServer"
 INGRESS_DEPLOYMENT = "Gateway"
 AUTHORITY_DEPLOYMENT = "ForgetAuthority"
 JOBS_DEPLOYMENT = "UnlearnJobs"
+VERSIONS_DEPLOYMENT = "ModelVersions"
 
 
 def _bind_cpu_threads(config: LetheConfig, rank: int) -> None:
@@ -47,9 +50,26 @@ class LLMServer:
         rank = getattr(getattr(context, "rank", None), "rank", 0) or 0
         if config.server.llm_num_gpus == 0:
             _bind_cpu_threads(config, rank)
-        self._replica = LLMReplica(config, replica_id=f"llm-{rank}")
+        self._config = config
+        self._replica = LLMReplica(_on_serving_version(config), replica_id=f"llm-{rank}")
         await self._replica.start()
         metrics.set_serving_version(self._replica.info().model_version)
+
+    async def replica_state(self) -> dict[str, Any]:
+        return self._replica.state()
+
+    async def swap_if(self, replica: str, path: str, version: str) -> dict[str, Any] | None:
+        """Broadcast target of a rolling swap: only the named replica acts, the others answer None."""
+        if replica != self._replica.replica_id:
+            return None
+        swap = self._config.swap
+        failpoint = self._config.home / "failpoints" / f"smoke-fail-{replica}"
+        settings = SwapSettings(
+            drain_timeout_s=swap.drain_timeout_s, smoke_prompt=swap.smoke_prompt,
+            smoke_max_tokens=swap.smoke_max_tokens, smoke_expect=swap.smoke_expect,
+            fail_smoke=failpoint.exists(),
+        )
+        return await self._replica.swap(path, version, settings)
 
     async def generate(
         self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str
@@ -70,6 +90,56 @@ class LLMServer:
 
     async def __del__(self) -> None:
         await self._replica.shutdown()
+
+
+def _on_serving_version(config: LetheConfig) -> LetheConfig:
+    """The config this replica starts from: the promoted weight version when there is one, so a
+    restarted or added replica serves what the others serve before it takes traffic."""
+    from gateway.ledger import Ledger
+    from gateway.versions import VersionInvalidError, serving_record, validate_candidate
+
+    base = config.model_path
+    ledger = Ledger.open(config.ledger_url)
+    try:
+        record = serving_record(ledger, base)
+    finally:
+        ledger.close()
+    if Path(record.path) == Path(base):
+        return config
+    try:
+        validate_candidate(base, record)
+    except VersionInvalidError as exc:
+        # Never load a tampered version; the base model (guard on) is the safe fallback.
+        log.error("serving version %s fails verification (%s); starting on the base model", record.id, exc)
+        return config
+    engine = config.engine.model_copy(update={"model": record.path, "served_model_name": config.served_model_name})
+    return config.model_copy(update={"engine": engine})
+
+
+class ServeFleet:
+    """The LLM replicas for the SwapController, reached by Serve broadcasts (every live replica
+    gets the call; `swap_if` acts only on the named one)."""
+
+    def __init__(self, handle: DeploymentHandle, swap_timeout_s: float) -> None:
+        self._handle = handle
+        self._swap_timeout_s = swap_timeout_s
+
+    async def states(self) -> list[dict[str, Any]]:
+        results = await self._handle.broadcast("replica_state").results_async(timeout_s=60, return_exceptions=True)
+        return [r for r in results if isinstance(r, dict)]
+
+    async def swap(self, replica: str, path: str, version: str) -> dict[str, Any]:
+        results = await self._handle.broadcast("swap_if", replica, path, version).results_async(
+            timeout_s=self._swap_timeout_s, return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, dict):
+                return result
+        errors = [r for r in results if isinstance(r, BaseException)]
+        mine = [e for e in errors if replica in str(e)]
+        if mine or errors:
+            raise (mine or errors)[0]
+        raise RuntimeError(f"replica {replica} is no longer running")
 
 
 class ServeLLMClient:
@@ -156,9 +226,10 @@ class HandleClient:
 
 @serve.deployment(name=JOBS_DEPLOYMENT)
 class UnlearnJobs:
-    """The one JobManager: launches each job as a Ray task and records it in the ledger."""
+    """The one JobManager: launches each job as a Ray task and records it in the ledger; with
+    `swap.auto_promote`, a published version is promoted through ModelVersions."""
 
-    def __init__(self, config_json: str) -> None:
+    def __init__(self, config_json: str, versions: DeploymentHandle | None = None) -> None:
         from gateway.jobs import JobManager, JobSettings
         from gateway.ledger import Ledger
 
@@ -167,7 +238,14 @@ class UnlearnJobs:
             ledger_url=config.ledger_url, home=str(config.home), base_model_dir=str(config.model_path),
             num_cpus=config.unlearn.num_cpus, num_gpus=config.unlearn.num_gpus, threads=config.unlearn.threads,
         )
-        self._manager = JobManager(Ledger.open(config.ledger_url), settings)
+        promote = None
+        if versions is not None and config.swap.auto_promote:
+            client = HandleClient(versions)
+
+            async def promote(version_id: str, job_id: str) -> None:
+                await client.promote(version_id, f"job:{job_id}")
+
+        self._manager = JobManager(Ledger.open(config.ledger_url), settings, on_published=promote)
 
     async def submit(self, method: str, forget_ids: list[str] | None, params: dict[str, Any],
                      gates: dict[str, Any]) -> dict[str, Any]:
@@ -183,13 +261,55 @@ class UnlearnJobs:
         return await self._manager.cancel(job_id)
 
 
+@serve.deployment(name=VERSIONS_DEPLOYMENT)
+class ModelVersions:
+    """The one SwapController: which weight version serves, rolling swaps, rollback, import."""
+
+    RECONCILE_PERIOD_S = 30.0
+
+    async def __init__(self, config_json: str, llm: DeploymentHandle) -> None:
+        from gateway.ledger import Ledger
+        from gateway.swap import SwapController
+
+        config = LetheConfig.model_validate_json(config_json)
+        fleet = ServeFleet(llm, swap_timeout_s=config.swap.drain_timeout_s + 600)
+        self._controller = SwapController(Ledger.open(config.ledger_url), fleet, base_dir=config.model_path,
+                                          versions_dir=config.versions_dir)
+        self._reconciler = asyncio.get_running_loop().create_task(self._reconcile_forever())
+
+    async def _reconcile_forever(self) -> None:
+        # A replica that restarted while a swap was moving the pointer may start on the old version.
+        while True:
+            await asyncio.sleep(self.RECONCILE_PERIOD_S)
+            try:
+                await self._controller.reconcile()
+            except Exception as exc:  # e.g. no LLM replica up yet: try again next period
+                log.warning("reconciling replica versions failed: %s", exc)
+
+    async def list(self) -> dict[str, Any]:
+        return await self._controller.list()
+
+    async def history(self, limit: int) -> list[dict[str, Any]]:
+        return self._controller.history(limit)
+
+    async def promote(self, version_id: str, actor: str) -> dict[str, Any]:
+        return await self._controller.promote(version_id, actor=actor)
+
+    async def rollback(self, actor: str) -> dict[str, Any]:
+        return await self._controller.rollback(actor=actor)
+
+    async def import_version(self, path: str, actor: str, note: str | None) -> dict[str, Any]:
+        return await self._controller.import_version(path, actor=actor, note=note)
+
+
 @serve.ingress()
 class Gateway:
     """The HTTP ingress: the FastAPI app, built inside the replica from the config, with its own
     copy of the forget index kept current by the authority."""
 
     async def __init__(
-        self, llm: DeploymentHandle, authority: DeploymentHandle, jobs: DeploymentHandle, config_json: str
+        self, llm: DeploymentHandle, authority: DeploymentHandle, jobs: DeploymentHandle,
+        versions: DeploymentHandle, config_json: str,
     ) -> None:
         import ray
 
@@ -201,6 +321,7 @@ class Gateway:
         self._llm = llm
         self._authority = HandleClient(authority)
         self._jobs = HandleClient(jobs)
+        self._versions = HandleClient(versions)
         embedder = MiniLMEmbedder(threads=self._config.guard.embed_threads)
         embedder.encode(["warm up"])  # load the model before taking traffic
         context = serve.get_replica_context()
@@ -231,11 +352,12 @@ class Gateway:
             ready_timeout_s=self._config.server.ready_timeout_s,
         )
         from gateway.unlearning import UnlearnService
+        from gateway.versions_api import VersionsService
 
         forget = ForgetService(self._authority, self._follower)
         return create_app(
-            service, forget=forget, jobs=UnlearnService(self._jobs), admin_token=self._config.admin_token,
-            max_body_bytes=self._config.server.max_body_bytes,
+            service, forget=forget, jobs=UnlearnService(self._jobs), versions=VersionsService(self._versions),
+            admin_token=self._config.admin_token, max_body_bytes=self._config.server.max_body_bytes,
         )
 
     async def check_health(self) -> None:
@@ -279,13 +401,16 @@ def build_app(config: LetheConfig) -> serve.Application:
         max_ongoing_requests=10_000,
         ray_actor_options={"num_cpus": 0},
     ).bind(config_json)
+    versions = ModelVersions.options(
+        num_replicas=1, max_ongoing_requests=1000, ray_actor_options={"num_cpus": 0}
+    ).bind(config_json, llm)
     jobs = UnlearnJobs.options(
         num_replicas=1, max_ongoing_requests=1000, ray_actor_options={"num_cpus": 0}
-    ).bind(config_json)
+    ).bind(config_json, versions)
     ingress = GatewayDeployment.options(
         num_replicas=server.ingress_replicas,
         max_ongoing_requests=1000,
         # The ingress only parses, routes and checks text: it must not take a core from an engine.
         ray_actor_options={"num_cpus": 0},
-    ).bind(llm, authority, jobs, config_json)
+    ).bind(llm, authority, jobs, versions, config_json)
     return ingress

@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.engines.base import EngineError, EngineInfo, GenerationChunk
+from gateway.engines.base import EngineError, EngineInfo, GenerationChunk, ReplicaSwappingError
 from gateway import metrics
 from gateway.errors import APIError, ModelNotFoundError, ServiceUnavailableError, from_engine_error
 from gateway.guard.index import ForgetIndex
 from gateway.guard.stream import StreamGuard
 from gateway.guard.types import REFUSAL_TEXT, GuardVerdict
 from gateway.llm_server import StreamStart
+from gateway.remote import unwrap_remote_error
 from gateway.protocol import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -41,12 +42,6 @@ class LLMClient(Protocol):
     async def health(self) -> bool: ...
 
     async def info(self) -> EngineInfo: ...
-
-
-def unwrap_remote_error(exc: BaseException) -> BaseException:
-    """Ray wraps exceptions raised in a replica; the original is its `cause` when there is one."""
-    cause = getattr(exc, "cause", None)
-    return cause if isinstance(cause, BaseException) else exc
 
 
 @dataclass
@@ -96,6 +91,7 @@ class ChatService:
         prompt_mode: str = "refuse",
         ready_timeout_s: float = 5.0,
         ingress_id: str = "",
+        swap_retry_s: float = 300.0,
     ) -> None:
         if prompt_mode not in ("refuse", "strict"):
             raise ValueError(f"prompt_mode must be 'refuse' or 'strict', got {prompt_mode!r}")
@@ -105,6 +101,7 @@ class ChatService:
         self._guard = guard
         self._prompt_mode = prompt_mode
         self._ready_timeout_s = ready_timeout_s
+        self._swap_retry_s = swap_retry_s
         self._ready_until = 0.0  # monotonic deadline of the last successful health check
         self._model_version = ""  # last version the engine reported; used for refusals
 
@@ -173,14 +170,7 @@ class ChatService:
             "stop": list(request.stop_list()),
             "seed": request.seed,
         }
-        stream = self._client.generate(messages, params, completion_id)
-        iterator = stream.__aiter__()
-        try:
-            first = await iterator.__anext__()
-        except StopAsyncIteration:
-            raise ServiceUnavailableError("the engine closed the stream before answering") from None
-        except Exception as exc:
-            raise self._to_api_error(exc) from None
+        iterator, first = await self._start_generation(messages, params, completion_id)
         if not isinstance(first, StreamStart):
             raise ServiceUnavailableError("the engine answered out of protocol")
         self._model_version = first.model_version
@@ -199,6 +189,26 @@ class ChatService:
             chunks=chunks,
             ingress=self.ingress_id,
         )
+
+    async def _start_generation(
+        self, messages: list[dict[str, str]], params: dict[str, Any], completion_id: str
+    ) -> tuple[AsyncIterator[Any], Any]:
+        """Open the engine stream and read its first item. A replica that is swapping weights
+        refuses new requests: ask again (the router picks a replica), for up to `swap_retry_s`."""
+        deadline = time.monotonic() + self._swap_retry_s
+        delay = 0.02
+        while True:
+            iterator = self._client.generate(messages, params, completion_id).__aiter__()
+            try:
+                return iterator, await iterator.__anext__()
+            except StopAsyncIteration:
+                raise ServiceUnavailableError("the engine closed the stream before answering") from None
+            except Exception as exc:
+                error = self._to_api_error(exc)
+                if error.code != ReplicaSwappingError.code or time.monotonic() + delay > deadline:
+                    raise error from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def _refusal(self, completion_id: str, index_version: int, verdict: GuardVerdict) -> ChatStream:
         """Answer a prompt that asks for forgotten content without calling the engine."""

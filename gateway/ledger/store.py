@@ -240,9 +240,10 @@ class Ledger:
             return self._audit(conn, actor, kind, subject_id, details or {})
 
     def list_audit(self, *, kind: str | None = None, subject_id: str | None = None, limit: int = 100,
-                   offset: int = 0) -> list[AuditEvent]:
+                   offset: int = 0, newest_first: bool = False) -> list[AuditEvent]:
         _page(limit, offset)
-        q = select(t.audit_events).order_by(t.audit_events.c.id).limit(limit).offset(offset)
+        order = t.audit_events.c.id.desc() if newest_first else t.audit_events.c.id
+        q = select(t.audit_events).order_by(order).limit(limit).offset(offset)
         if kind is not None:
             q = q.where(t.audit_events.c.kind == kind)
         if subject_id is not None:
@@ -353,7 +354,7 @@ class Ledger:
                                                                    t.weight_versions.c.id).limit(limit).offset(offset))
             return [self._version(r, serving) for r in rows]
 
-    def set_serving(self, version_id: str, *, actor: str = "operator") -> VersionRecord:
+    def set_serving(self, version_id: str, *, actor: str = "operator", action: str = "promote") -> VersionRecord:
         """Point serving at a version (promotion or rollback), atomically, with an audit event."""
         now = _now()
         with self.engine.begin() as conn:
@@ -366,7 +367,7 @@ class Ledger:
             else:
                 conn.execute(update(t.serving_pointer).where(t.serving_pointer.c.name == "serving")
                              .values(version_id=version_id, updated_at=now))
-            self._audit(conn, actor, "version.serving", version_id, {"previous": previous})
+            self._audit(conn, actor, "version.serving", version_id, {"previous": previous, "action": action})
         return self._version(row, version_id)
 
     def serving_version(self) -> VersionRecord | None:
