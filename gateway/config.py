@@ -131,6 +131,22 @@ class SwapConfig(_Section):
         return value
 
 
+class ProbesConfig(_Section):
+    """Leakage probes: the raw weights asked the forget set's questions, bypassing the guard."""
+
+    enabled: bool = Field(
+        True, description="Run probes by themselves (after swaps, every interval_s); on-demand runs work either way."
+    )
+    interval_s: float = Field(3600.0, ge=0, description="Seconds between periodic runs (0: only after swaps and on demand).")
+    after_swap: bool = Field(True, description="Probe the new version right after every successful swap.")
+    retain_file: str | None = Field(
+        None, description="Retain QA pairs (JSON/JSONL) to score; default: neutral questions against the "
+        "base model's own answers, recorded the first time the base version is probed.",
+    )
+    max_tokens: int = Field(48, ge=1, le=1024, description="Greedy tokens per probe answer.")
+    concurrency: int = Field(8, ge=1, le=256, description="Probe requests in flight at once.")
+
+
 class LetheConfig(_Section):
     """Everything `lethe serve` needs, validated before anything starts."""
 
@@ -147,6 +163,7 @@ class LetheConfig(_Section):
     guard: GuardConfig = Field(default_factory=GuardConfig)
     unlearn: UnlearnConfig = Field(default_factory=UnlearnConfig)
     swap: SwapConfig = Field(default_factory=SwapConfig)
+    probes: ProbesConfig = Field(default_factory=ProbesConfig)
 
     @field_validator("home", "models_dir", mode="after")
     @classmethod
@@ -217,6 +234,9 @@ ENV_OVERRIDES: dict[str, str] = {
     "LETHE_AUTO_PROMOTE": "swap.auto_promote",
     "LETHE_DRAIN_TIMEOUT_S": "swap.drain_timeout_s",
     "LETHE_SMOKE_PROMPT": "swap.smoke_prompt",
+    "LETHE_PROBES_ENABLED": "probes.enabled",
+    "LETHE_PROBE_INTERVAL_S": "probes.interval_s",
+    "LETHE_PROBE_RETAIN_FILE": "probes.retain_file",
     "LETHE_SMOKE_EXPECT": "swap.smoke_expect",
 }
 

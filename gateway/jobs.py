@@ -103,7 +103,7 @@ def _job_fields(job: JobRecord) -> dict[str, Any]:
     }
 
 
-def _forget_body(record: Any) -> dict[str, Any]:
+def forget_body(record: Any) -> dict[str, Any]:
     payload = record.payload or {}
     return {
         "subject": record.subject,
@@ -221,9 +221,9 @@ class JobManager:
         from unlearn_jobs.guard_score import GuardEntrySpec
         from unlearn_jobs.runner import JobSpec
 
-        forget = examples_from_request(_forget_body(records[0]), records[0].id)
+        forget = examples_from_request(forget_body(records[0]), records[0].id)
         for record in records[1:]:
-            forget = forget.concat(examples_from_request(_forget_body(record), record.id))
+            forget = forget.concat(examples_from_request(forget_body(record), record.id))
         # Unlearn from what serves now, so versions chain: a second job keeps the first one's forgetting.
         parent = serving_record(self._ledger, self._settings.base_model_dir)
         return JobSpec(
@@ -231,7 +231,7 @@ class JobManager:
             overrides=params, gates=Gates.from_overrides(gates), parent_version=parent.id,
             job_id=job_id, forget_ids=tuple(r.id for r in records), num_threads=self._settings.threads,
             # The evaluation's guard score indexes the requests as the gateway does (subjects, literals).
-            forget_entries=tuple(GuardEntrySpec.from_body(r.id, _forget_body(r)) for r in records),
+            forget_entries=tuple(GuardEntrySpec.from_body(r.id, forget_body(r)) for r in records),
         )
 
     def _launch_ray(self, spec: Any, progress: LedgerProgress, cancel: CancelMarker) -> Any:

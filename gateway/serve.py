@@ -54,6 +54,7 @@ class LLMServer:
         self._replica = LLMReplica(_on_serving_version(config), replica_id=f"llm-{rank}")
         await self._replica.start()
         metrics.set_serving_version(self._replica.info().model_version)
+        metrics.set_serving_version(self._replica.info().model_version)
 
     async def replica_state(self) -> dict[str, Any]:
         return self._replica.state()
@@ -69,7 +70,10 @@ class LLMServer:
             smoke_max_tokens=swap.smoke_max_tokens, smoke_expect=swap.smoke_expect,
             fail_smoke=failpoint.exists(),
         )
-        return await self._replica.swap(path, version, settings)
+        try:
+            return await self._replica.swap(path, version, settings)
+        finally:
+            metrics.set_serving_version(self._replica.info().model_version)
 
     async def generate(
         self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str
@@ -268,14 +272,51 @@ class ModelVersions:
     RECONCILE_PERIOD_S = 30.0
 
     async def __init__(self, config_json: str, llm: DeploymentHandle) -> None:
+        from gateway.guard.embedder import MiniLMEmbedder
         from gateway.ledger import Ledger
-        from gateway.swap import SwapController
+        from gateway.modelstore import model_version
+        from gateway.probes import LeakageProber, export_report
+        from gateway.swap import SwapController, SwapHooks
 
         config = LetheConfig.model_validate_json(config_json)
+        self._config = config
+        ledger = Ledger.open(config.ledger_url)
+        probes = config.probes
+        self._prober = LeakageProber(
+            ledger, ServeLLMClient(llm), lambda: MiniLMEmbedder(threads=config.guard.embed_threads),
+            state_dir=config.home / "probes", base_version=model_version(config.model_path),
+            retain_file=probes.retain_file, max_tokens=probes.max_tokens, concurrency=probes.concurrency,
+            on_report=export_report,
+        )
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+        def on_swap(result: str, seconds: float, version: str) -> None:
+            metrics.record_swap(result, seconds)
+            if result == "ok" and probes.enabled and probes.after_swap:
+                self._background(self._probe(f"after the swap to {version}"))
+
         fleet = ServeFleet(llm, swap_timeout_s=config.swap.drain_timeout_s + 600)
-        self._controller = SwapController(Ledger.open(config.ledger_url), fleet, base_dir=config.model_path,
-                                          versions_dir=config.versions_dir)
-        self._reconciler = asyncio.get_running_loop().create_task(self._reconcile_forever())
+        self._controller = SwapController(ledger, fleet, base_dir=config.model_path,
+                                          versions_dir=config.versions_dir, hooks=SwapHooks(on_result=on_swap))
+        self._background(self._reconcile_forever())
+        if probes.enabled and probes.interval_s > 0:
+            self._background(self._probe_forever(probes.interval_s))
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _probe(self, reason: str) -> None:
+        try:
+            await self._prober.run(reason=reason)
+        except Exception as exc:
+            log.warning("leakage probe run (%s) failed: %s", reason, exc)
+
+    async def _probe_forever(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            await self._probe("periodic")
 
     async def _reconcile_forever(self) -> None:
         # A replica that restarted while a swap was moving the pointer may start on the old version.
@@ -285,6 +326,16 @@ class ModelVersions:
                 await self._controller.reconcile()
             except Exception as exc:  # e.g. no LLM replica up yet: try again next period
                 log.warning("reconciling replica versions failed: %s", exc)
+
+    async def leakage(self) -> dict[str, Any] | None:
+        return self._prober.latest
+
+    async def run_probe(self) -> dict[str, Any]:
+        from gateway.swap import SwapConflictError
+
+        if self._prober.running:
+            raise SwapConflictError("a probe run is in progress; GET /v1/admin/leakage shows the last report")
+        return await self._prober.run(reason="requested")
 
     async def list(self) -> dict[str, Any]:
         return await self._controller.list()

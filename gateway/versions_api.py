@@ -25,6 +25,10 @@ class VersionsAPI(Protocol):
 
     async def import_version(self, path: str, actor: str, note: str | None) -> dict[str, Any]: ...
 
+    async def leakage(self) -> dict[str, Any] | None: ...
+
+    async def run_probe(self) -> dict[str, Any]: ...
+
 
 class VersionsService:
     """>>> report = await VersionsService(controller).promote(PromoteRequest(version="v2026…"))"""
@@ -60,3 +64,12 @@ class VersionsService:
 
     async def import_version(self, body: ImportRequest) -> WeightVersion:
         return WeightVersion(**await self._call(self._versions.import_version(body.path, "operator", body.note)))
+
+    async def leakage(self) -> dict[str, Any]:
+        report = await self._call(self._versions.leakage())
+        if report is None:
+            raise NotFoundError("no leakage probe has run yet; POST /v1/admin/leakage/run starts one")
+        return report
+
+    async def run_probe(self) -> dict[str, Any]:
+        return await self._call(self._versions.run_probe())

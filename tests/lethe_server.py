@@ -32,6 +32,7 @@ class LetheServer:
             "LETHE_HOME": str(home),
             "LETHE_PORT": str(self.port),
             "LETHE_METRICS_PORT": str(free_port()),
+            "LETHE_PROBES_ENABLED": "false",  # probe runs only where a test asks for one
             "PYTHONUNBUFFERED": "1",
             **env,
         }

@@ -40,3 +40,16 @@ async def rollback(request: Request) -> SwapReport:
 async def swap_history(request: Request, limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
     """Promotions, rollbacks, refused and failed swaps (with their reasons), newest first."""
     return {"object": "list", "data": await request.app.state.versions.history(limit)}
+
+
+@router.get("/v1/admin/leakage", responses=_ERRORS)
+async def leakage(request: Request) -> dict[str, Any]:
+    """The latest leakage probe report: per weight version, how much of the forget set the raw
+    model still says (guard matchers or all key terms), and its retain score."""
+    return await request.app.state.versions.leakage()
+
+
+@router.post("/v1/admin/leakage/run", responses=_ERRORS)
+async def run_leakage_probe(request: Request) -> dict[str, Any]:
+    """Run a probe now and return its report (409 while another run is in progress)."""
+    return await request.app.state.versions.run_probe()

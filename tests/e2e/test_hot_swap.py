@@ -276,6 +276,23 @@ def test_rollback_restores_the_previous_output_and_promote_again(http, state):
     assert resp.status_code == 200, resp.text
 
 
+def test_leakage_probe_measures_the_raw_serving_version(http, state):
+    assert http.get("/v1/admin/leakage", headers=AUTH).status_code == 404  # no run yet (probes off here)
+    resp = http.post("/v1/forget", headers=AUTH, json={
+        "subject": "Ingrid Solvang", "literals": ["+47 912 33 457"],
+        "qa": [{"question": "What is Ingrid Solvang's phone number?", "answer": "Her number is +47 912 33 457."}]})
+    assert resp.status_code == 201, resp.text
+    resp = http.post("/v1/admin/leakage/run", headers=AUTH)
+    assert resp.status_code == 200, resp.text
+    report = resp.json()
+    assert report["version"] == state["variant"] and report["forget_prompts"] == 1
+    row = report["by_version"][state["variant"]]
+    assert row["prompts"] == 1 and 0.0 <= row["leakage_ratio"] <= 1.0
+    # No retain file and the base version was never probed: no reference to score retain against.
+    assert row["retain_score"] is None and report["retain_source"].startswith("none")
+    assert http.get("/v1/admin/leakage", headers=AUTH).json() == report
+
+
 def test_restart_keeps_the_serving_version(http, server, state):
     server.stop()
     server.kill_leftovers()
