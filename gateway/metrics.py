@@ -147,9 +147,10 @@ SPECS: tuple[MetricSpec, ...] = (
     MetricSpec("lethe_generated_tokens_total", "counter", "Completion tokens the engine generated for chats."),
     MetricSpec("lethe_prompt_tokens_total", "counter", "Prompt tokens of chats that reached the engine."),
     # guard
-    MetricSpec("lethe_guard_checks_total", "counter",
-               "Guard checks: one per prompt check and one per output-guard step.", ("stage",)),
-    MetricSpec("lethe_guard_check_seconds", "histogram", "Duration of one guard check.", ("stage",), _GUARD),
+    # Its _count is the number of checks: no separate counter, one metric call per check on the hot path.
+    MetricSpec("lethe_guard_check_seconds", "histogram",
+               "Duration of one guard check: a prompt check, or one step of the streaming output guard.",
+               ("stage",), _GUARD),
     MetricSpec("lethe_guard_hits_total", "counter",
                "Guard checks that matched forgotten content, once per matcher and action that fired.",
                ("stage", "matcher", "action")),
@@ -244,52 +245,91 @@ class PrometheusBackend:
 
 
 class _RayInstrument:
-    def __init__(self, metric: Any, labels: tuple[str, ...], keeper: _GaugeKeeper | None = None) -> None:
+    def __init__(self, metric: Any, labels: tuple[str, ...], flusher: _RayFlusher | None = None) -> None:
         self._metric = metric
         self._labels = labels
-        self._keeper = keeper
+        self._flusher = flusher
+        self._tag_dicts: dict[tuple[str, ...], dict[str, str]] = {}  # bounded: values are cleaned
 
     def _tags(self, values: tuple[str, ...]) -> dict[str, str] | None:
-        return dict(zip(self._labels, values)) if self._labels else None
+        if not self._labels:
+            return None
+        tags = self._tag_dicts.get(values)
+        if tags is None:
+            tags = self._tag_dicts[values] = dict(zip(self._labels, values))
+        return tags
 
     def inc(self, values: tuple[str, ...], amount: float) -> None:
-        self._metric.inc(amount, tags=self._tags(values))
+        if self._flusher is not None:
+            self._flusher.add(self._metric, self._tags(values), amount)
+        else:
+            self._metric.inc(amount, tags=self._tags(values))
 
     def set(self, values: tuple[str, ...], value: float) -> None:
-        tags = self._tags(values)
-        if self._keeper is not None:
-            self._keeper.keep(self._metric, tags, value)
+        if self._flusher is not None:
+            self._flusher.keep(self._metric, self._tags(values), value)
         else:
-            self._metric.set(value, tags=tags)
+            self._metric.set(value, tags=self._tags(values))
 
     def observe(self, values: tuple[str, ...], value: float) -> None:
         self._metric.observe(value, tags=self._tags(values))
 
 
-class _GaugeKeeper:
-    """Re-sets every gauge value of the process every `period_s`. Ray's agent drops a gauge value that
-    was not reported for two export intervals (measured: ~20 s), so a gauge set once (the serving
-    version, the index version) would vanish from the scrape while it is still true."""
+class _RayFlusher:
+    """A daemon thread that talks to Ray's metrics for the request path:
+    - counter increments are summed here and handed to Ray once per `flush_s` (a Ray call costs
+      ~10 µs; a chat makes several), so a count shows up to `flush_s` later (Ray exports every ~10 s);
+    - gauge values are re-set every `refresh_s`: Ray's agent drops a gauge value that was not
+      reported for two export intervals (measured: ~20 s), so a gauge set once (the serving version,
+      the index version) would vanish from the scrape while it is still true."""
 
-    def __init__(self, period_s: float) -> None:
-        self._period_s = period_s
-        self._values: dict[tuple[int, tuple[tuple[str, str], ...]], tuple[Any, dict[str, str] | None, float]] = {}
+    def __init__(self, flush_s: float, refresh_s: float) -> None:
+        self._flush_s = flush_s
+        self._refresh_s = refresh_s
+        self._counts: dict[tuple[int, int], list[Any]] = {}  # (metric, tags) -> [metric, tags, amount]
+        self._gauges: dict[tuple[int, int], tuple[Any, dict[str, str] | None, float]] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
+    def add(self, metric: Any, tags: dict[str, str] | None, amount: float) -> None:
+        key = (id(metric), id(tags))  # tag dicts are cached per label set, so their ids are stable
+        with self._lock:
+            pending = self._counts.get(key)
+            if pending is None:
+                self._counts[key] = [metric, tags, amount]
+                self._start()
+            else:
+                pending[2] += amount
+
     def keep(self, metric: Any, tags: dict[str, str] | None, value: float) -> None:
         with self._lock:
-            self._values[(id(metric), tuple(sorted((tags or {}).items())))] = (metric, tags, value)
+            self._gauges[(id(metric), id(tags))] = (metric, tags, value)
             metric.set(value, tags=tags)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="lethe-metrics-gauges", daemon=True)
-                self._thread.start()
+            self._start()
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="lethe-metrics", daemon=True)
+            self._thread.start()
+
+    def flush(self) -> None:
+        with self._lock:
+            counts = [(m, t, a) for m, t, a in self._counts.values() if a > 0]
+            for pending in self._counts.values():
+                pending[2] = 0.0
+        for metric, tags, amount in counts:
+            metric.inc(amount, tags=tags)
 
     def _run(self) -> None:
+        next_refresh = time.monotonic() + self._refresh_s
         while True:
-            time.sleep(self._period_s)
-            with self._lock:
-                for metric, tags, value in self._values.values():
+            time.sleep(self._flush_s)
+            self.flush()
+            if time.monotonic() >= next_refresh:
+                next_refresh = time.monotonic() + self._refresh_s
+                with self._lock:
+                    gauges = list(self._gauges.values())
+                for metric, tags, value in gauges:
                     metric.set(value, tags=tags)
 
 
@@ -297,17 +337,17 @@ class RayBackend:
     """`ray.util.metrics` instruments: every process of a node is served by that node's metrics agent
     (`ray.init(_metrics_export_port=...)`), as `ray_<name>` plus Ray's own labels (WorkerId, …)."""
 
-    def __init__(self, gauge_refresh_s: float = 5.0) -> None:
-        self._keeper = _GaugeKeeper(gauge_refresh_s)
+    def __init__(self, flush_s: float = 1.0, gauge_refresh_s: float = 5.0) -> None:
+        self._flusher = _RayFlusher(flush_s, gauge_refresh_s)
 
     def instrument(self, spec: MetricSpec) -> Instrument:
         from ray.util import metrics as ray_metrics
 
         common = {"description": spec.help, "tag_keys": spec.labels}
         if spec.kind == "counter":
-            return _RayInstrument(ray_metrics.Counter(spec.name, **common), spec.labels)
+            return _RayInstrument(ray_metrics.Counter(spec.name, **common), spec.labels, self._flusher)
         if spec.kind == "gauge":
-            return _RayInstrument(ray_metrics.Gauge(spec.name, **common), spec.labels, self._keeper)
+            return _RayInstrument(ray_metrics.Gauge(spec.name, **common), spec.labels, self._flusher)
         return _RayInstrument(ray_metrics.Histogram(spec.name, boundaries=list(spec.buckets), **common), spec.labels)
 
 
@@ -346,6 +386,9 @@ class MetricsRegistry:
         self.enabled = enabled
         self._instruments: dict[str, Instrument] = {}
         self._lock = threading.Lock()
+        # (name, raw labels) -> clean values: the hot paths (a guard step, a chat) repeat a few label
+        # sets, and cleaning them every time costs as much as the Ray call itself.
+        self._clean_cache: dict[tuple[Any, ...], tuple[str, ...]] = {}
 
     def _get(self, name: str) -> tuple[MetricSpec, Instrument]:
         spec = SPEC_BY_NAME[name]
@@ -357,11 +400,19 @@ class MetricsRegistry:
                     instrument = self._instruments[name] = self.backend.instrument(spec)
         return spec, instrument
 
-    @staticmethod
-    def _values(spec: MetricSpec, labels: dict[str, Any]) -> tuple[str, ...]:
-        if labels.keys() != set(spec.labels):
-            raise ValueError(f"{spec.name} takes labels {spec.labels}, got {tuple(labels)}")
-        return tuple(_CLEAN[label](labels[label]) for label in spec.labels)
+    def _values(self, spec: MetricSpec, labels: dict[str, Any]) -> tuple[str, ...]:
+        if not labels and not spec.labels:
+            return ()
+        key = (spec.name, *labels.items())
+        values = self._clean_cache.get(key)
+        if values is None:
+            if labels.keys() != set(spec.labels):
+                raise ValueError(f"{spec.name} takes labels {spec.labels}, got {tuple(labels)}")
+            values = tuple(_CLEAN[label](labels[label]) for label in spec.labels)
+            if len(self._clean_cache) >= 4096:  # raw values are unbounded in principle: stay bounded
+                self._clean_cache.clear()
+            self._clean_cache[key] = values
+        return values
 
     def inc(self, name: str, amount: float = 1.0, **labels: Any) -> None:
         if self.enabled:
@@ -486,9 +537,7 @@ def timed_guard_check(stage: str) -> Callable[[F], F]:
 
 
 def record_guard_check(stage: str, seconds: float) -> None:
-    metrics = registry()
-    metrics.inc("lethe_guard_checks_total", stage=stage)
-    metrics.observe("lethe_guard_check_seconds", seconds, stage=stage)
+    registry().observe("lethe_guard_check_seconds", seconds, stage=stage)
 
 
 def record_guard_hits(stage: str, matches: Iterable[Any], action: str | None = None) -> None:

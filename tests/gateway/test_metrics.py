@@ -76,7 +76,7 @@ def test_label_values_outside_their_vocabulary_become_other(registry):
     metrics.record_leakage("a version with spaces and text " * 3, 0.5, 0.9)
     metrics.record_request("/v1/forget/../../etc?q=secret text", 200, 0.01)
     assert value(registry, "lethe_swaps_total", result="other") == 1
-    assert value(registry, "lethe_guard_checks_total", stage="other") == 1
+    assert value(registry, "lethe_guard_check_seconds_count", stage="other") == 1
     assert value(registry, "lethe_unlearn_jobs_total", method="other", state="other") == 1
     assert value(registry, "lethe_raw_leakage_ratio", version="other") == 0.5
     assert value(registry, "lethe_requests_total", route="other", status="200") == 1
@@ -170,8 +170,7 @@ async def test_chat_metrics_stream_and_not(registry, app_parts):
     assert value(registry, "lethe_guard_hits_total", stage="output", matcher="literal", action="block") == 1
     assert sum(v for n, labels, v in samples(registry)
                if n == "lethe_guard_hits_total" and labels["stage"] == "prompt" and labels["action"] == "refuse") >= 1
-    assert value(registry, "lethe_guard_checks_total", stage="prompt") == 4
-    assert value(registry, "lethe_guard_checks_total", stage="output") >= 3
+    assert value(registry, "lethe_guard_check_seconds_count", stage="prompt") == 4
     assert value(registry, "lethe_guard_check_seconds_count", stage="output") >= 3
 
 
@@ -209,3 +208,32 @@ async def test_labels_stay_bounded_after_1000_distinct_prompts(registry, app_par
         assert not any(marker in v or marker[:6] in v for v in values)
     assert {labels["route"] for name, labels, _ in samples(registry) if name == "lethe_requests_total"} == {
         "/v1/chat/completions", "other"}
+
+
+class FakeRayMetric:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float, dict | None]] = []
+
+    def inc(self, value, tags=None):
+        self.calls.append(("inc", value, tags))
+
+    def set(self, value, tags=None):
+        self.calls.append(("set", value, tags))
+
+
+def test_ray_counters_are_summed_before_they_reach_ray_and_gauges_are_set_at_once():
+    flusher = metrics._RayFlusher(flush_s=3600, refresh_s=3600)
+    counter, gauge = FakeRayMetric(), FakeRayMetric()
+    requests = metrics._RayInstrument(counter, ("route", "status"), flusher)
+    for _ in range(50):
+        requests.inc(("/v1/chat/completions", "200"), 1.0)
+    requests.inc(("/v1/chat/completions", "422"), 1.0)
+    assert counter.calls == []
+    flusher.flush()
+    assert sorted(counter.calls, key=lambda c: c[1]) == [
+        ("inc", 1.0, {"route": "/v1/chat/completions", "status": "422"}),
+        ("inc", 50.0, {"route": "/v1/chat/completions", "status": "200"})]
+    flusher.flush()  # nothing new: Ray refuses zero increments, none are sent
+    assert len(counter.calls) == 2
+    metrics._RayInstrument(gauge, ("version",), flusher).set(("v2",), 1.0)
+    assert gauge.calls == [("set", 1.0, {"version": "v2"})]
