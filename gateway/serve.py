@@ -54,7 +54,6 @@ class LLMServer:
         self._replica = LLMReplica(_on_serving_version(config), replica_id=f"llm-{rank}")
         await self._replica.start()
         metrics.set_serving_version(self._replica.info().model_version)
-        metrics.set_serving_version(self._replica.info().model_version)
 
     async def replica_state(self) -> dict[str, Any]:
         return self._replica.state()
