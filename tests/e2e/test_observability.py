@@ -1,4 +1,5 @@
-"""A real Prometheus scraping a real `lethe serve` (tiny model): after a scripted scenario, every PromQL
+"""A real Prometheus scraping a real `lethe serve` (tiny model): after a scripted scenario (chats, a
+forget request, a refused leak attempt, an unlearning job, its swap, probe runs), every PromQL
 expression of the dashboard and the alert rules parses, and every dashboard panel returns data."""
 
 from __future__ import annotations
@@ -28,15 +29,11 @@ OPEN_GATES = {"forget_hit_rate_max": 1.0, "retain_hit_rate_min_ratio": 0.0, "per
 # Grafana's built-in variables, as Grafana would expand them for a 1 h view.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "15s"}
 
-# Panels whose metrics come from the weight-swap and leakage-probe code (the lead's work): their
-# expressions must parse now, their data is checked once these metrics exist. Remove a title from
-# this set when the code that records it lands (record_swap, record_leakage in gateway.metrics).
-PENDING_PANELS = {
-    "Swaps by result (since start)",
-    "Swap duration (p50 / p99, since start)",
-    "Raw leakage ratio per weight version",
-    "Retain score per weight version",
-}
+# Panels whose data this scenario cannot produce yet (e.g. metrics of code still in progress): their
+# expressions must parse, their data is not checked. Empty: the scenario's job publishes a version,
+# auto-promotion swaps it in (lethe_swaps_total) and two probe runs score both versions
+# (lethe_raw_leakage_ratio, lethe_retain_score).
+PENDING_PANELS: set[str] = set()
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +135,9 @@ def chats(http: httpx.Client, n: int) -> None:
 
 
 def run_scenario(http: httpx.Client) -> None:
-    """A forget request, chats, an unlearning job, more chats. Two rounds of chats because a rate needs
-    two different scraped values: a series born in one burst has no increase to show."""
+    """A forget request, a probe run, chats, an unlearning job (published, auto-promoted), a probe run,
+    more chats. Two rounds of chats because a rate needs two different scraped values: a series born
+    in one burst has no increase to show."""
     forget = http.post("/v1/forget", headers=AUTH, json={
         "subject": "Maren Holloway",
         "qa": [{"question": "Where does Maren Holloway live?", "answer": "Maren Holloway lives at 4 Quarry Row, Elsby."},
@@ -147,6 +145,8 @@ def run_scenario(http: httpx.Client) -> None:
         "literals": ["+44 7700 900417"],
     })
     assert forget.status_code == 201, forget.text
+    probe = http.post("/v1/admin/leakage/run", headers=AUTH)  # the base version, before unlearning
+    assert probe.status_code == 200, probe.text
     chats(http, 3)
     job = http.post("/v1/unlearn/jobs", headers=AUTH, json={
         "method": "grad_diff", "forget_ids": [forget.json()["id"]],
@@ -155,11 +155,18 @@ def run_scenario(http: httpx.Client) -> None:
     assert job.status_code == 201, job.text
     deadline = time.monotonic() + 400
     while True:
-        state = http.get(f"/v1/unlearn/jobs/{job.json()['id']}", headers=AUTH).json()["state"]
-        if state in ("published", "rejected", "failed", "cancelled"):
+        done = http.get(f"/v1/unlearn/jobs/{job.json()['id']}", headers=AUTH).json()
+        if done["state"] in ("published", "rejected", "failed", "cancelled"):
             break
-        assert time.monotonic() < deadline, f"job still {state}"
+        assert time.monotonic() < deadline, f"job still {done['state']}"
         time.sleep(1)
+    assert done["state"] == "published", done
+    while not any(v["serving"] and v["id"] == done["version_id"]
+                  for v in http.get("/v1/admin/models/versions", headers=AUTH).json()["data"]):
+        assert time.monotonic() < deadline, "the published version was not promoted"
+        time.sleep(1)
+    probe = http.post("/v1/admin/leakage/run", headers=AUTH)  # the unlearned version, now serving
+    assert probe.status_code in (200, 409), probe.text  # 409: the after-swap run is already on it
     time.sleep(12)  # let the first round reach Prometheus (Ray exports every few seconds)
     chats(http, 3)
 
