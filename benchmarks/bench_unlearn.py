@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-base", action="store_true", help="don't evaluate the base model")
     ap.add_argument("--skip-retrain", action="store_true", help="skip the retrain-from-base anchor")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    ap.add_argument("--measure", action="append", default=[], metavar="NAME=DIR",
+                    help="only evaluate these model dirs (anchors, published versions) with this run's "
+                         "evaluation, no training; the first is the reference for 'retain vs subject' (repeatable)")
     ap.add_argument("--no-guard", action="store_true",
                     help="don't score generations with the gateway's guard (needs the embedder and faiss)")
     args = ap.parse_args(argv)
@@ -191,12 +194,18 @@ def main(argv: list[str] | None = None) -> int:
     top = tuple(range(-args.train_layers, 0)) if args.train_layers else None
     ft_cfg = FinetuneConfig(lr=args.ft_lr, epochs=args.ft_epochs, batch_size=args.ft_batch, warmup_steps=5,
                             paraphrases=args.train_paraphrases > 0, layers=top,
-                            target_hit_rate=args.ft_target_hit, check_every_epochs=args.ft_check_every)
+                            target_hit_rate=args.ft_target_hit,
+                            # Only meaningful with a target; left at its default otherwise so older caches match.
+                            **({"check_every_epochs": args.ft_check_every} if args.ft_target_hit else {}))
     fluency = load_fluency()[:args.fluency or None]
     subject_dir = out / "subject"
     retrain_dir = out / "retrain"
-    subject_ft_s = _finetune_cached(args.model, subject_dir, trained_on(forget.concat(retain)), ft_cfg, fmt, "subject",
-                                    device)
+    measured = [(name, Path(path).expanduser()) for name, _, path in (m.partition("=") for m in args.measure)]
+    if measured:
+        subject_dir, subject_ft_s = measured[0][1], None
+    else:
+        subject_ft_s = _finetune_cached(args.model, subject_dir, trained_on(forget.concat(retain)), ft_cfg, fmt,
+                                        "subject", device)
 
     eval_retain = retain if not args.eval_retain else ExampleSet(retain.examples[:: max(1, len(retain) // args.eval_retain)][:args.eval_retain])
     _, tokenizer = load_model(subject_dir)
@@ -216,6 +225,17 @@ def main(argv: list[str] | None = None) -> int:
         return m, time.monotonic() - t
 
     rows: list[dict[str, Any]] = []
+    if measured:
+        reference = None
+        for name, path in measured:
+            m, eval_s = measure(path)
+            reference = reference or m
+            rows.append(_row(name, m, reference, None, {"path": str(path), "eval_s": eval_s,
+                                                        "samples": list(m.samples)}))
+            print(markdown_table(rows), flush=True)
+        (out / "measure.json").write_text(json.dumps({"command": " ".join([Path(sys.executable).name, *sys.argv]),
+                                                      "rows": rows}, indent=1, default=str))
+        return 0
     if not args.skip_base:
         base_m, _ = measure(args.model)
         rows.append(_row("base (not fine-tuned)", base_m, None, None, {}))
