@@ -307,3 +307,30 @@ def test_restart_keeps_the_serving_version(http, server, state):
     cold = {chat(http, PREFIX_PROMPT)[1] for _ in range(2)}
     assert cold == state["prefix_after"]
     assert state["prefix_before"] != state["prefix_after"]
+
+
+def test_a_published_job_version_is_promoted_automatically(http, state):
+    """swap.auto_promote (default on): once a job's gates pass, its version serves."""
+    forget_id = http.get("/v1/forget", headers=AUTH).json()["data"][0]["id"]
+    resp = http.post("/v1/unlearn/jobs", headers=AUTH, json={
+        "method": "grad_diff", "forget_ids": [forget_id], "params": {"lr": 3e-4, "steps": 3, "early_stop": False},
+        # Gates opened wide: a random model knows nothing; this test is about the promotion.
+        "gates": {"forget_hit_rate_max": 1.0, "retain_hit_rate_min_ratio": 0.0, "perplexity_max_ratio": 1000.0}})
+    assert resp.status_code == 201, resp.text
+    job_id = resp.json()["id"]
+    deadline = time.monotonic() + 400
+    while True:
+        job = http.get(f"/v1/unlearn/jobs/{job_id}", headers=AUTH).json()
+        listing = versions(http)
+        if job["state"] != "published" and job["state"] not in ("queued", "running", "evaluating"):
+            raise AssertionError(job)
+        if job["state"] == "published" and listing["serving"] == job["version_id"] and not listing["swapping"]:
+            break
+        assert time.monotonic() < deadline, (job["state"], listing["serving"])
+        time.sleep(1)
+    version = next(v for v in listing["data"] if v["id"] == job["version_id"])
+    assert version["parent"] == state["variant"] and version["method"] == "grad_diff"  # chained on what served
+    assert {r["version"] for r in listing["replicas"]} == {job["version_id"]}
+    promoted = [e for e in http.get("/v1/admin/models/swaps", headers=AUTH).json()["data"]
+                if e["event"] == "version.serving"][0]
+    assert promoted["version"] == job["version_id"] and promoted["actor"] == f"job:{job_id}"
