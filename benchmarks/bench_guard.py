@@ -1,6 +1,6 @@
 """Guard cost per check of one window at growing forget-set sizes: latency, memory, build time, ANN recall.
 
-    python benchmarks/bench_guard.py --sizes 1000,100000 [--queries 200] [--json out.json]
+    python benchmarks/bench_guard.py --sizes 1000,100000 [--queries 200] [--json out.json] [--embedders onnx,torch]
 
 Items are synthetic forget entries of one fact sentence, one literal and its verbatim shingles. At the
 smallest size every sentence is embedded by the real all-MiniLM-L6-v2; larger sizes reuse those embeddings
@@ -81,7 +81,7 @@ def percentile(values, q):
     return float(np.percentile(np.array(values) * 1000, q))
 
 
-def bench_size(n: int, base_texts, base, embedder, inner, queries: list[str], settings: GuardSettings) -> dict:
+def bench_size(n: int, base_texts, base, embedder, inners: dict, queries: list[str], settings: GuardSettings) -> dict:
     import faiss
 
     arts = synthetic_artifacts(n, base_texts, base, embedder.name)
@@ -99,15 +99,23 @@ def bench_size(n: int, base_texts, base, embedder, inner, queries: list[str], se
     # threads on shared cores cost tens of milliseconds.
     faiss.omp_set_num_threads(1)
     # Wall time suffers from whatever else runs on the cores; the thread's CPU time does not.
-    cold, warm, cold_cpu, warm_cpu, search_only = [], [], [], [], []
+    # Each embedder backend checks every query in turn (interleaved, so both see the same load).
+    cold = {name: [] for name in inners}
+    cold_cpu = {name: [] for name in inners}
+    embed_only = {name: [] for name in inners}
+    warm, warm_cpu, search_only = [], [], []
     for q in queries:
         if len(index.windows(q)) != 1:
             raise ValueError(f"query {q!r} is not one window")
-        uncached = ForgetIndex(inner, index.settings, index.version, len(index), index.matchers)
-        t, c = time.perf_counter(), time.thread_time()
-        uncached.check_output(q)
-        cold.append(time.perf_counter() - t)
-        cold_cpu.append(time.thread_time() - c)
+        for name, inner in inners.items():
+            uncached = ForgetIndex(inner, index.settings, index.version, len(index), index.matchers)
+            t, c = time.perf_counter(), time.thread_time()
+            uncached.check_output(q)
+            cold[name].append(time.perf_counter() - t)
+            cold_cpu[name].append(time.thread_time() - c)
+            t = time.perf_counter()
+            inner.encode([q])
+            embed_only[name].append(time.perf_counter() - t)
         embedder.encode([q])
         t, c = time.perf_counter(), time.thread_time()
         index.check_output(q)
@@ -137,14 +145,25 @@ def bench_size(n: int, base_texts, base, embedder, inner, queries: list[str], se
             r1 = np.mean([a[0] == b[0] for a, b in zip(approx, truth)])
             recall[name] = {"recall@1": round(float(r1), 4), "recall@10": round(float(r10), 4)}
         del stored, exact
+    first = next(iter(inners))
+    by_embedder = {
+        name: {
+            "check_cold_p50_ms": round(percentile(cold[name], 50), 2),
+            "check_cold_p99_ms": round(percentile(cold[name], 99), 2),
+            "cpu_cold_p50_ms": round(percentile(cold_cpu[name], 50), 2),
+            "cpu_cold_p99_ms": round(percentile(cold_cpu[name], 99), 2),
+            "embed_p50_ms": round(percentile(embed_only[name], 50), 2),
+            "embed_p99_ms": round(percentile(embed_only[name], 99), 2),
+        }
+        for name in inners
+    }
     return {
         "items": n, "segments": kinds, "build_s": round(build_s, 2), "index_rss_mb": round(rss1 - rss0, 1),
-        "check_cold_p50_ms": round(percentile(cold, 50), 2), "check_cold_p99_ms": round(percentile(cold, 99), 2),
+        "embedder": first, **{k: v for k, v in by_embedder[first].items() if not k.startswith("embed_")},
         "check_warm_p50_ms": round(percentile(warm, 50), 2), "check_warm_p99_ms": round(percentile(warm, 99), 2),
-        "cpu_cold_p50_ms": round(percentile(cold_cpu, 50), 2), "cpu_cold_p99_ms": round(percentile(cold_cpu, 99), 2),
         "cpu_warm_p50_ms": round(percentile(warm_cpu, 50), 2), "cpu_warm_p99_ms": round(percentile(warm_cpu, 99), 2),
         "faiss_p50_ms": round(percentile(search_only, 50), 3), "faiss_p99_ms": round(percentile(search_only, 99), 3),
-        "ann_recall": recall,
+        "ann_recall": recall, "by_embedder": by_embedder,
     }
 
 
@@ -155,6 +174,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads for index builds")
     parser.add_argument("--base", type=int, default=2000, help="sentences embedded for real")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--embedders", default="onnx,torch",
+                        help="embedder backends to time per check, side by side (the first builds the index)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -163,8 +184,12 @@ def main() -> None:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(1)
-    inner = MiniLMEmbedder(threads=1)  # the serving configuration: one torch thread per replica
+    # The serving configuration: one thread per replica.
+    inners = {name: MiniLMEmbedder(threads=1, backend=name) for name in args.embedders.split(",")}
+    inner = next(iter(inners.values()))
     embedder = CachedEmbedder(inner, max_items=10_000)
+    for each in inners.values():
+        each.encode(["warm up"])  # load the model (and export the ONNX graph once) before timing anything
     rng = random.Random(0)
     n_base = min(args.base, max(sizes))
     base_texts = [fact(i, rng) for i in range(n_base)]
@@ -178,7 +203,7 @@ def main() -> None:
     results = []
     for n in sizes:
         faiss.omp_set_num_threads(args.threads)  # builds use every core
-        r = bench_size(n, base_texts, base, embedder, inner, query_texts, settings)
+        r = bench_size(n, base_texts, base, embedder, inners, query_texts, settings)
         results.append(r)
         print(json.dumps(r), flush=True)
     if args.json:

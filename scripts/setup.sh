@@ -61,4 +61,7 @@ scripts/install_prometheus.sh
 
 if [ "${LETHE_SKIP_PREPARE:-0}" != "1" ]; then
   "$VENV/bin/lethe" models prepare
+  # The guard's embedder exports its ONNX graph once per machine (~5 s idle); do it now, not in the
+  # first replica start or the first test that embeds.
+  "$VENV/bin/python" -c "from gateway.guard.embedder import MiniLMEmbedder; MiniLMEmbedder().encode(['warm up'])"
 fi

@@ -22,10 +22,10 @@ from gateway.guard.types import REFUSAL_TEXT
 pytestmark = pytest.mark.e2e
 
 AUTH = {"Authorization": "Bearer test-admin-token"}
-ASK = dict(
-    model="tiny-llama", messages=[{"role": "user", "content": "Tell me a long story."}],
-    max_tokens=440, temperature=1.0, seed=1234,
-)
+ASK = {
+    "model": "tiny-llama", "messages": [{"role": "user", "content": "Tell me a long story."}],
+    "max_tokens": 440, "temperature": 1.0, "seed": 1234,
+}
 
 
 class TimedStream:
@@ -34,7 +34,7 @@ class TimedStream:
     def __init__(self, client: openai.OpenAI) -> None:
         self.chunks: list[tuple[float, str]] = []
         self.finish: str | None = None
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
         self.started = threading.Event()
         self._thread = threading.Thread(target=self._read, args=(client,), daemon=True)
         self._thread.start()
@@ -49,7 +49,7 @@ class TimedStream:
                 if text:
                     self.chunks.append((time.monotonic(), text))
                     self.started.set()
-        except BaseException as exc:  # surfaced by the test
+        except Exception as exc:  # noqa: BLE001 - surfaced by the test
             self.error = exc
         finally:
             self.started.set()
@@ -126,7 +126,7 @@ def test_guarded_stream_enforces_an_entry_acknowledged_after_it_started(tiny_ser
     that version and must enforce a newer entry for an earlier span."""
     span = late_span(control, 0.6)
     assert control.index(span) < control.index(late_span(control, 0.85))
-    stream, acked = forget_while_streaming(tiny_server, client, control, span)
+    stream, _ = forget_while_streaming(tiny_server, client, control, span)
     assert span not in stream.text
     assert stream.finish == "content_filter"
     sent = stream.text[: -len(REFUSAL_TEXT)].rstrip()

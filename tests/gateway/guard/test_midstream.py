@@ -124,7 +124,7 @@ async def test_redact_mid_stream_keeps_the_rest(make_service, with_other):
 
 
 async def test_unchanged_empty_index_streams_without_hold_back(make_service, empty):
-    service, source = await make_service(empty)
+    service, _ = await make_service(empty)
     stream = await service.open(request())
     texts = [chunk.text async for chunk in stream.chunks]
     assert texts[0] == "Here" and "".join(texts) == REPLY  # one chunk per engine delta, nothing held
