@@ -335,12 +335,14 @@ class Ledger:
                     method: str | None = None, actor: str = "system") -> VersionRecord:
         now = _now()
         with self.engine.begin() as conn:
-            conn.execute(insert(t.weight_versions).values(
-                id=version_id, parent_id=parent_id, method=method, manifest=manifest, path=path, created_at=now))
+            conn.execute(insert(t.weight_versions).values(_fit(t.weight_versions, dict(
+                id=version_id, parent_id=parent_id, method=method, manifest=manifest, path=path, created_at=now))))
             self._audit(conn, actor, "version.added", version_id, {"parent_id": parent_id, "method": method})
         return VersionRecord(version_id, parent_id, method, manifest, path, now, False)
 
     def get_version(self, version_id: str) -> VersionRecord | None:
+        if not _storable_key(version_id):
+            return None
         with self.engine.connect() as conn:
             serving = self._serving_id(conn)
             row = conn.execute(select(t.weight_versions).where(t.weight_versions.c.id == version_id)).first()
