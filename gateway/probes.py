@@ -1,9 +1,10 @@
 """Leakage probes: how much of the forget set the raw weights still say, per weight version.
 
 A probe run sends every forget request's questions (and text prefixes) to the LLM replicas
-directly, bypassing the guard, greedy; an answer *leaks* when the guard's own matchers would stop
-it or when it carries all the key terms of the forgotten answer (the unlearning evaluation's
-key-term hit). The same run scores retain prompts (the configured retain file, else the base
+directly, bypassing the guard, greedy. An answer *leaks* when it carries all the key terms of the
+forgotten answer (the unlearning evaluation's key-term hit: the weights still know the fact); the
+guard's own matchers score every answer too (`guard_hit_ratio`: what the guard would have to stop,
+made-up answers about a forgotten subject included). The same run scores retain prompts (the configured retain file, else the base
 model's own answers to neutral questions, recorded the first time the base version is probed).
 Results go to `GET /v1/admin/leakage` and to `lethe_raw_leakage_ratio{version}` /
 `lethe_retain_score{version}`.
@@ -202,16 +203,19 @@ class LeakageProber:
                 reason: str) -> dict[str, Any]:
         by_version: dict[str, dict[str, Any]] = {}
         for example, version, guard_hit, key_hit in leaks:
-            row = by_version.setdefault(version, {"prompts": 0, "leaked": 0, "guard_hits": 0, "key_term_hits": 0})
+            row = by_version.setdefault(version, {"prompts": 0, "guard_hits": 0, "key_term_hits": 0})
             row["prompts"] += 1
-            row["leaked"] += int(guard_hit or key_hit)
             row["guard_hits"] += int(guard_hit)
             row["key_term_hits"] += int(key_hit)
         for version, row in by_version.items():
-            row["leakage_ratio"] = row["leaked"] / row["prompts"]
+            # What the weights still know: all key terms of a forgotten answer came back. The guard
+            # also stops made-up answers about a forgotten subject (a model that never knew the
+            # person scores high there), so its rate is reported beside, not as, the leakage.
+            row["leakage_ratio"] = row["key_term_hits"] / row["prompts"]
+            row["guard_hit_ratio"] = row["guard_hits"] / row["prompts"]
             row["retain_score"] = retain["by_version"].get(version)
         versions = Counter(v for _, v, _, _ in leaks) or Counter(retain["by_version"])
-        leaking = Counter(e.source_id for e, _, g, k in leaks if g or k)
+        leaking = Counter(e.source_id for e, _, _, k in leaks if k)
         return {
             "object": "leakage.report",
             "at": datetime.now(timezone.utc).isoformat(),
