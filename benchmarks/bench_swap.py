@@ -76,7 +76,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(Path.home() / ".lethe/models/smollm2-135m-instruct"))
     parser.add_argument("--replicas", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=4, help="0: swaps on an idle gateway")
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--swaps", type=int, default=4, help="promote/rollback pairs count as two")
     parser.add_argument("--steady-s", type=float, default=20.0, help="steady window before each swap")
@@ -151,9 +151,10 @@ def main() -> int:
         "- Per replica (median of {n}): drain {d:.2f} s, load {l:.2f} s, smoke test {s:.2f} s, total {t:.2f} s.".format(
             n=len(steps), d=statistics.median(x["drain_s"] for x in steps), l=load_s,
             s=statistics.median(x["smoke_s"] for x in steps), t=statistics.median(x["total_s"] for x in steps)),
-        f"- Latency steady: p50 {pct(steady, 0.5):.3f} s, p99 {pct(steady, 0.99):.3f} s (n={len(steady)}).",
-        f"- Latency overlapping a swap: p50 {pct(swapping, 0.5):.3f} s, p99 {pct(swapping, 0.99):.3f} s "
-        f"(n={len(swapping)}); p99 ratio {pct(swapping, 0.99) / pct(steady, 0.99):.2f}× (target ≤ 2×).",
+        (f"- Latency steady: p50 {pct(steady, 0.5):.3f} s, p99 {pct(steady, 0.99):.3f} s (n={len(steady)}).\n"
+         f"- Latency overlapping a swap: p50 {pct(swapping, 0.5):.3f} s, p99 {pct(swapping, 0.99):.3f} s "
+         f"(n={len(swapping)}); p99 ratio {pct(swapping, 0.99) / pct(steady, 0.99):.2f}× (target ≤ 2×).")
+        if steady and swapping else "- No chat traffic (--concurrency 0): swap times without requests to drain.",
         f"- Weight load rate: {rate / 1e6:.0f} MB/s (bytes of safetensors / median `reload_weights` time).",
         f"- At that rate, on paper: 7B bf16 (14 GB) ≈ {14e9 / rate:.0f} s per replica; 70B bf16 (140 GB) "
         f"≈ {140e9 / rate:.0f} s from one reader, ≈ {17.5e9 / rate:.0f} s with 8 tensor-parallel workers "
