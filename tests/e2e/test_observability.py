@@ -172,7 +172,12 @@ def run_scenario(http: httpx.Client) -> None:
 
 
 def test_dashboard_and_alerts_against_a_real_prometheus(server, prometheus):
-    assert f"127.0.0.1:{server.env['LETHE_METRICS_PORT']}/metrics" in server.log_tail(200)
+    # `lethe serve` prints the endpoint once it is ready; the whole log, since Ray's lines pile up after it.
+    announced = f"127.0.0.1:{server.env['LETHE_METRICS_PORT']}/metrics"
+    deadline = time.monotonic() + 60
+    while announced not in server.log_path.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"`lethe serve` never printed {announced}"
+        time.sleep(1)
     with httpx.Client(base_url=server.base_url, timeout=120) as http:
         run_scenario(http)
 
