@@ -130,7 +130,12 @@ class _OnnxMiniLM:
         options.intra_op_num_threads = threads or 0
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # One thread: no spinning, the engine needs the other core. More threads only split a window if
+        # the workers spin (a sleeping worker wakes after the caller has done all the work alone: 2 threads
+        # without spinning measured 15.8 ms vs 15.1 ms for one); the spinning stops when a run returns.
+        spin = threads is not None and threads > 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        options.add_session_config_entry("session.force_spinning_stop", "1" if spin else "0")
         options.log_severity_level = 3
         graph = self._graph(model_dir)
         self._session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])

@@ -38,3 +38,16 @@ def test_default_backend_is_onnx_when_installed():
     assert MiniLMEmbedder().backend == ("onnx" if onnx_available() else "torch")
     with pytest.raises(ValueError):
         MiniLMEmbedder(backend="tensorflow")
+
+
+@pytest.mark.skipif(not onnx_available(), reason="onnxruntime/onnx not installed (they are dependencies)")
+@pytest.mark.parametrize("threads, spins", [(1, "0"), (2, "1")])
+def test_onnx_threads_spin_only_when_several(threads, spins, torch_vectors):
+    # One thread must not spin (the engine needs the other core); two only split a window when the
+    # worker spins, and it stops spinning when the call returns.
+    embedder = MiniLMEmbedder(threads=threads, backend="onnx")
+    np.testing.assert_allclose(embedder.encode(TEXTS), torch_vectors, atol=2e-5)
+    options = embedder._onnx()._session.get_session_options()
+    assert options.intra_op_num_threads == threads
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == spins
+    assert options.get_session_config_entry("session.force_spinning_stop") == spins
