@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "deploy" / "local.yaml"
@@ -91,7 +98,11 @@ class GuardConfig(_Section):
         10.0, gt=0, le=300, description="How long POST /v1/forget waits for a replica before evicting it."
     )
     poll_timeout_s: float = Field(5.0, gt=0, le=60, description="Long-poll period of each ingress replica.")
-    embed_threads: int = Field(1, ge=1, le=64, description="Torch threads of the embedding model per process.")
+    embed_threads: int = Field(
+        1, ge=1, le=64,
+        description="Threads embedding one window per process (ONNX Runtime or torch). 1 leaves the other cores "
+        "to the engine; 2 halves the wall time of a window on an idle core but spins it (docs/guard.md).",
+    )
 
 
 class UnlearnConfig(_Section):
@@ -171,7 +182,7 @@ class LetheConfig(_Section):
         return None if value is None else Path(os.path.expandvars(str(value))).expanduser()
 
     @model_validator(mode="after")
-    def _fill_models_dir(self) -> "LetheConfig":
+    def _fill_models_dir(self) -> LetheConfig:
         if self.models_dir is None:
             object.__setattr__(self, "models_dir", self.home / "models")
         return self
