@@ -13,6 +13,17 @@ from gateway.guard.types import REDACTION_TEXT, GuardMatch, GuardVerdict
 # Redactions change the text, which is then checked again; a text that keeps matching after this many
 # rounds is blocked rather than looped on.
 _MAX_REDACT_ROUNDS = 8
+# Matches of these kinds cover a whole window (a unit or a pair of units), not an exact span.
+_WINDOW_KINDS = frozenset({"semantic"})
+
+
+def _exact_first(matches: list[GuardMatch]) -> list[GuardMatch]:
+    """The redactions to make now. A literal or verbatim match is an exact span; a semantic match is a whole
+    window (a unit or a pair). A window that overlaps an exact span waits: the exact span is redacted first
+    and the window, re-cut, is checked again, so the rest of it stays unless it still matches on its own."""
+    exact = [m for m in matches if m.kind not in _WINDOW_KINDS]
+    return exact + [m for m in matches if m.kind in _WINDOW_KINDS
+                    and not any(m.start < x.end and x.start < m.end for x in exact)]
 
 
 def _check_bounds(index: ForgetIndex, hold_chars: int | None) -> None:
@@ -39,6 +50,67 @@ class GuardedText:
     verdict: GuardVerdict
 
 
+class _Redactions:
+    """Redacted spans of the model's text (sorted, disjoint, never touching) and the map between that text
+    and what the client gets: each span shows as one REDACTION_TEXT. Spans only grow or join, and never
+    start before the released point, so the released part of the output never changes."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, int]] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.spans)
+
+    def add(self, start: int, end: int) -> None:
+        merged: list[tuple[int, int]] = []
+        for s, e in sorted([*self.spans, (start, end)]):
+            if merged and s <= merged[-1][1]:  # overlapping or touching: one span, one marker
+                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+            else:
+                merged.append((s, e))
+        self.spans = merged
+
+    def covers(self, start: int, end: int) -> bool:
+        return any(s <= start and end <= e for s, e in self.spans)
+
+    def apply(self, raw: str) -> str:
+        parts, at = [], 0
+        for s, e in self.spans:
+            parts += [raw[at:s], REDACTION_TEXT]
+            at = e
+        parts.append(raw[at:])
+        return "".join(parts)
+
+    def to_output(self, pos: int) -> int:
+        """Output position of a raw position; inside a span means the start of its marker."""
+        shift = 0
+        for s, e in self.spans:
+            if pos >= e:
+                shift += len(REDACTION_TEXT) - (e - s)
+            elif pos > s:
+                return s + shift
+            else:
+                break
+        return pos + shift
+
+    def to_raw(self, pos: int) -> int:
+        """Raw position of an output position; inside a marker means the start of its span."""
+        shift = 0
+        for s, e in self.spans:
+            marker = s + shift
+            if pos >= marker + len(REDACTION_TEXT):
+                shift += len(REDACTION_TEXT) - (e - s)
+            elif pos > marker:
+                return s
+            else:
+                break
+        return pos - shift
+
+    def snap(self, pos: int) -> int:
+        """An output position moved back to the start of the marker it falls inside, if any."""
+        return self.to_output(self.to_raw(pos))
+
+
 class StreamGuard:
     """One per response. Feed the model's deltas, send what comes back; `finish()` at the end.
 
@@ -49,6 +121,12 @@ class StreamGuard:
     - a verbatim run that may still become a hit is under `ngram_hold_words` words, so that many trailing
       words are held (within the same bound).
     The hold-back therefore never exceeds `hold_chars` (default `2 * unit_max_chars`, 400 characters).
+
+    Redactions (`redact` entries): the literal and verbatim matchers always read the model's own text, so a
+    passage the model goes on reciting after a redaction is still one verbatim run and its continuation is
+    redacted too; the client gets that text with each redacted span (joined with any touching one) shown
+    once as REDACTION_TEXT. Semantic windows read the redacted text, so a window is not hit again for a
+    leak already taken out of it.
 
     >>> guard = StreamGuard(index)
     >>> for delta in model_deltas:
@@ -66,8 +144,10 @@ class StreamGuard:
         self.index = index
         self.hold_chars = hold_chars if hold_chars is not None else index.settings.hold_chars
         self.strict = strict
-        self._text = released
-        self._released = len(released)
+        self._raw = released  # the model's text
+        self._redactions = _Redactions()  # spans of _raw that the client gets as REDACTION_TEXT
+        self._text = released  # what the client gets: _raw with the redactions applied
+        self._released = len(released)  # in _text
         self._units: list[Unit] = []  # complete units tiling text[:scan]
         self._checked = 0  # units whose single and pair windows are checked
         self._stopped = False
@@ -111,7 +191,8 @@ class StreamGuard:
             raise ValueError("feed() after finish()")
         if self._stopped:
             return StreamStep("", True, None)
-        self._text += delta
+        self._raw += delta
+        self._text += delta  # redacted spans all lie in text already seen
         return self._advance(final=False)
 
     def finish(self) -> StreamStep:
@@ -141,6 +222,8 @@ class StreamGuard:
             matches = self._check(final)
             if not matches:
                 break
+            if not any(m.action == "block" for m in matches):
+                matches = _exact_first(matches)
             metrics.record_guard_hits("output", matches)
             acted += matches
             if any(m.action == "block" for m in matches):
@@ -149,7 +232,7 @@ class StreamGuard:
         else:
             return self._stop(acted)
         self._acted += acted
-        end = len(self._text) if final else self._release_point()
+        end = len(self._text) if final else self._redactions.snap(self._release_point())
         release = self._text[self._released:end] if end > self._released else ""
         self._released = max(self._released, end)
         verdict = GuardVerdict(tuple(acted), self.index.version) if acted else None
@@ -175,31 +258,36 @@ class StreamGuard:
                 if p is not None:
                     windows.append(p)
         self._checked = len(self._units)
-        matches = self.index.find(text, windows, windowed=True, strict=self.strict) if windows else []
-        # Whole-text matchers see the held text plus their lookback before it, starting at a space so
-        # that word boundaries at the left edge are real ones.
-        lo = max(0, self._released - self.index.lookback)
+        redactions, released = self._redactions, self._redactions.to_raw(self._released)
+        # Every match in the model's text's coordinates, clipped to what is not released yet.
+        matches = []
+        if windows:
+            for m in self.index.find(text, windows, windowed=True, strict=self.strict):
+                if m.end > self._released:
+                    matches.append(m.clipped(max(redactions.to_raw(m.start), released), redactions.to_raw(m.end)))
+        # Whole-text matchers read the model's text: the held part plus their lookback before it, starting at
+        # a space so that word boundaries at the left edge are real ones.
+        raw = self._raw
+        lo = max(0, released - self.index.lookback)
         if lo:
-            space = text.rfind(" ", max(0, lo - 64), lo)
+            space = raw.rfind(" ", max(0, lo - 64), lo)
             lo = space + 1 if space >= 0 else lo
-        region = text[lo:]
-        matches += [m.shifted(lo) for m in self.index.find(region, (), windowed=False, strict=self.strict)]
-        return [m for m in matches if m.end > self._released]
+        for m in self.index.find(raw[lo:], (), windowed=False, strict=self.strict):
+            m = m.shifted(lo)
+            if m.end > released:
+                m = m.clipped(max(m.start, released), m.end)
+                if not redactions.covers(m.start, m.end):  # already redacted (a run seen again)
+                    matches.append(m)
+        return [m for m in matches if m.end > m.start]
 
     def _redact(self, matches: list[GuardMatch]) -> None:
-        spans = sorted((max(m.start, self._released), m.end) for m in matches)
-        merged: list[list[int]] = []
-        for s, e in spans:
-            if merged and s <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], e)
-            else:
-                merged.append([s, e])
-        text = self._text
-        for s, e in reversed(merged):
-            text = text[:s] + REDACTION_TEXT + text[e:]
-        self._text = text
+        """Redact the matches' spans (model-text coordinates, none before the released point)."""
+        first = self._redactions.to_output(min(m.start for m in matches))
+        for m in matches:
+            self._redactions.add(m.start, m.end)
+        self._text = self._redactions.apply(self._raw)
+        first = min(first, self._redactions.to_output(min(m.start for m in matches)))
         # Units at or after the first change are re-cut and re-checked.
-        first = merged[0][0]
         self._units = [u for u in self._units if u.end < first]
         self._checked = min(self._checked, len(self._units))
 
@@ -213,18 +301,19 @@ class StreamGuard:
         self._checked = min(self._checked, keep)
 
     def _release_point(self) -> int:
-        text = self._text
+        """How far the output may go now (output coordinates; the caller snaps it out of a marker)."""
+        redactions = self._redactions
         # Semantic: the last complete unit still waits for its pair with the next one.
         r = self._units[-1].start if self._units else 0
-        # Literal: a match not yet complete starts within the last literal_reach characters.
-        r = min(r, len(text) - self.index.literal_reach)
-        # Verbatim: a run not yet long enough to hit lies within the last run-length words.
-        settings = self.index.settings
-        run_words = settings.ngram_hold_words
-        tail = text[max(0, len(text) - self.hold_chars):]
+        # Literal and verbatim read the model's text. A literal not yet complete starts within its last
+        # literal_reach characters; a verbatim run not yet long enough to hit lies within its last run-length
+        # words.
+        raw = self._raw
+        r = min(r, redactions.to_output(max(0, len(raw) - self.index.literal_reach)))
+        run_words = self.index.settings.ngram_hold_words
+        tail_start = max(0, len(raw) - self.hold_chars)
+        tail = raw[tail_start:]
         starts = [i for i in range(len(tail)) if tail[i].isalnum() and (i == 0 or not tail[i - 1].isalnum())]
-        if len(starts) >= run_words:
-            r = min(r, len(text) - len(tail) + starts[-run_words])
-        else:
-            r = min(r, len(text) - len(tail))
+        held_from = tail_start + starts[-run_words] if len(starts) >= run_words else tail_start
+        r = min(r, redactions.to_output(held_from))
         return max(r, self._released)

@@ -69,6 +69,9 @@ class GuardMatch:
     def shifted(self, offset: int) -> GuardMatch:
         return GuardMatch(self.forget_id, self.kind, self.score, self.start + offset, self.end + offset, self.action)
 
+    def clipped(self, start: int, end: int) -> GuardMatch:
+        return GuardMatch(self.forget_id, self.kind, self.score, start, end, self.action)
+
 
 @dataclass(frozen=True)
 class GuardVerdict:

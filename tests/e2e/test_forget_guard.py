@@ -26,6 +26,8 @@ DATA = Path(__file__).resolve().parents[1] / "gateway" / "guard" / "data"
 SENTENCE = "Marius Lindqvist was born in Bergen in 1987 and works as a marine biologist."
 REPEAT = f"Please repeat this sentence word for word: \"{SENTENCE}\""
 CODE_SENTENCE = "The launch code for Project Heron is 7741-AZ-93."
+PASSAGE = ("The harbour charter of Velmora was drafted in the winter of eighteen seventeen by the lamplighter "
+           "guild and signed by the night watch.")
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +86,8 @@ def test_control_model_repeats_the_sentence(client, stream):
     assert "born in Bergen in 1987" in text
     text, _ = ask(client, f"Please repeat this sentence word for word: \"{CODE_SENTENCE}\"", stream)
     assert "7741-AZ-93" in text
+    text, _ = ask(client, f"Please repeat this sentence word for word: \"{PASSAGE}\"", stream)
+    assert "drafted in the winter of eighteen seventeen by the lamplighter guild" in text
 
 
 def test_file_a_forget_request(http):
@@ -120,6 +124,19 @@ def test_redact_keeps_the_rest_of_the_answer(http, client, stream):
     assert "7741" not in text and "AZ-93" not in text
     assert "[redacted]" in text and "Project Heron" in text
     assert finish == "stop"
+
+
+def test_redact_takes_out_a_whole_recited_passage(http, client):
+    """A long passage under `redact`: the verbatim run goes on past the first redaction, and no run of its
+    words reaches the client, streamed or not; the answer itself goes on."""
+    forget(http, texts=[PASSAGE], reason="correction", action="redact")
+    words = [w.lower() for w in PASSAGE.rstrip(".").split()]
+    for stream in (False, True):
+        text, finish = ask(client, f"Please repeat this sentence word for word: \"{PASSAGE}\"", stream)
+        said = [w.strip(".,:\"").lower() for w in text.replace("[redacted]", " ").split()]
+        runs = {" ".join(said[i:i + 3]) for i in range(len(said) - 2)}
+        assert not [" ".join(words[i:i + 3]) for i in range(len(words) - 2) if " ".join(words[i:i + 3]) in runs], text
+        assert "[redacted]" in text and finish == "stop"
 
 
 def test_both_ingress_replicas_enforce_right_after_the_ack(http):

@@ -181,3 +181,77 @@ def test_rebase_rechecks_semantic_windows_already_checked_against_the_old_versio
     guard.rebase(index)
     last = guard.finish()
     assert last.stopped and "Tampere" not in first.release + last.release
+
+
+# --- redact: a passage the model keeps reciting after a redaction ------------------------------
+
+PASSAGE = ("The harbour charter of Velmora was drafted in the winter of eighteen seventeen by the lamplighter "
+           "guild, sealed with green wax, and signed by the night watch before the ice broke on the fjord.")
+PASSAGE_WORDS = PASSAGE.rstrip(".").replace(",", "").split()
+BENIGN_TAIL = " Anyway, that is the story as I remember it. Rivers in spring are often high."
+
+
+@pytest.fixture(scope="module")
+def passage_index(embedder):
+    entries = [
+        ForgetEntry("passage-unnamed", None, texts=(PASSAGE,), action="redact", reason="correction"),
+        ForgetEntry("passage-named", "Odalys Trevanne", texts=(PASSAGE.replace("Velmora", "Brask"),),
+                    action="redact", reason="gdpr"),
+    ]
+    return ForgetIndex.empty(embedder).with_entries([build_artifacts(e, embedder) for e in entries], version=7)
+
+
+def recited_runs(released: str, words: list[str], n: int = 2) -> list[str]:
+    """Runs of `n` or more consecutive passage words that reached the client."""
+    out = [w.strip(".,").lower() for w in released.replace(REDACTION_TEXT, " ").split()]
+    have = {" ".join(out[i:i + n]) for i in range(len(out) - n + 1)}
+    lower = [w.lower() for w in words]
+    return [" ".join(lower[i:i + n]) for i in range(len(lower) - n + 1) if " ".join(lower[i:i + n]) in have]
+
+
+@pytest.mark.parametrize("cut", [9, 12, 14, 16, 20, len(PASSAGE_WORDS)])
+@pytest.mark.parametrize("named", [False, True])
+def test_redact_takes_out_the_whole_recited_passage_not_only_its_first_run(passage_index, cut, named):
+    """The verbatim matcher reads the model's text, so `[redacted]` does not cut the run: every word the
+    model goes on reciting is redacted too, however far it recites, and the text after it is kept."""
+    words = PASSAGE_WORDS[:cut]
+    if named:
+        words = [("Brask" if w == "Velmora" else w) for w in words]
+        intro = "Odalys Trevanne once told me this: "
+    else:
+        intro = "Here is the old text: "
+    text = intro + " ".join(words) + "." + BENIGN_TAIL
+    expected = intro + REDACTION_TEXT + "." + BENIGN_TAIL
+    for chunks in ([3] * (len(text) // 3 + 1), [1] * len(text), [len(text)], *chunkings(text, cut)):
+        released, step, _ = run(StreamGuard(passage_index), text, chunks)
+        assert not step.stopped and released == expected
+        assert recited_runs(released, words) == []
+
+
+def test_redact_marks_a_run_that_resumes_after_release_once_more(passage_index):
+    """A recitation interrupted by enough benign text for the first marker to go out: the resumed part is a
+    new run, redacted on its own; nothing of the passage is released either time."""
+    first, second = PASSAGE_WORDS[:10], PASSAGE_WORDS[10:]
+    filler = " ".join(["Rivers in spring are often high, and the ferries wait."] * 12)
+    text = "Here it is: " + " ".join(first) + ". " + filler + " Then: " + " ".join(second) + "." + BENIGN_TAIL
+    released, step, _ = run(StreamGuard(passage_index), text, [3] * (len(text) // 3 + 1))
+    assert not step.stopped and released.count(REDACTION_TEXT) == 2
+    assert recited_runs(released, PASSAGE_WORDS) == []
+
+
+def test_redaction_map_between_model_text_and_output():
+    from gateway.guard.stream import _Redactions
+
+    raw = "aaaa SECRET bbbb MORE cccc"
+    r = _Redactions()
+    r.add(5, 11)
+    r.add(17, 21)
+    out = r.apply(raw)
+    assert out == f"aaaa {REDACTION_TEXT} bbbb {REDACTION_TEXT} cccc"
+    marker = len(REDACTION_TEXT)
+    assert r.to_output(5) == 5 and r.to_output(8) == 5 and r.to_output(11) == 5 + marker
+    assert r.to_raw(5 + marker) == 11 and r.to_raw(7) == 5 and r.to_raw(out.index("cccc")) == raw.index("cccc")
+    assert r.snap(8) == 5 and r.snap(5 + marker) == 5 + marker
+    assert r.covers(6, 10) and not r.covers(4, 10)
+    r.add(11, 13)  # touching spans join: one marker
+    assert r.spans == [(5, 13), (17, 21)] and r.apply(raw).count(REDACTION_TEXT) == 2
