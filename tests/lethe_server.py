@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -116,3 +118,15 @@ class LetheServer:
                 pass
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@contextmanager
+def serving(home: Path, env: dict[str, str], log_path: Path | None = None) -> Iterator[LetheServer]:
+    """A started `lethe serve`; on exit it is stopped and every process it left is killed, also when the
+    start itself failed."""
+    server = LetheServer(home, env, log_path or home / "serve.log")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        server.kill_leftovers()

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from gateway.guard.types import REFUSAL_TEXT
-from tests.lethe_server import LetheServer
+from tests.lethe_server import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -40,12 +40,8 @@ def server(tmp_path_factory, models_dir, smollm2_dir):
         "LETHE_ADMIN_TOKEN": TOKEN,
         "LETHE_PROMPT_MODE": "strict",
     }
-    srv = LetheServer(home, env, home / "serve.log")
-    try:
-        yield srv.start()
-    finally:
-        srv.stop()
-        srv.kill_leftovers()
+    with serving(home, env) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from tests.lethe_server import LetheServer
+from tests.lethe_server import serving
 from tests.model_builders import build_embedding_variant, build_reshaped_copy, build_tiny_llama
 
 pytestmark = pytest.mark.e2e
@@ -46,12 +46,8 @@ def server(tmp_path_factory, swap_model_dir):
            "LETHE_LLM_REPLICAS": "2", "LETHE_INGRESS_REPLICAS": "1", "LETHE_MAX_MODEL_LEN": "1024",
            "LETHE_ADMIN_TOKEN": TOKEN,
            "LETHE_SMOKE_PROMPT": "Say hello to the team."}
-    srv = LetheServer(home, env, home / "serve.log")
-    try:
-        yield srv.start()
-    finally:
-        srv.stop()
-        srv.kill_leftovers()
+    with serving(home, env) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

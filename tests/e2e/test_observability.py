@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from gateway.guard.types import REFUSAL_TEXT
-from tests.lethe_server import LetheServer, free_port
+from tests.lethe_server import free_port, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -42,12 +42,8 @@ def server(tmp_path_factory, tiny_model_dir):
     home = tmp_path_factory.mktemp("lethe-home-observability")
     env = {"LETHE_MODEL": str(tiny_model_dir), "LETHE_SERVED_MODEL_NAME": "tiny-llama",
            "LETHE_MAX_MODEL_LEN": "512", "LETHE_ADMIN_TOKEN": TOKEN}
-    srv = LetheServer(home, env, home / "serve.log")
-    try:
-        yield srv.start()
-    finally:
-        srv.stop()
-        srv.kill_leftovers()
+    with serving(home, env) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

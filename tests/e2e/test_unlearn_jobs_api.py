@@ -4,12 +4,11 @@ and a crash mid-job."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.lethe_server import LetheServer
+from tests.lethe_server import LetheServer, serving
 from unlearn_jobs.publish import read_manifest, verify_version
 
 pytestmark = pytest.mark.e2e
@@ -25,12 +24,8 @@ def server(tmp_path_factory, tiny_model_dir):
     home = tmp_path_factory.mktemp("lethe-home-jobs")
     env = {"LETHE_MODEL": str(tiny_model_dir), "LETHE_SERVED_MODEL_NAME": "tiny-llama",
            "LETHE_MAX_MODEL_LEN": "512", "LETHE_ADMIN_TOKEN": TOKEN}
-    srv = LetheServer(home, env, home / "serve.log")
-    try:
-        yield srv.start()
-    finally:
-        srv.stop()
-        srv.kill_leftovers()
+    with serving(home, env) as srv:
+        yield srv
 
 
 def forget_person(http: httpx.Client, name: str) -> str:
@@ -126,14 +121,10 @@ def test_crash_mid_job_leaves_a_failed_job_and_no_version(tmp_path, tiny_model_d
             wait_for(http, job["id"], {"running"})
     finally:
         first.kill_all()
-    second = LetheServer(home, env, tmp_path / "second.log").start()
-    try:
-        with httpx.Client(base_url=second.base_url, timeout=60) as http:
-            after = http.get(f"/v1/unlearn/jobs/{job['id']}", headers=AUTH).json()
-            assert after["state"] == "failed" and "interrupted" in after["error"]
-            assert http.get(f"/v1/forget/{forget_id}", headers=AUTH).json()["status"] == "enforced"
+    with serving(home, env, tmp_path / "second.log") as second, \
+            httpx.Client(base_url=second.base_url, timeout=60) as http:
+        after = http.get(f"/v1/unlearn/jobs/{job['id']}", headers=AUTH).json()
+        assert after["state"] == "failed" and "interrupted" in after["error"]
+        assert http.get(f"/v1/forget/{forget_id}", headers=AUTH).json()["status"] == "enforced"
         versions = home / "versions"
         assert not versions.exists() or list(versions.iterdir()) == []
-    finally:
-        second.stop()
-        second.kill_leftovers()
