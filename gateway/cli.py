@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from gateway.config import ConfigError, LetheConfig, load_config
+from gateway.ledger.records import JOB_STATES
 
 log = logging.getLogger("lethe")
 
@@ -390,9 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--gate", action="append", metavar="KEY=VALUE", help="gate override")
     submit.add_argument("--wait", action="store_true", help="follow the job with a progress bar")
     submit.set_defaults(func=cmd_unlearn_submit)
-    status = unlearn_sub.add_parser("status", parents=[remote], help="one job, or all jobs")
+    status = unlearn_sub.add_parser("status", aliases=["list"], parents=[remote], help="one job, or all jobs")
     status.add_argument("id", nargs="?")
-    status.add_argument("--state", help="filter the list by state")
+    status.add_argument("--state", choices=JOB_STATES, help="filter the list by state")
     status.add_argument("--wait", action="store_true", help="follow the job until it ends")
     status.set_defaults(func=cmd_unlearn_status)
     cancel = unlearn_sub.add_parser("cancel", parents=[remote], help="cancel a running job")
