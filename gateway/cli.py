@@ -232,6 +232,67 @@ def cmd_forget_check(args: argparse.Namespace) -> int:
     return 3 if result.get("match") else 0
 
 
+def cmd_forget_certificate(args: argparse.Namespace) -> int:
+    import json
+
+    cert = _client(args).get(f"/v1/forget/{args.id}/certificate")
+    if args.output:
+        Path(args.output).write_text(json.dumps(cert, indent=2, ensure_ascii=False) + "\n")
+        print(f"certificate of {args.id} written to {args.output} (key {cert['signature']['key_id']})")
+        print(cert["statement"])
+    else:
+        _print_json(cert)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    listing = _client(args).get("/v1/admin/audit", kind=args.kind, subject_id=args.subject, limit=args.limit,
+                                offset=args.offset)
+    if args.json:
+        _print_json(listing)
+        return 0
+    for e in listing["data"]:
+        details = " ".join(f"{k}={v}" for k, v in (e["details"] or {}).items())
+        print(f"{e['at']}  {e['kind']:<24} {e['subject_id'] or '-':<38} {e['actor']:<12} {details}")
+    return 0
+
+
+def cmd_forget_key(args: argparse.Namespace) -> int:
+    key = _client(args).get("/v1/forget/certificates/key")
+    if args.output:
+        Path(args.output).write_text(key["public_key_pem"])
+        print(f"public key {key['key_id']} ({key['algorithm']}) written to {args.output}")
+    else:
+        print(key["public_key_pem"], end="")
+    return 0
+
+
+def cmd_forget_verify(args: argparse.Namespace) -> int:
+    """Exit 0 when the certificate's signature holds, 5 when it does not. With --public-key nothing is
+    asked of a server; otherwise the gateway's key is fetched and the check still runs here."""
+    import json
+
+    from gateway.certificates import CertificateError, verify_certificate
+
+    try:
+        cert = json.loads(Path(args.file).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"lethe: cannot read a certificate from {args.file}: {exc}", file=sys.stderr)
+        return 2
+    if args.public_key:
+        pem = Path(args.public_key).read_text()
+    else:
+        pem = _client(args).get("/v1/forget/certificates/key")["public_key_pem"]
+    try:
+        fields = verify_certificate(cert, pem)
+    except CertificateError as exc:
+        print(f"INVALID: {exc}")
+        return 5
+    request = fields.get("forget_request", {})
+    print(f"valid: forget request {request.get('id')}, issued {fields.get('issued_at')} by {fields.get('issuer')}")
+    return 0
+
+
 def cmd_unlearn_submit(args: argparse.Namespace) -> int:
     from unlearn_jobs.config import parse_assignments
 
@@ -381,6 +442,26 @@ def build_parser() -> argparse.ArgumentParser:
     check = forget_sub.add_parser("check", parents=[remote], help="check a text with the live guard (exit 3 on a match)")
     check.add_argument("text")
     check.set_defaults(func=cmd_forget_check)
+    cert = forget_sub.add_parser("certificate", parents=[remote], help="a signed deletion certificate of a request")
+    cert.add_argument("id")
+    cert.add_argument("-o", "--output", help="write it to this file (default: print it)")
+    cert.set_defaults(func=cmd_forget_certificate)
+    key = forget_sub.add_parser("key", parents=[remote], help="the public key (PEM) that checks certificates")
+    key.add_argument("-o", "--output", help="write it to this file (default: print it)")
+    key.set_defaults(func=cmd_forget_key)
+    verify = forget_sub.add_parser("verify", parents=[remote],
+                                   help="check a certificate's signature (exit 5 if it does not hold)")
+    verify.add_argument("file")
+    verify.add_argument("--public-key", help="PEM file of the gateway's key: check offline, no server asked")
+    verify.set_defaults(func=cmd_forget_verify)
+
+    audit = sub.add_parser("audit", parents=[remote], help="the audit trail, newest first (operator API)")
+    audit.add_argument("--kind", help="only events of this kind (forget.added, job.state, version.serving, …)")
+    audit.add_argument("--subject", help="only events about this forget request, job or version id")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--offset", type=int, default=0)
+    audit.add_argument("--json", action="store_true", help="print the API's JSON")
+    audit.set_defaults(func=cmd_audit)
 
     unlearn = sub.add_parser("unlearn", help="unlearning jobs (HTTP API) and offline runs")
     unlearn_sub = unlearn.add_subparsers(dest="unlearn_command", required=True)

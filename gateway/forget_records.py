@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from gateway import metrics
+from gateway.certificates import CertificateSigner, build_certificate
 from gateway.guard.types import ForgetEntry
 from gateway.index_sync import IndexAuthority
 from gateway.ledger import ForgetRecord, Ledger
@@ -76,3 +77,18 @@ class ForgetRecords:
 
     def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
         return [status_fields(r) for r in self.ledger.list_forgets(status=status, limit=limit, offset=offset)]
+
+    def audit(self, kind: str | None, subject_id: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+        """Audit events, newest first."""
+        return [e.to_dict() for e in self.ledger.list_audit(kind=kind, subject_id=subject_id, limit=limit,
+                                                            offset=offset, newest_first=True)]
+
+    def certificate(self, signer: CertificateSigner, forget_id: str, *,
+                    leakage: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The signed deletion certificate of one request, or None if there is no such request."""
+        body = build_certificate(self.ledger, forget_id, leakage=leakage)
+        if body is None:
+            return None
+        self.ledger.append_audit("forget.certificate_issued", actor="operator", subject_id=forget_id,
+                                 details={"key_id": signer.key_id})
+        return signer.sign(body)

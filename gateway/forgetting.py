@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from gateway.errors import NotFoundError, ServiceUnavailableError, UnprocessableError
-from gateway.protocol import CheckMatch, CheckResult, ForgetAccepted, ForgetList, ForgetRequest, ForgetStatus
+from gateway.certificates import CertificateError, verify_certificate
+from gateway.protocol import (
+    AuditEventOut, AuditList, CertificateCheck, CertificateKey, CheckMatch, CheckResult, ForgetAccepted, ForgetList, ForgetRequest, ForgetStatus,
+)
 from gateway.remote import call_remote
 from gateway.service import GuardSource
 
@@ -18,6 +21,13 @@ class ForgetAuthorityAPI(Protocol):
     async def get(self, forget_id: str) -> dict[str, Any] | None: ...
 
     async def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]: ...
+
+    async def certificate(self, forget_id: str) -> dict[str, Any] | None: ...
+
+    async def certificate_key(self) -> dict[str, str]: ...
+
+    async def audit(self, kind: str | None, subject_id: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+        ...
 
 
 class ForgetService:
@@ -60,6 +70,31 @@ class ForgetService:
     async def list(self, *, status: str | None, limit: int, offset: int) -> ForgetList:
         rows = await self._call(self._authority.list(status, limit, offset))
         return ForgetList(data=[ForgetStatus(**row) for row in rows])
+
+    async def certificate(self, forget_id: str) -> dict[str, Any]:
+        cert = await self._call(self._authority.certificate(forget_id))
+        if cert is None:
+            raise NotFoundError(f"no forget request with id {forget_id!r}", param="forget_id")
+        return cert
+
+    async def certificate_key(self) -> CertificateKey:
+        return CertificateKey(**await self._call(self._authority.certificate_key()))
+
+    async def verify_certificate(self, certificate: dict[str, Any]) -> CertificateCheck:
+        """Whether this gateway's key signed `certificate` and nothing in it changed since."""
+        key = await self.certificate_key()
+        request = certificate.get("forget_request")
+        forget_id = request.get("id") if isinstance(request, dict) else None
+        try:
+            verify_certificate(certificate, key.public_key_pem)
+        except CertificateError as exc:
+            return CertificateCheck(valid=False, reason=str(exc), key_id=key.key_id,
+                                    forget_id=forget_id if isinstance(forget_id, str) else None)
+        return CertificateCheck(valid=True, key_id=key.key_id, forget_id=forget_id)
+
+    async def audit(self, *, kind: str | None, subject_id: str | None, limit: int, offset: int) -> AuditList:
+        rows = await self._call(self._authority.audit(kind, subject_id, limit, offset))
+        return AuditList(data=[AuditEventOut(**row) for row in rows])
 
     async def check(self, text: str) -> CheckResult:
         reason = self._guard.out_of_service_reason()

@@ -351,3 +351,36 @@ class SwapReport(BaseModel):
     previous: str
     seconds: float
     replicas: list[SwapStep]
+
+
+class CertificateKey(BaseModel):
+    """The public half of the key that signs deletion certificates (`GET /v1/forget/certificates/key`)."""
+
+    algorithm: str
+    key_id: str
+    public_key_pem: str
+
+
+class CertificateCheck(BaseModel):
+    """`POST /v1/forget/certificates/verify`: whether a certificate was signed by this gateway, unaltered."""
+
+    valid: bool
+    reason: str | None = None
+    key_id: str
+    forget_id: str | None = None
+
+
+class AuditEventOut(BaseModel):
+    """One append-only audit event: forget requests, index evictions, jobs, versions, swaps, certificates."""
+
+    id: int
+    at: str
+    actor: str
+    kind: str
+    subject_id: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class AuditList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[AuditEventOut]

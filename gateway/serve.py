@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -179,6 +180,7 @@ class ForgetAuthority:
     async def __init__(self, config_json: str) -> None:
         import ray
 
+        from gateway.certificates import CertificateSigner
         from gateway.forget_records import ForgetRecords
         from gateway.guard.embedder import MiniLMEmbedder
         from gateway.index_sync import IndexAuthority
@@ -186,6 +188,8 @@ class ForgetAuthority:
         config = LetheConfig.model_validate_json(config_json)
         config.home.mkdir(parents=True, exist_ok=True)
         self._records = ForgetRecords.open(config.ledger_url)
+        self._signer = CertificateSigner(config.home / "keys")
+        self._probe_report = config.home / "probes" / "latest.json"
         embedder = MiniLMEmbedder(threads=config.guard.embed_threads)
         embedder.encode(["warm up"])  # load the model now, not on the first forget request
         self._authority = IndexAuthority(
@@ -200,6 +204,19 @@ class ForgetAuthority:
 
     async def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
         return self._records.list(status, limit, offset)
+
+    async def certificate(self, forget_id: str) -> dict[str, Any] | None:
+        try:  # the leakage probes' latest report, written by the ModelVersions deployment
+            leakage = json.loads(self._probe_report.read_text())
+        except (OSError, ValueError):
+            leakage = None
+        return self._records.certificate(self._signer, forget_id, leakage=leakage)
+
+    async def certificate_key(self) -> dict[str, str]:
+        return self._signer.public_key()
+
+    async def audit(self, kind: str | None, subject_id: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+        return self._records.audit(kind, subject_id, limit, offset)
 
     async def poll(self, follower_id: str, known: int, actor: Any = None):
         return await self._authority.poll(follower_id, known, actor)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from gateway.api.auth import require_operator
-from gateway.protocol import CheckRequest, CheckResult, ErrorBody, ForgetAccepted, ForgetList, ForgetRequest, ForgetStatus
+from gateway.protocol import (
+    AuditList, CertificateCheck, CertificateKey, CheckRequest, CheckResult, ErrorBody, ForgetAccepted, ForgetList, ForgetRequest,
+    ForgetStatus,
+)
 
 router = APIRouter(dependencies=[Depends(require_operator)])
 
@@ -37,3 +42,33 @@ async def show_forget(forget_id: str, request: Request) -> ForgetStatus:
 @router.post("/v1/forget/check", response_model=CheckResult, responses=_ERRORS)
 async def check_text(body: CheckRequest, request: Request) -> CheckResult:
     return await request.app.state.forget.check(body.text)
+
+
+@router.get("/v1/forget/certificates/key", response_model=CertificateKey, responses=_ERRORS)
+async def certificate_key(request: Request) -> CertificateKey:
+    """The public key that checks this gateway's deletion certificates (Ed25519, PEM)."""
+    return await request.app.state.forget.certificate_key()
+
+
+@router.post("/v1/forget/certificates/verify", response_model=CertificateCheck, responses=_ERRORS)
+async def verify_certificate(certificate: dict[str, Any], request: Request) -> CertificateCheck:
+    """Whether a certificate was signed by this gateway and is unaltered (`valid: false` says why not)."""
+    return await request.app.state.forget.verify_certificate(certificate)
+
+
+@router.get("/v1/forget/{forget_id}/certificate", responses=_ERRORS)
+async def certificate(forget_id: str, request: Request) -> JSONResponse:
+    """A signed deletion certificate: enforcement, unlearning, serving weights, probe result, audit trail."""
+    return JSONResponse(await request.app.state.forget.certificate(forget_id))
+
+
+@router.get("/v1/admin/audit", response_model=AuditList, responses=_ERRORS)
+async def audit(
+    request: Request,
+    kind: str | None = Query(None, max_length=64, description="e.g. forget.added, version.serving, swap_failed"),
+    subject_id: str | None = Query(None, max_length=128, description="a forget request, job or version id"),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> AuditList:
+    """The append-only audit trail, newest first."""
+    return await request.app.state.forget.audit(kind=kind, subject_id=subject_id, limit=limit, offset=offset)

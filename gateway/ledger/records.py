@@ -48,6 +48,10 @@ class AuditEvent:
     subject_id: str | None
     details: dict[str, Any]
 
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "at": self.at.isoformat(), "actor": self.actor, "kind": self.kind,
+                "subject_id": self.subject_id, "details": self.details}
+
 
 @dataclass(frozen=True)
 class JobRecord:

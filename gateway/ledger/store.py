@@ -242,6 +242,8 @@ class Ledger:
     def list_audit(self, *, kind: str | None = None, subject_id: str | None = None, limit: int = 100,
                    offset: int = 0, newest_first: bool = False) -> list[AuditEvent]:
         _page(limit, offset)
+        if not all(_storable_key(v) for v in (kind, subject_id) if v is not None):
+            return []
         order = t.audit_events.c.id.desc() if newest_first else t.audit_events.c.id
         q = select(t.audit_events).order_by(order).limit(limit).offset(offset)
         if kind is not None:

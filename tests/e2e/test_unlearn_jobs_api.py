@@ -1,8 +1,12 @@
-"""Unlearning jobs over HTTP on the real Serve app (tiny model): submit, progress, publish, cancel,
-and a crash mid-job."""
+"""Unlearning jobs over HTTP on the real Serve app (tiny model): submit, progress, publish, the deletion
+certificate of the unlearned request, cancel, and a crash mid-job."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import httpx
@@ -50,7 +54,13 @@ def wait_for(http: httpx.Client, job_id: str, states: set[str], timeout_s: float
     raise AssertionError(f"job {job_id} still {job['state']} after {timeout_s} s")
 
 
-def test_job_publishes_a_verified_version(server):
+@pytest.fixture(scope="module")
+def published() -> dict:
+    """The forget request and version of the published job, for the tests after it."""
+    return {}
+
+
+def test_job_publishes_a_verified_version(server, published):
     with httpx.Client(base_url=server.base_url, timeout=60) as http:
         forget_id = forget_person(http, "Tamsin Vell")
         resp = http.post("/v1/unlearn/jobs", headers=AUTH, json={
@@ -74,6 +84,53 @@ def test_job_publishes_a_verified_version(server):
         assert http.get(f"/v1/forget/{forget_id}", headers=AUTH).json()["status"] == "unlearned"
         listed = http.get("/v1/unlearn/jobs", headers=AUTH, params={"state": "published"}).json()["data"]
         assert job["id"] in [j["id"] for j in listed]
+        published.update(forget_id=forget_id, job_id=job["id"], version_id=job["version_id"])
+
+
+def test_deletion_certificate_of_the_unlearned_request(server, published, tmp_path):
+    """The published version is auto-promoted; the request's certificate then states it, signed, checkable
+    offline with the CLI, and any edit to it is detected."""
+    forget_id, version_id = published["forget_id"], published["version_id"]
+    with httpx.Client(base_url=server.base_url, timeout=60) as http:
+        deadline = time.monotonic() + 300
+        while http.get("/v1/admin/models/versions", headers=AUTH).json()["serving"] != version_id:
+            assert time.monotonic() < deadline, "the published version was not promoted"
+            time.sleep(1)
+        assert http.get(f"/v1/forget/{forget_id}/certificate").status_code == 401
+        resp = http.get(f"/v1/forget/{forget_id}/certificate", headers=AUTH)
+        assert resp.status_code == 200, resp.text
+        cert = resp.json()
+        assert cert["forget_request"]["id"] == forget_id and cert["forget_request"]["status"] == "unlearned"
+        assert cert["weights"]["serving_version"] == version_id and cert["weights"]["unlearned_in_serving_weights"]
+        assert [j["job_id"] for j in cert["weights"]["unlearning_jobs"]] == [published["job_id"]]
+        kinds = {e["kind"] for e in cert["audit_trail"]}
+        assert {"forget.added", "job.created", "version.added", "version.serving"} <= kinds
+        assert "Quellhaven" not in resp.text and "glassblower" not in resp.text  # no forgotten content
+        assert http.post("/v1/forget/certificates/verify", headers=AUTH, json=cert).json()["valid"] is True
+        forged = {**cert, "statement": "Nothing was forgotten."}
+        check = http.post("/v1/forget/certificates/verify", headers=AUTH, json=forged).json()
+        assert check["valid"] is False and "altered" in check["reason"]
+        missing = http.get("/v1/forget/no-such-request/certificate", headers=AUTH)
+        assert missing.status_code == 404 and missing.json()["error"]["param"] == "forget_id"
+        key = http.get("/v1/forget/certificates/key", headers=AUTH).json()
+        assert key["algorithm"] == "ed25519" and key["key_id"] == cert["signature"]["key_id"]
+        trail = http.get("/v1/admin/audit", headers=AUTH, params={"subject_id": forget_id}).json()["data"]
+        assert trail[0]["kind"] == "forget.certificate_issued" and trail[-1]["kind"] == "forget.added"
+
+    env = {**os.environ, "LETHE_URL": server.base_url, "LETHE_ADMIN_TOKEN": TOKEN}
+    cert_file, key_file, forged_file = tmp_path / "cert.json", tmp_path / "key.pem", tmp_path / "forged.json"
+    cli = [sys.executable, "-m", "gateway.cli", "forget"]
+    subprocess.run([*cli, "certificate", forget_id, "-o", str(cert_file)], env=env, check=True, timeout=120)
+    subprocess.run([*cli, "key", "-o", str(key_file)], env=env, check=True, timeout=120)
+    assert key_file.read_text() == key["public_key_pem"]
+    offline = subprocess.run([*cli, "verify", str(cert_file), "--public-key", str(key_file)],
+                             capture_output=True, text=True, timeout=120, env={**env, "LETHE_URL": "http://0.0.0.0:9"})
+    assert offline.returncode == 0 and f"valid: forget request {forget_id}" in offline.stdout, offline
+    forged = json.loads(cert_file.read_text())
+    forged["weights"]["unlearned_in_serving_weights"] = False
+    forged_file.write_text(json.dumps(forged))
+    bad = subprocess.run([*cli, "verify", str(forged_file)], capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode == 5 and "INVALID" in bad.stdout, bad
 
 
 def test_cancel_ends_cancelled_without_a_version(server):
