@@ -183,8 +183,12 @@ def issuer() -> str:
 
 
 def build_certificate(ledger: Ledger, forget_id: str, *, leakage: dict[str, Any] | None = None,
-                      now: datetime | None = None) -> dict[str, Any] | None:
-    """The unsigned certificate of one forget request, or None if the ledger has no such request."""
+                      serving: Any = None, now: datetime | None = None) -> dict[str, Any] | None:
+    """The unsigned certificate of one forget request, or None if the ledger has no such request.
+
+    `serving`: the version serving now when the ledger has no promotion yet (the base model); by default
+    the ledger's serving pointer.
+    """
     from gateway.jobs import forget_body
 
     record = ledger.get_forget(forget_id)
@@ -192,7 +196,7 @@ def build_certificate(ledger: Ledger, forget_id: str, *, leakage: dict[str, Any]
         return None
     body = forget_body(record)
     jobs = [j for j in _all_jobs(ledger) if forget_id in j.forget_ids]
-    serving = ledger.serving_version()
+    serving = ledger.serving_version() or serving
     lineage = _lineage(ledger, serving.id if serving is not None else None)
     unlearned_by = []
     for job in jobs:
@@ -227,20 +231,22 @@ def build_certificate(ledger: Ledger, forget_id: str, *, leakage: dict[str, Any]
             "version_leakage_ratio": row.get("leakage_ratio"),
         }
 
-    enforced = record.enforced_at is not None
+    acks = [e for e in trail if e.kind == "forget.enforced" and e.subject_id == forget_id]
+    # Every live ingress replica enforced it at the acknowledgement; before the event existed, the commit.
+    enforced_at = acks[0].details.get("enforced_at") if acks else _iso(record.enforced_at)
+    enforced = enforced_at is not None
     statement = [
         f"Forget request {forget_id} ({record.reason}) was received at {record.created_at.isoformat()}."]
     if enforced:
         statement.append(
-            f"From {record.enforced_at.isoformat()} (forget-index version {record.index_version}) every prompt "
+            f"From {enforced_at} (forget-index version {record.index_version}) every prompt "
             f"and response of this gateway was checked against its content, with action '{record.action}'.")
     if in_weights:
         statement.append(
             f"The weights serving at issue time ({lineage[0]}) descend from version(s) {', '.join(in_weights)}, "
             "published by unlearning jobs on this request that passed their evaluation gates.")
-    elif serving is not None:
-        statement.append("The weights serving at issue time were not produced by an unlearning job on this "
-                         "request; the guard alone enforces it.")
+    else:
+        statement.append("No weights unlearned on this request serve at issue time: the guard alone enforces it.")
     if probe is not None and probe["probed"]:
         statement.append(
             f"The leakage probe of {probe['at']} on the raw weights ({probe['version']}) "
@@ -262,7 +268,8 @@ def build_certificate(ledger: Ledger, forget_id: str, *, leakage: dict[str, Any]
         },
         "enforcement": {
             "enforced": enforced,
-            "enforced_at": _iso(record.enforced_at),
+            "enforced_at": enforced_at,
+            "committed_at": _iso(record.enforced_at),
             "index_version": record.index_version,
             "current_index_version": ledger.index_version(),
         },

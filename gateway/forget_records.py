@@ -59,6 +59,12 @@ class ForgetRecords:
         result = await authority.add(entry)
         record: ForgetRecord = result["record"]
         metrics.record_forget_enforced(time.perf_counter() - received, record.index_version, authority.entries)
+        # The moment every live ingress replica enforced it (the ledger's enforced_at is the commit, just
+        # before): what a deletion certificate states.
+        self.ledger.append_audit("forget.enforced", actor="authority", subject_id=record.id, details={
+            "enforced_at": result["enforced_at"], "index_version": record.index_version,
+            "replicas_acknowledged": len(result.get("acked") or ()),
+        })
         if result["evicted"]:
             self.ledger.append_audit(
                 "guard.replicas_evicted", actor="authority", subject_id=record.id,
@@ -83,10 +89,10 @@ class ForgetRecords:
         return [e.to_dict() for e in self.ledger.list_audit(kind=kind, subject_id=subject_id, limit=limit,
                                                             offset=offset, newest_first=True)]
 
-    def certificate(self, signer: CertificateSigner, forget_id: str, *,
-                    leakage: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    def certificate(self, signer: CertificateSigner, forget_id: str, *, leakage: dict[str, Any] | None = None,
+                    serving: Any = None) -> dict[str, Any] | None:
         """The signed deletion certificate of one request, or None if there is no such request."""
-        body = build_certificate(self.ledger, forget_id, leakage=leakage)
+        body = build_certificate(self.ledger, forget_id, leakage=leakage, serving=serving)
         if body is None:
             return None
         self.ledger.append_audit("forget.certificate_issued", actor="operator", subject_id=forget_id,

@@ -190,6 +190,7 @@ class ForgetAuthority:
         self._records = ForgetRecords.open(config.ledger_url)
         self._signer = CertificateSigner(config.home / "keys")
         self._probe_report = config.home / "probes" / "latest.json"
+        self._model_path = config.model_path
         embedder = MiniLMEmbedder(threads=config.guard.embed_threads)
         embedder.encode(["warm up"])  # load the model now, not on the first forget request
         self._authority = IndexAuthority(
@@ -210,7 +211,10 @@ class ForgetAuthority:
             leakage = json.loads(self._probe_report.read_text())
         except (OSError, ValueError):
             leakage = None
-        return self._records.certificate(self._signer, forget_id, leakage=leakage)
+        from gateway.versions import serving_record
+
+        serving = serving_record(self._records.ledger, self._model_path)  # the base model until a promotion
+        return self._records.certificate(self._signer, forget_id, leakage=leakage, serving=serving)
 
     async def certificate_key(self) -> dict[str, str]:
         return self._signer.public_key()

@@ -170,3 +170,17 @@ def test_audit_trail_newest_first_with_filters(ledger, signer):
     assert len(serving) == 1 and serving[0].subject_id == "v1"  # the latest promotion
     # An id no backend can store is an id no event has (not a database error).
     assert asyncio.run(service.audit(kind=None, subject_id="a\x00b", limit=10, offset=0)).data == []
+
+
+def test_enforcement_time_is_the_acknowledgement_and_base_model_serves(ledger):
+    entry, artifacts = make_pair(3)
+    ledger.add_forget(entry, artifacts)
+    base = ledger.add_version("base", "/models/base", {"base": True})  # registered, never promoted
+    ledger.append_audit("forget.enforced", actor="authority", subject_id=entry.forget_id,
+                        details={"enforced_at": "2026-11-27T12:00:00.500+00:00", "index_version": 1})
+    cert = build_certificate(ledger, entry.forget_id, serving=base)
+    assert cert["enforcement"]["enforced_at"] == "2026-11-27T12:00:00.500+00:00"
+    assert cert["enforcement"]["committed_at"] == ledger.get_forget(entry.forget_id).enforced_at.isoformat()
+    assert cert["weights"]["serving_version"] == "base" and not cert["weights"]["unlearned_in_serving_weights"]
+    assert "From 2026-11-27T12:00:00.500+00:00" in cert["statement"]
+    assert "the guard alone enforces it" in cert["statement"]
