@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_gateway import GatewayClient, pct, prompts, run_concurrent  # noqa: E402
+from reporting import publish_report  # noqa: E402
 
 TOKEN = "bench-token"
 
@@ -99,9 +100,7 @@ def main() -> int:
         f"-> guard keeps {on / off:.1%} (rounds: on {[round(x, 1) for x in tps['on']]}, "
         f"off {[round(x, 1) for x in tps['off']]})",
     ])
-    print(report)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report + "\n")
+    publish_report(report, args.out)
     return 0
 
 

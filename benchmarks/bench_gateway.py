@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from reporting import publish_report
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -193,9 +194,7 @@ def main() -> int:
         added = summary[("gateway", c)][1] - summary[("direct", c)][1]
         lines.append(f"\nconcurrency {c}: gateway keeps {ratio:.1%} of direct tokens/s; TTFT p50 +{added:.1f} ms")
     report = "\n".join(lines)
-    print(report)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report + "\n")
+    publish_report(report, args.out)
     return 0
 
 

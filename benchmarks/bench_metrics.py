@@ -34,6 +34,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from bench_gateway import GatewayClient, prompts, run_concurrent  # noqa: E402
+from reporting import publish_report  # noqa: E402
 
 TOKEN = "bench-token"
 FORGET = {"subject": "Maren Holloway", "reason": "gdpr", "literals": ["+44 7700 900417"],
@@ -156,9 +157,7 @@ def main() -> int:
                      f"(rounds on {[round(t, 1) for t, _ in e2e[True]]}, off {[round(t, 1) for t, _ in e2e[False]]})")
     lines.append(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     report = "\n".join(lines)
-    print(report)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report + "\n")
+    publish_report(report, args.out)
     return 0
 
 

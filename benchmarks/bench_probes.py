@@ -27,6 +27,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from bench_forget import TOKEN, enforce, people  # noqa: E402
+from reporting import publish_report  # noqa: E402
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -68,9 +69,7 @@ def main() -> int:
             f"({report['forget_prompts'] / seconds:.1f} forget prompts/s overall); leakage ratio "
             f"{row['leakage_ratio']:.2f}, retain score {row['retain_score']}; retain source: {report['retain_source']}.")
     text = "\n".join(lines)
-    print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
+    publish_report(text, args.out)
     return 0
 
 

@@ -33,6 +33,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 from bench_gateway import pct, prompts  # noqa: E402
+from reporting import publish_report  # noqa: E402
 
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -161,9 +162,7 @@ def main() -> int:
         "each loading its 1/8 shard in parallel.",
     ]
     report = "\n".join(lines)
-    print(report)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(report + "\n")
+    publish_report(report, args.out)
     return 0 if failed == 0 else 1
 
 
