@@ -58,9 +58,6 @@ class _Redactions:
     def __init__(self) -> None:
         self.spans: list[tuple[int, int]] = []
 
-    def __bool__(self) -> bool:
-        return bool(self.spans)
-
     def add(self, start: int, end: int) -> None:
         merged: list[tuple[int, int]] = []
         for s, e in sorted([*self.spans, (start, end)]):
@@ -282,11 +279,12 @@ class StreamGuard:
 
     def _redact(self, matches: list[GuardMatch]) -> None:
         """Redact the matches' spans (model-text coordinates, none before the released point)."""
-        first = self._redactions.to_output(min(m.start for m in matches))
         for m in matches:
             self._redactions.add(m.start, m.end)
         self._text = self._redactions.apply(self._raw)
-        first = min(first, self._redactions.to_output(min(m.start for m in matches)))
+        # The output is unchanged before the marker of the span holding the earliest change (a span it
+        # joined may start earlier, but its marker text is the same).
+        first = self._redactions.to_output(min(m.start for m in matches))
         # Units at or after the first change are re-cut and re-checked.
         self._units = [u for u in self._units if u.end < first]
         self._checked = min(self._checked, len(self._units))
