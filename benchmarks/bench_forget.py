@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/forget.md"))
     args = parser.parse_args()
 
-    from tests.lethe_server import LetheServer
+    from tests.support.lethe_server import LetheServer
 
     bodies = people(args.entries)
     tps: dict[str, list[float]] = {"on": [], "off": []}

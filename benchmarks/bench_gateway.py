@@ -154,7 +154,7 @@ def main() -> int:
     args = parser.parse_args()
     concurrencies = [1, 8]
 
-    from tests.lethe_server import LetheServer
+    from tests.support.lethe_server import LetheServer
 
     results: dict[str, dict[int, list[PhaseResult]]] = {"direct": {c: [] for c in concurrencies},
                                                         "gateway": {c: [] for c in concurrencies}}

@@ -43,7 +43,7 @@ FORGET = {"subject": "Maren Holloway", "reason": "gdpr", "literals": ["+44 7700 
 
 def end_to_end(model: str, enabled: bool, requests: int, max_tokens: int) -> tuple[float, float]:
     """(tokens/s, requests/s) of one `lethe serve` with metrics on or off."""
-    from tests.lethe_server import LetheServer
+    from tests.support.lethe_server import LetheServer
 
     home = Path(tempfile.mkdtemp(prefix=f"lethe-bench-metrics-{int(enabled)}-"))
     env = {"LETHE_MODEL": model, "LETHE_ADMIN_TOKEN": TOKEN, "LETHE_METRICS_ENABLED": "1" if enabled else "0"}
@@ -70,16 +70,16 @@ def ingress_only(tokenizer_model: str, enabled: bool, requests: int) -> float:
 
     @ray.remote(num_cpus=1)
     def run(enabled: bool) -> float:
-        from gateway import metrics
-        from gateway.app import create_app
+        from gateway.observability import metrics
+        from gateway.http.app import create_app
         from gateway.config import load_config
         from gateway.guard.artifacts import build_artifacts
         from gateway.guard.embedder import MiniLMEmbedder
         from gateway.guard.index import ForgetIndex
         from gateway.guard.types import ForgetEntry
-        from gateway.llm_server import LLMReplica
-        from gateway.service import ChatService
-        from tests.gateway.fakes import LocalLLMClient, ScriptedEngine, StaticGuard
+        from gateway.chat.replica import LLMReplica
+        from gateway.chat.service import ChatService
+        from tests.support.fakes import LocalLLMClient, ScriptedEngine, StaticGuard
 
         metrics.configure(enabled=enabled)  # inside Ray: the Ray agent backend, as in production
         embedder = MiniLMEmbedder(threads=1)

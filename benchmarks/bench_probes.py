@@ -40,7 +40,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/probes.md"))
     args = parser.parse_args()
 
-    from tests.lethe_server import LetheServer
+    from tests.support.lethe_server import LetheServer
 
     bodies = [{**b, "qa": b["qa"][: args.qa_per_item]} for b in people(args.items)]
     home = Path(tempfile.mkdtemp(prefix="lethe-bench-probes-"))

@@ -84,8 +84,8 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/swap.md"))
     args = parser.parse_args()
 
-    from tests.lethe_server import LetheServer
-    from tests.model_builders import build_embedding_variant
+    from tests.support.lethe_server import LetheServer
+    from tests.support.model_builders import build_embedding_variant
 
     model = Path(args.model)
     work = Path(tempfile.mkdtemp(prefix="lethe-bench-swap-"))

@@ -1,8 +1,35 @@
-"""Typed API errors and their one mapping to HTTP status codes and OpenAI error bodies."""
+"""Typed API errors, their one mapping to HTTP status codes and OpenAI error bodies, and the one
+mapping of a failed call to another deployment (timeout, dead replica) to a 503."""
 
 from __future__ import annotations
 
-from gateway.engines.base import EngineError
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class WireModel(BaseModel):
+    """Base of request bodies clients build: fields we do not use are ignored, not rejected (the
+    official openai SDK sends some)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict[str, Any]:
+    return ErrorBody(error=ErrorDetail(message=message, type=type_, param=param, code=code)).model_dump()
 
 
 class APIError(Exception):
@@ -61,8 +88,30 @@ class ServiceUnavailableError(APIError):
     code = "engine_not_ready"
 
 
-def from_engine_error(exc: EngineError) -> APIError:
-    """Engine failures keep their status: a too-long prompt is the client's (400), the rest 503."""
-    if exc.status == 400:
-        return BadRequestError(str(exc), param="messages", code=exc.code)
-    return ServiceUnavailableError(str(exc), code=exc.code)
+ErrorMap = Sequence[tuple[type[BaseException], Callable[[BaseException], APIError]]]
+
+
+def unwrap_remote_error(exc: BaseException) -> BaseException:
+    """Ray wraps exceptions raised in a replica; the original is its `cause` when there is one."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+async def call_remote(coro: Awaitable[Any], *, timeout_s: float, service: str, code: str,
+                      errors: ErrorMap = (), timeout_hint: str = "") -> Any:
+    """Await `coro`; exceptions listed in `errors` (by their original type) become the API error
+    their function returns, anything else a 503 naming `service`."""
+    try:
+        return await asyncio.wait_for(coro, timeout_s)
+    except asyncio.TimeoutError:
+        raise ServiceUnavailableError(
+            f"the {service} did not answer within {timeout_s:g} s{timeout_hint}", code=code
+        ) from None
+    except Exception as exc:
+        original = unwrap_remote_error(exc)
+        for kind, to_error in errors:
+            if isinstance(original, kind):
+                raise to_error(original) from None
+        raise ServiceUnavailableError(
+            f"the {service} is unavailable: {type(original).__name__}", code=code
+        ) from None

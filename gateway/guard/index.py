@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from gateway import metrics
+from gateway.observability import metrics
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.embedder import CachedEmbedder, Embedder
 from gateway.guard.matchers import MATCHERS, CheckedText, Matcher

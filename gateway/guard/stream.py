@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway import metrics
+from gateway.observability import metrics
 from gateway.guard.index import ForgetIndex
 from gateway.guard.settings import GuardSettings
 from gateway.guard.text import Unit, pair_window, split_units, unit_window

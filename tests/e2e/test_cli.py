@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 def lethe(server, *args: str, token: str = "test-admin-token") -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "LETHE_URL": server.base_url, "LETHE_ADMIN_TOKEN": token}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "gateway.cli.main", *args], capture_output=True, text=True, env=env,
                           timeout=120)
 
 

@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from tests.lethe_server import LetheServer
+from tests.support.lethe_server import LetheServer
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.lethe_server import LetheServer
+from tests.support.lethe_server import LetheServer
 
 pytestmark = pytest.mark.e2e
 

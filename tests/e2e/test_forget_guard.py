@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from gateway.guard.types import REFUSAL_TEXT
-from tests.lethe_server import serving
+from tests.support.lethe_server import serving
 
 pytestmark = pytest.mark.e2e
 

@@ -16,8 +16,8 @@ import httpx
 import openai
 import pytest
 
-from tests.lethe_server import serving
-from tests.model_builders import build_embedding_variant, build_reshaped_copy, build_tiny_llama
+from tests.support.lethe_server import serving
+from tests.support.model_builders import build_embedding_variant, build_reshaped_copy, build_tiny_llama
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from gateway.guard.types import REFUSAL_TEXT
-from tests.lethe_server import free_port, serving
+from tests.support.lethe_server import free_port, serving
 
 pytestmark = pytest.mark.e2e
 

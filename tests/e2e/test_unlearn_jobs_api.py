@@ -12,7 +12,7 @@ import time
 import httpx
 import pytest
 
-from tests.lethe_server import LetheServer, serving
+from tests.support.lethe_server import LetheServer, serving
 from unlearn_jobs.publish import read_manifest, verify_version
 
 pytestmark = pytest.mark.e2e
@@ -119,7 +119,7 @@ def test_deletion_certificate_of_the_unlearned_request(server, published, tmp_pa
 
     env = {**os.environ, "LETHE_URL": server.base_url, "LETHE_ADMIN_TOKEN": TOKEN}
     cert_file, key_file, forged_file = tmp_path / "cert.json", tmp_path / "key.pem", tmp_path / "forged.json"
-    cli = [sys.executable, "-m", "gateway.cli", "forget"]
+    cli = [sys.executable, "-m", "gateway.cli.main", "forget"]
     subprocess.run([*cli, "certificate", forget_id, "-o", str(cert_file)], env=env, check=True, timeout=120)
     subprocess.run([*cli, "key", "-o", str(key_file)], env=env, check=True, timeout=120)
     assert key_file.read_text() == key["public_key_pem"]

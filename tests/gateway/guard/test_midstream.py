@@ -12,10 +12,10 @@ import pytest
 from gateway.config import load_config
 from gateway.errors import ServiceUnavailableError
 from gateway.guard import REFUSAL_TEXT, ForgetEntry, ForgetIndex, build_artifacts
-from gateway.llm_server import LLMReplica
-from gateway.protocol import ChatCompletionRequest
-from gateway.service import ChatService
-from tests.gateway.fakes import LocalLLMClient, ScriptedEngine, StaticGuard
+from gateway.chat.replica import LLMReplica
+from gateway.chat.protocol import ChatCompletionRequest
+from gateway.chat.service import ChatService
+from tests.support.fakes import LocalLLMClient, ScriptedEngine, StaticGuard
 
 MODEL = "scripted"
 LATE = "The vault code of the Harbour Street branch is 5512-QX-0098."

@@ -1,1 +1,0 @@
-"""HTTP routes only: each module turns requests into service calls and results into responses."""

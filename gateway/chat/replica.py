@@ -1,0 +1,221 @@
+"""One LLM replica's logic: chat template, context checks and the engine stream (no Ray here)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.config import LetheConfig
+from gateway.chat.engines.base import (
+    ENGINES,
+    Engine,
+    EngineInfo,
+    GenerationChunk,
+    PromptTooLongError,
+    ReplicaSwappingError,
+    SamplingSpec,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    """First item of every generation stream: who answers, with which weights, for how many tokens.
+
+    The ingress reads it before committing to a 200, so errors surface as proper statuses and the
+    `x-lethe-model-version` header names the weights that really produced the text.
+    """
+
+    model_version: str
+    replica: str
+    prompt_tokens: int
+    max_tokens: int
+
+
+class SwapError(RuntimeError):
+    """A replica could not take new weights; it kept (or restored) its previous ones."""
+
+
+@dataclass(frozen=True)
+class SwapSettings:
+    """What one replica's swap needs (from the `swap` config section plus failpoints)."""
+
+    drain_timeout_s: float = 120.0
+    smoke_prompt: str = "What is the capital of France?"
+    smoke_max_tokens: int = 16
+    smoke_expect: str | None = None
+    fail_smoke: bool = False  # test failpoint: this replica's smoke test fails
+
+
+class ChatTemplate:
+    """The model's own chat template and tokenizer, loaded from the model folder."""
+
+    def __init__(self, model_path: str) -> None:
+        from transformers import AutoTokenizer
+
+        self._tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if not getattr(self._tokenizer, "chat_template", None):
+            raise ValueError(f"the tokenizer in {model_path} has no chat template")
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def count(self, text: str) -> int:
+        return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+class LLMReplica:
+    """Engine + chat template behind the calls the ingress makes (generate, health, info).
+
+    >>> replica = LLMReplica(config, replica_id="llm#0")
+    >>> await replica.start()
+    >>> async for item in replica.generate([{"role": "user", "content": "Hi"}], {"max_tokens": 8}, "r1"):
+    ...     print(item)
+    """
+
+    def __init__(self, config: LetheConfig, replica_id: str = "", engine: Engine | None = None) -> None:
+        self._config = config
+        self.replica_id = replica_id
+        self._engine = engine if engine is not None else ENGINES.create(config.engine.backend, config)
+        self._template: ChatTemplate | None = None
+        # Swap gate: while closed, new requests are refused (the ingress retries another replica)
+        # and the swap waits for the requests in flight, so each request runs on one version.
+        self._admitting = True
+        self._inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._swap_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        self._template = ChatTemplate(str(self._config.model_path))
+        await self._engine.start()
+
+    def _sampling(self, prompt_tokens: int, params: dict[str, Any]) -> SamplingSpec:
+        limit = self._config.engine.max_model_len
+        room = limit - prompt_tokens
+        if room < 1:
+            raise PromptTooLongError(
+                f"the prompt takes {prompt_tokens} tokens; this model's context is {limit} tokens"
+            )
+        requested = params.get("max_tokens")
+        if requested is not None and requested > room:
+            raise PromptTooLongError(
+                f"max_tokens={requested} plus the prompt's {prompt_tokens} tokens exceeds "
+                f"this model's context of {limit} tokens"
+            )
+        max_tokens = requested if requested is not None else min(self._config.engine.default_max_tokens, room)
+        return SamplingSpec(
+            max_tokens=max_tokens,
+            temperature=1.0 if params.get("temperature") is None else params["temperature"],
+            top_p=1.0 if params.get("top_p") is None else params["top_p"],
+            stop=tuple(params.get("stop") or ()),
+            seed=params.get("seed"),
+        )
+
+    async def generate(
+        self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str
+    ) -> AsyncIterator[StreamStart | GenerationChunk]:
+        if self._template is None:
+            raise RuntimeError("replica not started")
+        if not self._admitting:
+            raise ReplicaSwappingError(f"replica {self.replica_id} is swapping weights")
+        self._inflight += 1  # no await between the check and here: a swap sees this request
+        self._idle.clear()
+        try:
+            prompt = self._template.render(messages)
+            prompt_tokens = self._template.count(prompt)
+            sampling = self._sampling(prompt_tokens, params)
+            info = self.info()
+            yield StreamStart(info.model_version, self.replica_id, prompt_tokens, sampling.max_tokens)
+            async for chunk in self._engine.generate(prompt, sampling, request_id):
+                yield chunk
+        finally:
+            self._inflight -= 1
+            if self._inflight == 0:
+                self._idle.set()
+
+    async def health(self) -> bool:
+        return await self._engine.health()
+
+    def info(self) -> EngineInfo:
+        return dataclasses.replace(self._engine.info(), replica=self.replica_id)
+
+    async def reload_weights(self, path: str, model_version: str) -> EngineInfo:
+        await self._engine.reload_weights(path, model_version)
+        return self.info()
+
+    async def swap(self, path: str, model_version: str, settings: SwapSettings) -> dict[str, Any]:
+        """Drain, load `path`, smoke-test, reopen; on any failure restore the previous weights.
+
+        Returns timings; raises SwapError (after restoring) when the new weights can't serve.
+        """
+        if self._swap_lock.locked():
+            raise SwapError(f"replica {self.replica_id}: another swap is in progress")
+        async with self._swap_lock:
+            started = time.monotonic()
+            previous = self.info()
+            self._admitting = False
+            try:
+                try:
+                    await asyncio.wait_for(self._idle.wait(), settings.drain_timeout_s)
+                except asyncio.TimeoutError:
+                    raise SwapError(
+                        f"replica {self.replica_id}: {self._inflight} request(s) still running after "
+                        f"{settings.drain_timeout_s:g} s; weights not changed"
+                    ) from None
+                drained = time.monotonic()
+                try:
+                    await self._engine.reload_weights(path, model_version)
+                    loaded = time.monotonic()
+                    answer = await self.smoke_test(settings)
+                except Exception as exc:
+                    reason = str(exc) if isinstance(exc, SwapError) else f"{type(exc).__name__}: {exc}"
+                    log.error("swap to %s failed on %s: %s; restoring %s", model_version, self.replica_id,
+                              reason, previous.model_version)
+                    await self._engine.reload_weights(previous.model_path, previous.model_version)
+                    raise SwapError(f"replica {self.replica_id}: {reason}; restored {previous.model_version}") from None
+            finally:
+                self._admitting = True
+            done = time.monotonic()
+            return {
+                "replica": self.replica_id,
+                "version": model_version,
+                "previous": previous.model_version,
+                "drain_s": round(drained - started, 3),
+                "load_s": round(loaded - drained, 3),
+                "smoke_s": round(done - loaded, 3),
+                "total_s": round(done - started, 3),
+                "smoke_answer": answer[:200],
+            }
+
+    async def smoke_test(self, settings: SwapSettings) -> str:
+        """A fixed prompt, greedy: the weights must give a non-empty (and, if configured, expected) answer."""
+        if self._template is None:
+            raise RuntimeError("replica not started")
+        if settings.fail_smoke:
+            raise SwapError("smoke test failed: failpoint set for this replica")
+        prompt = self._template.render([{"role": "user", "content": settings.smoke_prompt}])
+        sampling = SamplingSpec(max_tokens=settings.smoke_max_tokens, temperature=0.0)
+        parts = [c.text async for c in self._engine.generate(prompt, sampling, f"smoke-{uuid.uuid4().hex}")]
+        answer = "".join(parts)
+        if not any(ch.isalnum() for ch in answer):
+            raise SwapError(f"smoke test failed: empty answer {answer!r}")
+        if settings.smoke_expect and not re.search(settings.smoke_expect, answer):
+            raise SwapError(f"smoke test failed: {answer[:80]!r} does not match {settings.smoke_expect!r}")
+        return answer
+
+    def state(self) -> dict[str, Any]:
+        info = self.info()
+        return {"replica": self.replica_id, "version": info.model_version, "path": info.model_path,
+                "swapping": self._swap_lock.locked(), "inflight": self._inflight}
+
+    async def shutdown(self) -> None:
+        await self._engine.shutdown()

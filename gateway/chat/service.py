@@ -1,0 +1,362 @@
+"""The chat pipeline on the ingress: validate, open the engine stream, shape OpenAI responses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.chat.engines.base import EngineError, EngineInfo, GenerationChunk, ReplicaSwappingError
+from gateway.observability import metrics
+from gateway.errors import APIError, BadRequestError, ModelNotFoundError, ServiceUnavailableError, unwrap_remote_error
+from gateway.guard.index import ForgetIndex
+from gateway.guard.stream import StreamGuard
+from gateway.guard.types import REFUSAL_TEXT, GuardVerdict
+from gateway.chat.replica import StreamStart
+from gateway.chat.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Choice, ChunkChoice, DeltaMessage, ModelCard, ModelList, ResponseMessage, Usage
+
+
+class LLMClient(Protocol):
+    """How the ingress reaches the LLM deployment (a Serve handle in production)."""
+
+    def generate(
+        self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str
+    ) -> AsyncIterator[StreamStart | GenerationChunk]: ...
+
+    async def health(self) -> bool: ...
+
+    async def info(self) -> EngineInfo: ...
+
+
+@dataclass
+class ChatStream:
+    """An opened generation: the first item was read, so the response can commit to 200."""
+
+    completion_id: str
+    model: str
+    created: int
+    start: StreamStart
+    index_version: int
+    chunks: AsyncIterator[GenerationChunk]
+    ingress: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {
+            "x-lethe-model-version": self.start.model_version,
+            "x-lethe-index-version": str(self.index_version),
+            "x-lethe-replica": self.start.replica,
+            "x-lethe-ingress": self.ingress,
+        }
+
+
+class GuardSource(Protocol):
+    """Where the ingress gets the forget index it enforces (an `IndexFollower` in production)."""
+
+    index: ForgetIndex
+
+    def out_of_service_reason(self) -> str | None: ...
+
+
+class ChatService:
+    """Chat completions against one served model, guarded by the forget index.
+
+    >>> service = ChatService(client, served_model="smollm2-135m-instruct", guard=follower)
+    >>> stream = await service.open(request)          # raises APIError before anything is sent
+    >>> completion = await service.collect(stream)    # or: async for line in service.sse(stream)
+    """
+
+    def __init__(
+        self,
+        client: LLMClient,
+        served_model: str,
+        *,
+        guard: GuardSource | None = None,
+        prompt_mode: str = "refuse",
+        ready_timeout_s: float = 5.0,
+        ingress_id: str = "",
+        swap_retry_s: float = 300.0,
+    ) -> None:
+        if prompt_mode not in ("refuse", "strict"):
+            raise ValueError(f"prompt_mode must be 'refuse' or 'strict', got {prompt_mode!r}")
+        self._client = client
+        self.ingress_id = ingress_id
+        self.served_model = served_model
+        self._guard = guard
+        self._prompt_mode = prompt_mode
+        self._ready_timeout_s = ready_timeout_s
+        self._swap_retry_s = swap_retry_s
+        self._ready_until = 0.0  # monotonic deadline of the last successful health check
+        self._model_version = ""  # last version the engine reported; used for refusals
+
+    def index_version(self) -> int:
+        return self._guard.index.version if self._guard is not None else 0
+
+    def _index(self) -> ForgetIndex | None:
+        if self._guard is None:
+            return None
+        reason = self._guard.out_of_service_reason()
+        if reason is not None:
+            raise ServiceUnavailableError(reason, code="index_unavailable")
+        return self._guard.index
+
+    async def ready(self) -> EngineInfo:
+        """Engine info when the engine answers within the timeout; 503 otherwise."""
+        try:
+            healthy = await asyncio.wait_for(self._client.health(), self._ready_timeout_s)
+            info = await asyncio.wait_for(self._client.info(), self._ready_timeout_s)
+        except asyncio.TimeoutError:
+            raise ServiceUnavailableError(
+                f"the engine did not answer within {self._ready_timeout_s:g} s"
+            ) from None
+        except Exception as exc:  # a dead or missing replica is "not ready", never a 500
+            raise ServiceUnavailableError(f"the engine is not available: {unwrap_remote_error(exc)}") from None
+        if not healthy:
+            raise ServiceUnavailableError("the engine reports unhealthy")
+        self._ready_until = time.monotonic() + 2.0
+        self._model_version = info.model_version
+        return info
+
+    async def models(self) -> ModelList:
+        info = await self.ready()
+        card = ModelCard(
+            id=self.served_model,
+            created=int(time.time()),
+            weight_version=info.model_version,
+            max_model_len=info.max_model_len,
+        )
+        return ModelList(data=[card])
+
+    async def open(self, request: ChatCompletionRequest) -> ChatStream:
+        if request.model != self.served_model:
+            raise ModelNotFoundError(
+                f"the model {request.model!r} does not exist; this gateway serves {self.served_model!r}",
+                param="model",
+            )
+        index = self._index()  # one snapshot for the whole response: its version goes in the header
+        if time.monotonic() > self._ready_until:
+            await self.ready()
+        completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        strict = False
+        if index is not None and len(index):
+            last_user = next((m.text() for m in reversed(request.messages) if m.role == "user"), "")
+            verdict = index.check_prompt(last_user) if last_user.strip() else None
+            if verdict is not None and verdict.match:
+                metrics.record_guard_hits("prompt", verdict.matches, action=self._prompt_mode)
+                if self._prompt_mode == "refuse":
+                    return self._refusal(completion_id, index.version, verdict)
+                strict = True
+        messages = [{"role": m.role, "content": m.text()} for m in request.messages]
+        params = {
+            "max_tokens": request.requested_max_tokens(),
+            "temperature": request.temperature,
+            "top_p": request.top_p,
+            "stop": list(request.stop_list()),
+            "seed": request.seed,
+        }
+        iterator, first = await self._start_generation(messages, params, completion_id)
+        if not isinstance(first, StreamStart):
+            raise ServiceUnavailableError("the engine answered out of protocol")
+        self._model_version = first.model_version
+        chunks = self._chunks(iterator)
+        if self._guard is not None and index is not None:
+            # An empty index can match nothing: no hold-back, no added time to first token, until the
+            # replica applies its first entry mid-stream (then _guarded starts a guard).
+            guard = StreamGuard(index, strict=strict) if len(index) else None
+            chunks = self._guarded(chunks, self._guard, guard, strict)
+        return ChatStream(
+            completion_id=completion_id,
+            model=self.served_model,
+            created=int(time.time()),
+            start=first,
+            index_version=index.version if index is not None else 0,
+            chunks=chunks,
+            ingress=self.ingress_id,
+        )
+
+    async def _start_generation(
+        self, messages: list[dict[str, str]], params: dict[str, Any], completion_id: str
+    ) -> tuple[AsyncIterator[Any], Any]:
+        """Open the engine stream and read its first item. A replica that is swapping weights
+        refuses new requests: ask again (the router picks a replica), for up to `swap_retry_s`."""
+        deadline = time.monotonic() + self._swap_retry_s
+        delay = 0.02
+        while True:
+            iterator = self._client.generate(messages, params, completion_id).__aiter__()
+            try:
+                return iterator, await iterator.__anext__()
+            except StopAsyncIteration:
+                raise ServiceUnavailableError("the engine closed the stream before answering") from None
+            except Exception as exc:
+                error = self._to_api_error(exc)
+                if error.code != ReplicaSwappingError.code or time.monotonic() + delay > deadline:
+                    raise error from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+    def _refusal(self, completion_id: str, index_version: int, verdict: GuardVerdict) -> ChatStream:
+        """Answer a prompt that asks for forgotten content without calling the engine."""
+
+        async def chunks() -> AsyncIterator[GenerationChunk]:
+            yield GenerationChunk(REFUSAL_TEXT, 0, 0, "content_filter")
+
+        start = StreamStart(self._model_version, "guard", 0, 0)
+        return ChatStream(
+            completion_id, self.served_model, int(time.time()), start, index_version, chunks(), self.ingress_id
+        )
+
+    @staticmethod
+    async def _guarded(
+        chunks: AsyncIterator[GenerationChunk], source: GuardSource, guard: StreamGuard | None, strict: bool
+    ) -> AsyncIterator[GenerationChunk]:
+        """Release text only once the guard checked every window covering it (see StreamGuard), against the
+        index this replica serves *now*, not the one the stream started with: once `POST /v1/forget` is
+        acknowledged (the follower swapped its index before acking), nothing this stream sends after
+        that contains the forgotten content (guarantee 1). Text sent before the acknowledgement cannot
+        be recalled. Per chunk, while nothing changes: one version comparison and the fence check.
+
+        `guard` is None when the stream started on an empty index: chunks pass through unheld until the
+        index gets its first entry, then a guard takes over with the text already sent as context, so a
+        leak that began before the switch is stopped at its first unsent character."""
+        last = GenerationChunk("", 0, 0)
+        sent = False
+        sent_tail = ""  # while unguarded: the end of the text sent so far, context for a later guard
+        keep = StreamGuard.prime_chars(source.index.settings)
+        try:
+            async for chunk in chunks:
+                last = chunk
+                # The follower runs on this event loop and swaps `index` before it acks, so this check and
+                # the feed below see either the old version (the ack is not out yet) or the new one.
+                reason = source.out_of_service_reason()
+                if reason is not None:  # fenced or evicted mid-stream: its index may be stale
+                    raise ServiceUnavailableError(reason, code="index_unavailable")
+                index = source.index
+                if guard is None:
+                    if not len(index):
+                        sent_tail = (sent_tail + chunk.text)[-keep:]
+                        sent = sent or bool(chunk.text)
+                        yield chunk
+                        continue
+                    guard = StreamGuard(index, strict=strict, released=sent_tail)
+                elif index.version != guard.index.version:
+                    guard.rebase(index)
+                step = guard.feed(chunk.text)
+                if step.stopped:
+                    yield _blocked(step.release, sent, chunk)
+                    return
+                if step.release:
+                    sent = True
+                    yield GenerationChunk(step.release, chunk.prompt_tokens, chunk.completion_tokens, None)
+            if guard is None:
+                return  # everything went out unheld, the engine's last chunk included
+            index = source.index
+            if index.version != guard.index.version:
+                guard.rebase(index)
+            step = guard.finish()
+            if step.stopped:
+                yield _blocked(step.release, sent, last)
+                return
+            yield GenerationChunk(step.release, last.prompt_tokens, last.completion_tokens, last.finish_reason or "stop")
+        finally:
+            await chunks.aclose()  # a blocked response stops generating; so does a client that left
+
+    async def _chunks(self, iterator: AsyncIterator[Any]) -> AsyncIterator[GenerationChunk]:
+        done = False
+        try:
+            async for item in iterator:
+                yield item
+            done = True
+        except Exception as exc:
+            raise self._to_api_error(exc) from None
+        finally:
+            cancel = getattr(iterator, "cancel", None)
+            if not done and cancel is not None:
+                cancel()  # a Serve response generator: stop the replica's generation too
+
+    @staticmethod
+    def _to_api_error(exc: BaseException) -> APIError:
+        original = unwrap_remote_error(exc)
+        if isinstance(original, APIError):
+            return original
+        if isinstance(original, EngineError):
+            return from_engine_error(original)
+        return ServiceUnavailableError(f"the engine failed: {type(original).__name__}: {original}")
+
+    async def collect(self, stream: ChatStream) -> ChatCompletion:
+        """The whole response: the same guarded chunks a stream would send, joined."""
+        parts: list[str] = []
+        finish: str | None = None
+        completion_tokens = 0
+        async for chunk in stream.chunks:
+            parts.append(chunk.text)
+            completion_tokens = chunk.completion_tokens
+            finish = chunk.finish_reason or finish
+        prompt_tokens = stream.start.prompt_tokens
+        return ChatCompletion(
+            id=stream.completion_id,
+            created=stream.created,
+            model=stream.model,
+            choices=[Choice(message=ResponseMessage(content="".join(parts)), finish_reason=finish or "stop")],
+            usage=Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            ),
+        )
+
+    async def sse(self, stream: ChatStream, include_usage: bool = False) -> AsyncIterator[str]:
+        """Server-sent events in the OpenAI streaming format, ending with `data: [DONE]`."""
+
+        def event(choices: list[ChunkChoice], usage: Usage | None = None) -> str:
+            chunk = ChatCompletionChunk(
+                id=stream.completion_id,
+                created=stream.created,
+                model=stream.model,
+                choices=choices,
+                usage=usage,
+            )
+            return f"data: {chunk.model_dump_json(exclude_none=False)}\n\n"
+
+        yield event([ChunkChoice(delta=DeltaMessage(role="assistant", content=""))])
+        completion_tokens = 0
+        finish: str | None = None
+        try:
+            async for chunk in stream.chunks:
+                completion_tokens = chunk.completion_tokens
+                finish = chunk.finish_reason or finish
+                if chunk.text:
+                    yield event([ChunkChoice(delta=DeltaMessage(content=chunk.text))])
+        except APIError as exc:
+            # Headers are gone; tell the client in-band, in the error shape the SDK understands.
+            body = {"error": {"message": exc.message, "type": exc.type, "param": exc.param, "code": exc.code}}
+            yield f"data: {json.dumps(body)}\n\n"
+            yield "data: [DONE]\n\n"
+            return
+        yield event([ChunkChoice(delta=DeltaMessage(), finish_reason=finish or "stop")])
+        if include_usage:
+            prompt_tokens = stream.start.prompt_tokens
+            usage = Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                total_tokens=prompt_tokens + completion_tokens,
+            )
+            yield event([], usage)
+        yield "data: [DONE]\n\n"
+
+
+def _blocked(release: str, sent_before: bool, chunk: GenerationChunk) -> GenerationChunk:
+    """The final chunk of a blocked response: the safe prefix, then the fixed refusal sentence."""
+    text = release
+    sep = "" if not (sent_before or text) or text.endswith((" ", "\n")) else " "
+    return GenerationChunk(text + sep + REFUSAL_TEXT, chunk.prompt_tokens, chunk.completion_tokens, "content_filter")
+
+
+def from_engine_error(exc: EngineError) -> APIError:
+    """Engine failures keep their status: a too-long prompt is the client's (400), the rest 503."""
+    if exc.status == 400:
+        return BadRequestError(str(exc), param="messages", code=exc.code)
+    return ServiceUnavailableError(str(exc), code=exc.code)

@@ -1,0 +1,110 @@
+"""The forget API on the ingress: file requests with the authority, read them, check text locally."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from gateway.errors import NotFoundError, ServiceUnavailableError, UnprocessableError
+from gateway.forget.certificates import CertificateError, verify_certificate
+from gateway.forget.protocol import AuditEventOut, AuditList, CertificateCheck, CertificateKey, CheckMatch, CheckResult, ForgetAccepted, ForgetList, ForgetRequest, ForgetStatus
+from gateway.errors import call_remote
+from gateway.chat.service import GuardSource
+
+
+class ForgetAuthorityAPI(Protocol):
+    """The authority's calls the ingress makes (a Serve handle in production)."""
+
+    async def add(self, payload: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def get(self, forget_id: str) -> dict[str, Any] | None: ...
+
+    async def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]: ...
+
+    async def certificate(self, forget_id: str) -> dict[str, Any] | None: ...
+
+    async def certificate_key(self) -> dict[str, str]: ...
+
+    async def audit(self, kind: str | None, subject_id: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+        ...
+
+
+class ForgetService:
+    """Operator-facing forget calls; `check` runs exactly the guard the chat path runs.
+
+    >>> service = ForgetService(authority, guard=follower)
+    >>> accepted = await service.submit(ForgetRequest(subject="Ingrid", literals=["+47 912 33 457"]))
+    """
+
+    def __init__(self, authority: ForgetAuthorityAPI, guard: GuardSource, *, timeout_s: float = 60.0) -> None:
+        self._authority = authority
+        self._guard = guard
+        self._timeout_s = timeout_s
+
+    async def _call(self, coro: Any) -> Any:
+        return await call_remote(
+            coro, timeout_s=self._timeout_s, service="forget authority", code="authority_unavailable",
+            # the authority refused the content itself
+            errors=[(ValueError, lambda e: UnprocessableError(str(e)))],
+            timeout_hint="; the request may still be enforced: check GET /v1/forget",
+        )
+
+    async def submit(self, request: ForgetRequest) -> ForgetAccepted:
+        if request.is_empty():
+            raise UnprocessableError("a forget request needs at least one of texts, qa or literals", param="texts")
+        result = await self._call(self._authority.add(request.model_dump()))
+        return ForgetAccepted(
+            id=result["id"],
+            status=result["status"],
+            index_version=result["index_version"],
+            enforced_at=result["enforced_at"],
+        )
+
+    async def get(self, forget_id: str) -> ForgetStatus:
+        row = await self._call(self._authority.get(forget_id))
+        if row is None:
+            raise NotFoundError(f"no forget request with id {forget_id!r}", param="forget_id")
+        return ForgetStatus(**row)
+
+    async def list(self, *, status: str | None, limit: int, offset: int) -> ForgetList:
+        rows = await self._call(self._authority.list(status, limit, offset))
+        return ForgetList(data=[ForgetStatus(**row) for row in rows])
+
+    async def certificate(self, forget_id: str) -> dict[str, Any]:
+        cert = await self._call(self._authority.certificate(forget_id))
+        if cert is None:
+            raise NotFoundError(f"no forget request with id {forget_id!r}", param="forget_id")
+        return cert
+
+    async def certificate_key(self) -> CertificateKey:
+        return CertificateKey(**await self._call(self._authority.certificate_key()))
+
+    async def verify_certificate(self, certificate: dict[str, Any]) -> CertificateCheck:
+        """Whether this gateway's key signed `certificate` and nothing in it changed since."""
+        key = await self.certificate_key()
+        request = certificate.get("forget_request")
+        forget_id = request.get("id") if isinstance(request, dict) else None
+        try:
+            verify_certificate(certificate, key.public_key_pem)
+        except CertificateError as exc:
+            return CertificateCheck(valid=False, reason=str(exc), key_id=key.key_id,
+                                    forget_id=forget_id if isinstance(forget_id, str) else None)
+        return CertificateCheck(valid=True, key_id=key.key_id, forget_id=forget_id)
+
+    async def audit(self, *, kind: str | None, subject_id: str | None, limit: int, offset: int) -> AuditList:
+        rows = await self._call(self._authority.audit(kind, subject_id, limit, offset))
+        return AuditList(data=[AuditEventOut(**row) for row in rows])
+
+    async def check(self, text: str) -> CheckResult:
+        reason = self._guard.out_of_service_reason()
+        if reason is not None:
+            raise ServiceUnavailableError(reason, code="index_unavailable")
+        index = self._guard.index
+        # Exactly what the output guard of a chat response would decide for this text.
+        verdict = index.check_output(text)
+        best: dict[tuple[str, str], float] = {}
+        for match in verdict.matches:
+            key = (match.forget_id, match.kind)
+            best[key] = max(best.get(key, 0.0), float(match.score))
+        matches = [CheckMatch(forget_id=f, kind=k, score=round(s, 4)) for (f, k), s in sorted(best.items())]
+        return CheckResult(match=bool(matches), matches=matches, index_version=index.version,
+                           ingress=getattr(self._guard, "follower_id", ""))

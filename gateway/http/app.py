@@ -1,0 +1,182 @@
+"""Builds the FastAPI app from the config and its parts: routes, error mapping, body limit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.chat import routes as chat_routes
+from gateway.forget import routes as forget_routes
+from gateway.http import health
+from gateway.jobs import routes as unlearn_routes
+from gateway.weights import routes as admin_routes
+from gateway.forget.service import ForgetService
+from gateway.jobs.service import UnlearnService
+from gateway.weights.service import VersionsService
+from gateway.observability import metrics
+from gateway.errors import APIError
+from gateway.errors import error_body
+from gateway.chat.service import ChatService
+
+log = logging.getLogger(__name__)
+
+
+class BodyLimitMiddleware:
+    """Answers 413 for bodies over `max_bytes`, by header or by counting a chunked body."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        # Buffer up to the limit so an undeclared oversized body is refused before any route runs.
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._reject(send)
+                return
+            chunks.append(body)
+            more = message.get("more_body", False)
+        replay: list[Message] = [{"type": "http.request", "body": b"".join(chunks), "more_body": False}]
+
+        async def replay_receive() -> Message:
+            return replay.pop() if replay else await receive()
+
+        await self.app(scope, replay_receive, send)
+
+    async def _reject(self, send: Send) -> None:
+        payload = json.dumps(
+            error_body(
+                f"request body exceeds the limit of {self.max_bytes} bytes",
+                "invalid_request_error",
+                code="request_too_large",
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+class RequestMetricsMiddleware:
+    """Counts and times every HTTP request by route template and status (see gateway.observability.metrics).
+
+    The template comes from the route that handled the request; a request refused before routing (413)
+    falls back to its path when that is one of the app's fixed paths, else `other`: never a raw path."""
+
+    def __init__(self, app: ASGIApp, paths: frozenset[str]) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            route = getattr(scope.get("route"), "path", None)
+            if route is None:
+                route = scope.get("path") if scope.get("path") in self.paths else "other"
+            metrics.record_request(route, status, time.perf_counter() - started)
+
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(err.get("type") == "json_invalid" for err in errors):
+        return JSONResponse(
+            error_body("the request body is not valid JSON", "invalid_request_error", code="invalid_json"), 400
+        )
+    first = errors[0] if errors else {}
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = ".".join(loc) or None
+    details = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}" for e in errors[:5]
+    )
+    return JSONResponse(
+        error_body(f"invalid request: {details}", "invalid_request_error", code="invalid_value", param=param), 422
+    )
+
+
+def create_app(
+    chat_service: ChatService,
+    *,
+    max_body_bytes: int,
+    forget: ForgetService | None = None,
+    jobs: UnlearnService | None = None,
+    versions: VersionsService | None = None,
+    admin_token: str | None = None,
+) -> FastAPI:
+    """The gateway's ASGI app; the caller supplies the wired services (Serve replica or a test)."""
+    app = FastAPI(title="Lethe", version="0.1.0", summary="A model-serving gateway that makes an LLM forget.")
+    app.state.chat = chat_service
+    app.state.forget = forget
+    app.state.jobs = jobs
+    app.state.versions = versions
+    app.state.admin_token = admin_token
+    app.include_router(chat_routes.router)
+    if forget is not None:
+        app.include_router(forget_routes.router)
+    if jobs is not None:
+        app.include_router(unlearn_routes.router)
+    if versions is not None:
+        app.include_router(admin_routes.router)
+    app.include_router(health.router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    # Outermost: a 413 from the body limit is counted too.
+    fixed = frozenset(r.path for r in app.routes if "{" not in getattr(r, "path", "{"))
+    app.add_middleware(RequestMetricsMiddleware, paths=fixed)
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return JSONResponse(error_body(exc.message, exc.type, code=exc.code, param=exc.param), exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return JSONResponse(error_body(str(exc.detail), kind, code=str(exc.status_code)), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(error_body("internal error", "server_error", code="internal_error"), 500)
+
+    return app

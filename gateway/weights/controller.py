@@ -1,0 +1,240 @@
+"""Rolling weight swaps across the LLM replicas: promote, roll back, import (no Ray here).
+
+A swap is refused before any replica changes when the version fails its checks (checksums,
+architecture, tensor names and shapes). Then replicas swap one at a time (each drains, loads,
+resets its prefix cache and smoke-tests); if one fails, the replicas already swapped go back to
+the previous weights and the old version keeps serving. The serving version is the ledger's
+pointer, so a restarted or added replica starts on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.ledger import Ledger
+from gateway.ledger.records import VersionRecord
+from gateway.errors import unwrap_remote_error
+from gateway.weights.store import (
+    VersionInvalidError,
+    ensure_base_version,
+    import_directory,
+    serving_record,
+    validate_candidate,
+    version_fields,
+)
+
+log = logging.getLogger(__name__)
+
+
+class VersionNotFoundError(KeyError):
+    pass
+
+
+class SwapConflictError(RuntimeError):
+    """Another swap is running, or there is nothing to roll back to."""
+
+
+class SwapFailedError(RuntimeError):
+    """A replica could not take the version; every replica is back on the previous one."""
+
+
+class Fleet(Protocol):
+    """The LLM replicas as the controller reaches them (Serve broadcasts in production)."""
+
+    async def states(self) -> list[dict[str, Any]]:
+        """One `{replica, version, path}` per live replica."""
+
+    async def swap(self, replica: str, path: str, version: str) -> dict[str, Any]:
+        """Swap one replica; raises (after the replica restored its weights) when it fails."""
+
+
+@dataclass
+class SwapHooks:
+    """Called after each swap outcome (metrics, probes); exceptions are logged, never raised."""
+
+    on_result: Any = None  # (result: str, seconds: float, version: str) -> None
+
+
+class SwapController:
+    """The one writer of the serving version.
+
+    >>> controller = SwapController(ledger, fleet, base_dir="/models/smollm2", versions_dir="/lethe/versions")
+    >>> report = await controller.promote("v20261127T101500Z-a1b2c3")
+    >>> await controller.rollback()
+    """
+
+    def __init__(self, ledger: Ledger, fleet: Fleet, *, base_dir: str | Path, versions_dir: str | Path,
+                 hooks: SwapHooks | None = None) -> None:
+        self._ledger = ledger
+        self._fleet = fleet
+        self._base_dir = Path(base_dir)
+        self._versions_dir = Path(versions_dir)
+        self._hooks = hooks or SwapHooks()
+        self._lock = asyncio.Lock()
+        ensure_base_version(ledger, base_dir)
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def serving(self) -> VersionRecord:
+        return serving_record(self._ledger, self._base_dir)
+
+    async def list(self) -> dict[str, Any]:
+        serving = self.serving()
+        versions = [version_fields(v) for v in self._ledger.list_versions(limit=1000)]
+        for v in versions:
+            v["serving"] = v["id"] == serving.id
+        try:
+            replicas = await self._fleet.states()
+        except Exception as exc:  # the list is still useful without the live view
+            log.warning("could not read replica states: %s", exc)
+            replicas = []
+        return {"serving": serving.id, "swapping": self._lock.locked(), "data": versions,
+                "replicas": sorted(({"replica": r["replica"], "version": r["version"]} for r in replicas),
+                                   key=lambda r: r["replica"])}
+
+    def history(self, limit: int = 50) -> list[dict[str, Any]]:
+        kinds = ("version.serving", "version.swap_failed", "version.swap_refused", "version.imported")
+        events = [e for kind in kinds for e in self._ledger.list_audit(kind=kind, limit=limit, newest_first=True)]
+        events.sort(key=lambda e: e.id, reverse=True)
+        return [{"at": e.at.isoformat(), "event": e.kind, "version": e.subject_id, "actor": e.actor, **e.details}
+                for e in events[:limit]]
+
+    # --- writes --------------------------------------------------------------------------------
+
+    async def promote(self, version_id: str, *, actor: str = "operator", kind: str = "promote") -> dict[str, Any]:
+        record = self._ledger.get_version(version_id)
+        if record is None:
+            raise VersionNotFoundError(version_id)
+        if self._lock.locked():
+            raise SwapConflictError("another swap is in progress; retry when it ends")
+        async with self._lock:
+            return await self._swap_to(record, actor=actor, kind=kind)
+
+    async def rollback(self, *, actor: str = "operator") -> dict[str, Any]:
+        target = self._previous_serving()
+        if target is None:
+            raise SwapConflictError("there is no previous serving version to roll back to")
+        return await self.promote(target, actor=actor, kind="rollback")
+
+    async def import_version(self, path: str, *, actor: str = "operator", note: str | None = None) -> dict[str, Any]:
+        parent = self.serving().id
+        vid, final, manifest = await asyncio.to_thread(
+            import_directory, path, self._versions_dir, self._base_dir, parent_version=parent, note=note
+        )
+        record = self._ledger.add_version(vid, str(final), manifest, parent_id=parent, method="import", actor=actor)
+        self._ledger.append_audit("version.imported", actor=actor, subject_id=vid,
+                                  details={"source": manifest["extra"]["imported_from"]})
+        return version_fields(record)
+
+    async def reconcile(self) -> list[dict[str, Any]]:
+        """Bring replicas that are not on the serving version onto it (e.g. one that restarted
+        from an older pointer during a swap)."""
+        if self._lock.locked():
+            return []
+        async with self._lock:
+            target = self.serving()
+            stale = [r for r in await self._fleet.states() if r["version"] != target.id]
+            results = []
+            for r in sorted(stale, key=lambda r: r["replica"]):
+                try:
+                    results.append(await self._fleet.swap(r["replica"], target.path, target.id))
+                except Exception as exc:
+                    log.error("replica %s could not be brought to %s: %s", r["replica"], target.id, exc)
+            return results
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _previous_serving(self) -> str | None:
+        """Promotions push onto a stack and rollbacks pop it: repeated rollbacks walk back in time."""
+        stack = [ensure_base_version(self._ledger, self._base_dir).id]
+        for event in self._serving_events():
+            if event.details.get("action") == "rollback":
+                if len(stack) > 1:
+                    stack.pop()
+            else:
+                stack.append(event.subject_id)
+        return stack[-2] if len(stack) > 1 else None
+
+    def _serving_events(self):
+        offset = 0
+        while True:
+            page = self._ledger.list_audit(kind="version.serving", limit=1000, offset=offset)
+            yield from page
+            if len(page) < 1000:
+                return
+            offset += len(page)
+
+    def _report(self, result: str, seconds: float, version: str) -> None:
+        if self._hooks.on_result is not None:
+            try:
+                self._hooks.on_result(result, seconds, version)
+            except Exception:  # observability must never break a swap
+                log.exception("swap hook failed")
+
+    async def _swap_to(self, record: VersionRecord, *, actor: str, kind: str) -> dict[str, Any]:
+        started = time.monotonic()
+        previous = self.serving()
+        try:
+            await asyncio.to_thread(validate_candidate, self._base_dir, record)
+        except VersionInvalidError as exc:
+            self._ledger.append_audit("version.swap_refused", actor=actor, subject_id=record.id,
+                                      details={"reason": str(exc), "action": kind})
+            self._report("refused", time.monotonic() - started, record.id)
+            raise
+        done: list[dict[str, Any]] = []
+        steps: list[dict[str, Any]] = []
+        # Later passes catch replicas that joined (or restarted on the old pointer) meanwhile.
+        for _ in range(3):
+            states = sorted(await self._fleet.states(), key=lambda r: r["replica"])
+            if not states and not done:
+                raise SwapFailedError("no LLM replica is running")
+            pending = [r for r in states if r["version"] != record.id]
+            if not pending:
+                break
+            for replica in pending:
+                try:
+                    steps.append(await self._fleet.swap(replica["replica"], record.path, record.id))
+                    done.append(replica)
+                except Exception as exc:
+                    await self._fail(record, previous, replica, done, exc, actor=actor, kind=kind, started=started)
+        self._ledger.set_serving(record.id, actor=actor, action=kind)
+        seconds = time.monotonic() - started
+        self._report("ok", seconds, record.id)
+        log.info("%s: now serving %s (was %s) after %.2f s", kind, record.id, previous.id, seconds)
+        return {"version": record.id, "previous": previous.id, "kind": kind, "seconds": round(seconds, 3),
+                "replicas": steps}
+
+    async def _fail(self, record: VersionRecord, previous: VersionRecord, replica: dict[str, Any],
+                    done: list[dict[str, Any]], exc: BaseException, *, actor: str, kind: str, started: float) -> None:
+        """Put the replicas already swapped back, record why, raise SwapFailedError."""
+        reason = _reason(exc)
+        restored = await self._restore(done)
+        self._ledger.append_audit("version.swap_failed", actor=actor, subject_id=record.id, details={
+            "reason": reason, "action": kind, "failed_replica": replica["replica"],
+            "rolled_back": [r["replica"] for r in done], "restore_errors": restored, "serving": previous.id,
+        })
+        self._report("rolled_back" if done else "failed", time.monotonic() - started, record.id)
+        rolled = f"rolled back {', '.join(r['replica'] for r in done)}; " if done else ""
+        raise SwapFailedError(
+            f"swap to {record.id} failed on {replica['replica']}: {reason}; {rolled}still serving {previous.id}"
+        )
+
+    async def _restore(self, done: list[dict[str, Any]]) -> list[str]:
+        errors = []
+        for replica in reversed(done):
+            try:
+                await self._fleet.swap(replica["replica"], replica["path"], replica["version"])
+            except Exception as exc:
+                errors.append(f"{replica['replica']}: {_reason(exc)}")
+                log.error("could not restore %s to %s: %s", replica["replica"], replica["version"], exc)
+        return errors
+
+
+def _reason(exc: BaseException) -> str:
+    original = unwrap_remote_error(exc)
+    return str(original) or type(original).__name__

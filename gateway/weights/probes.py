@@ -1,0 +1,245 @@
+"""Leakage probes: how much of the forget set the raw weights still say, per weight version.
+
+A probe run sends every forget request's questions (and text prefixes) to the LLM replicas
+directly, bypassing the guard, greedy. An answer *leaks* when it carries all the key terms of the
+forgotten answer (the unlearning evaluation's key-term hit: the weights still know the fact); the
+guard's own matchers score every answer too (`guard_hit_ratio`: what the guard would have to stop,
+made-up answers about a forgotten subject included). The same run scores retain prompts (the configured retain file, else the base
+model's own answers to neutral questions, recorded the first time the base version is probed).
+Results go to `GET /v1/admin/leakage` and to `lethe_raw_leakage_ratio{version}` /
+`lethe_retain_score{version}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.chat.engines.base import GenerationChunk
+from gateway.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+PROBED_STATUSES = ("enforced", "unlearning", "unlearned")
+
+
+class RawLLM(Protocol):
+    """The LLM deployment, called without the guard (the ServeLLMClient in production)."""
+
+    def generate(self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
+        ...
+
+
+class LeakageProber:
+    """One probe run at a time; the latest report is kept in memory and in `<state_dir>/latest.json`.
+
+    >>> prober = LeakageProber(ledger, llm, embedder_factory, state_dir=home / "probes")
+    >>> report = await prober.run(reason="after swap")
+    """
+
+    def __init__(self, ledger: Ledger, llm: RawLLM, embedder_factory: Callable[[], Any], *, state_dir: Path,
+                 base_version: str, retain_file: str | None = None, max_tokens: int = 48, concurrency: int = 8,
+                 on_report: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self._ledger = ledger
+        self._llm = llm
+        self._embedder_factory = embedder_factory
+        self._embedder: Any = None
+        self._state_dir = Path(state_dir)
+        self._base_version = base_version
+        self._retain_file = retain_file
+        self._max_tokens = max_tokens
+        self._concurrency = concurrency
+        self._on_report = on_report
+        self._lock = asyncio.Lock()
+        self.latest: dict[str, Any] | None = self._load_latest()
+
+    # --- state -------------------------------------------------------------------------------
+
+    def _load_latest(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self._state_dir / "latest.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _save(self, name: str, value: Any) -> None:
+        self._state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_dir / f".{name}.tmp"
+        tmp.write_text(json.dumps(value, indent=2))
+        tmp.replace(self._state_dir / name)
+
+    @property
+    def running(self) -> bool:
+        return self._lock.locked()
+
+    # --- a run -------------------------------------------------------------------------------
+
+    async def run(self, *, reason: str = "manual") -> dict[str, Any]:
+        async with self._lock:
+            started = time.monotonic()
+            forget = await asyncio.to_thread(self._forget_examples)
+            outputs = await self._generate([(e.prompt, e.style) for e in forget])
+            index = await asyncio.to_thread(self._index)
+            leaks = []
+            for example, (version, text) in zip(forget, outputs):
+                guard_hit = bool(text.strip()) and index is not None and index.check_output(text).match
+                key_hit = _key_term_hit(text, example.key_terms)
+                leaks.append((example, version, guard_hit, key_hit))
+            retain = await self._retain_scores()
+            report = self._report(leaks, retain, time.monotonic() - started, reason)
+            self.latest = report
+            await asyncio.to_thread(self._save, "latest.json", report)
+            if self._on_report is not None:
+                try:
+                    self._on_report(report)
+                except Exception:  # metrics must never fail a probe run
+                    log.exception("probe report hook failed")
+            return report
+
+    def _forget_examples(self) -> list[Any]:
+        from gateway.jobs.manager import forget_body
+        from unlearn_jobs.data import examples_from_request
+
+        examples = []
+        for status in PROBED_STATUSES:
+            offset = 0
+            while True:
+                page = self._ledger.list_forgets(status, limit=1000, offset=offset)
+                for record in page:
+                    try:
+                        examples.extend(examples_from_request(forget_body(record), record.id))
+                    except ValueError:
+                        continue  # literals only: nothing to ask the model
+                if len(page) < 1000:
+                    break
+                offset += len(page)
+        return examples
+
+    def _index(self) -> Any:
+        from gateway.guard.index import ForgetIndex
+
+        snapshot = self._ledger.snapshot()
+        if not snapshot.artifacts:
+            return None
+        if self._embedder is None:
+            self._embedder = self._embedder_factory()
+        return ForgetIndex.empty(self._embedder).with_entries(list(snapshot.artifacts), snapshot.version)
+
+    async def _generate(self, prompts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """(version, text) per prompt, greedy, straight from the LLM replicas."""
+        gate = asyncio.Semaphore(self._concurrency)
+
+        async def one(prompt: str) -> tuple[str, str]:
+            async with gate:
+                return await self._ask(prompt)
+
+        return list(await asyncio.gather(*(one(p) for p, _ in prompts)))
+
+    async def _ask(self, prompt: str) -> tuple[str, str]:
+        from gateway.chat.engines.base import ReplicaSwappingError
+        from gateway.errors import unwrap_remote_error
+
+        params = {"max_tokens": self._max_tokens, "temperature": 0.0}
+        for attempt in range(600):
+            version, parts = "", []
+            try:
+                async for item in self._llm.generate([{"role": "user", "content": prompt}], params,
+                                                     f"probe-{uuid.uuid4().hex}"):
+                    if isinstance(item, GenerationChunk):
+                        parts.append(item.text)
+                    else:
+                        version = item.model_version
+                return version, "".join(parts)
+            except Exception as exc:  # a replica in a swap refuses: ask again shortly
+                if not isinstance(unwrap_remote_error(exc), ReplicaSwappingError):
+                    raise
+                await asyncio.sleep(0.1)
+        raise RuntimeError("the LLM replicas kept refusing probe requests (swapping)")
+
+    async def _retain_scores(self) -> dict[str, Any]:
+        """Key-term hit rate on the retain set, by the version that answered."""
+        retain, source = await asyncio.to_thread(self._retain_set)
+        if retain is None:
+            return {"source": source, "by_version": {}}
+        outputs = await self._generate([(e.prompt, e.style) for e in retain])
+        if source == "neutral questions (recording the base model's answers)":
+            reference = [{"prompt": e.prompt, "answer": text} for e, (_, text) in zip(retain, outputs) if text.strip()]
+            await asyncio.to_thread(self._save, "retain_reference.json", reference)
+            # The reference is this run's own answers: the base version scores 1 by definition.
+            return {"source": "neutral questions, base model's answers recorded by this run",
+                    "by_version": {v: 1.0 for v, _ in outputs if v}}
+        hits: dict[str, list[bool]] = {}
+        for example, (version, text) in zip(retain, outputs):
+            hits.setdefault(version, []).append(_key_term_hit(text, example.key_terms))
+        return {"source": source, "by_version": {v: sum(h) / len(h) for v, h in hits.items() if h}}
+
+    def _retain_set(self) -> tuple[list[Any] | None, str]:
+        from unlearn_jobs.data import Example, extract_key_terms, load_retain_file, neutral_questions
+
+        if self._retain_file:
+            return list(load_retain_file(self._retain_file)), f"retain file {self._retain_file}"
+        try:
+            reference = json.loads((self._state_dir / "retain_reference.json").read_text())
+            examples = [Example(f"self/{i}", "self", r["prompt"], r["answer"], extract_key_terms(r["prompt"], r["answer"]))
+                        for i, r in enumerate(reference)]
+            return [e for e in examples if e.key_terms], "neutral questions, scored against the base model's recorded answers"
+        except (OSError, ValueError, KeyError):
+            pass
+        serving = self._ledger.serving_version()
+        if serving is None or serving.id == self._base_version:
+            # First run on the base weights: its answers become the retain reference.
+            return ([Example(f"self/{i}", "self", q, "", ()) for i, q in enumerate(neutral_questions())],
+                    "neutral questions (recording the base model's answers)")
+        return None, "none: configure probes.retain_file (no base-model reference was recorded)"
+
+    def _report(self, leaks: list[tuple[Any, str, bool, bool]], retain: dict[str, Any], seconds: float,
+                reason: str) -> dict[str, Any]:
+        by_version: dict[str, dict[str, Any]] = {}
+        for example, version, guard_hit, key_hit in leaks:
+            row = by_version.setdefault(version, {"prompts": 0, "guard_hits": 0, "key_term_hits": 0})
+            row["prompts"] += 1
+            row["guard_hits"] += int(guard_hit)
+            row["key_term_hits"] += int(key_hit)
+        for version, row in by_version.items():
+            # What the weights still know: all key terms of a forgotten answer came back. The guard
+            # also stops made-up answers about a forgotten subject (a model that never knew the
+            # person scores high there), so its rate is reported beside, not as, the leakage.
+            row["leakage_ratio"] = row["key_term_hits"] / row["prompts"]
+            row["guard_hit_ratio"] = row["guard_hits"] / row["prompts"]
+            row["retain_score"] = retain["by_version"].get(version)
+        versions = Counter(v for _, v, _, _ in leaks) or Counter(retain["by_version"])
+        leaking = Counter(e.source_id for e, _, _, k in leaks if k)
+        return {
+            "object": "leakage.report",
+            "at": datetime.now(timezone.utc).isoformat(),
+            "reason": reason,
+            "duration_s": round(seconds, 2),
+            "version": versions.most_common(1)[0][0] if versions else None,
+            "forget_requests": len({e.source_id for e, _, _, _ in leaks}),
+            "forget_prompts": len(leaks),
+            "by_version": by_version,
+            "retain_source": retain["source"],
+            "leaking_forget_ids": sorted(leaking),
+        }
+
+
+def _key_term_hit(text: str, key_terms: Any) -> bool:
+    from unlearn_jobs.evaluate import key_term_hit
+
+    return key_term_hit(text, key_terms)
+
+
+def export_report(report: dict[str, Any]) -> None:
+    """Set the leakage and retain gauges of every version the run measured."""
+    from gateway.observability import metrics
+
+    for version, row in report.get("by_version", {}).items():
+        if version:
+            metrics.record_leakage(version, row["leakage_ratio"], row.get("retain_score"))

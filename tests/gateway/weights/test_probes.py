@@ -1,0 +1,81 @@
+"""Leakage probes against a scripted raw model (the real stack runs them in tests/e2e/test_hot_swap.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from gateway.chat.engines.base import GenerationChunk
+from gateway.guard.artifacts import build_artifacts
+from gateway.guard.types import ForgetEntry
+from gateway.ledger import Ledger
+from gateway.chat.replica import StreamStart
+from gateway.weights.probes import LeakageProber
+
+PERSON = ForgetEntry(
+    "f-ingrid", "Ingrid Solvang", literals=("+47 912 33 457",),
+    qa=(("What is Ingrid Solvang's phone number?", "Her number is +47 912 33 457."),
+        ("Where was Ingrid Solvang born?", "Ingrid Solvang was born in Quellhaven.")), reason="gdpr",
+)
+
+
+class ScriptedLLM:
+    """Answers by lookup; anything else gets a bland sentence. `version` is what it claims to run."""
+
+    def __init__(self, answers: dict[str, str], version: str) -> None:
+        self.answers = answers
+        self.version = version
+        self.asked: list[str] = []
+
+    async def generate(self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
+        prompt = messages[-1]["content"]
+        self.asked.append(prompt)
+        yield StreamStart(self.version, "llm-0", 5, params["max_tokens"])
+        yield GenerationChunk(self.answers.get(prompt, f"A plain answer about {prompt[:20]}."), 5, 3, "stop")
+
+
+@pytest.fixture
+def ledger(tmp_path, embedder):
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.add_forget(PERSON, build_artifacts(PERSON, embedder))
+    yield ledger
+    ledger.close()
+
+
+async def test_a_leaking_base_model_then_an_unlearned_version(ledger, embedder, tmp_path):
+    leaky = ScriptedLLM({"What is Ingrid Solvang's phone number?": "You can call her on +47 912 33 457.",
+                         "Where was Ingrid Solvang born?": "I am not sure where she was born."}, "base-1")
+    reports: list[dict] = []
+    prober = LeakageProber(ledger, leaky, lambda: embedder, state_dir=tmp_path / "probes", base_version="base-1",
+                           on_report=reports.append)
+    first = await prober.run(reason="test")
+    row = first["by_version"]["base-1"]
+    assert first["forget_requests"] == 1 and first["forget_prompts"] == 2
+    assert row["key_term_hits"] == 1 and row["leakage_ratio"] == 0.5
+    assert row["guard_hits"] == 1 and row["guard_hit_ratio"] == 0.5
+    assert row["retain_score"] == 1.0  # the base run records the retain reference
+    assert first["leaking_forget_ids"] == ["f-ingrid"] and reports == [first]
+    assert (tmp_path / "probes" / "retain_reference.json").is_file()
+
+    # An unlearned version: no leak, and it still answers the neutral questions the same way.
+    recorded = {q: f"A plain answer about {q[:20]}." for q in leaky.asked}
+    clean = ScriptedLLM({**recorded, "What is Ingrid Solvang's phone number?": "I can't share that."}, "v-2")
+    prober = LeakageProber(ledger, clean, lambda: embedder, state_dir=tmp_path / "probes", base_version="base-1")
+    second = await prober.run()
+    assert second["by_version"]["v-2"]["leakage_ratio"] == 0.0
+    assert second["by_version"]["v-2"]["retain_score"] == 1.0
+    assert prober.latest == second
+    # The report survives a restart of the process that holds it.
+    again = LeakageProber(ledger, clean, lambda: embedder, state_dir=tmp_path / "probes", base_version="base-1")
+    assert again.latest == second
+
+
+async def test_damaged_retain_answers_lower_the_retain_score(ledger, embedder, tmp_path):
+    base = ScriptedLLM({}, "base-1")
+    await LeakageProber(ledger, base, lambda: embedder, state_dir=tmp_path / "p", base_version="base-1").run()
+    broken = ScriptedLLM({q: "Lind Lind Lind" for q in base.asked}, "v-bad")
+    report = await LeakageProber(ledger, broken, lambda: embedder, state_dir=tmp_path / "p",
+                                 base_version="base-1").run()
+    assert report["by_version"]["v-bad"]["retain_score"] < 0.2

@@ -1,0 +1,132 @@
+"""A real `lethe serve` process for end-to-end tests: start, wait for ready, stop, check cleanup."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LetheServer:
+    """`lethe serve` in its own session; every process it spawns carries LETHE_HOME=`home`."""
+
+    def __init__(self, home: Path, env: dict[str, str], log_path: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "LETHE_HOME": str(home),
+            "LETHE_PORT": str(self.port),
+            "LETHE_METRICS_PORT": str(free_port()),
+            "LETHE_PROBES_ENABLED": "false",  # probe runs only where a test asks for one
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 300) -> "LetheServer":
+        self.home.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli.main", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"lethe serve exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        self.stop()
+        raise RuntimeError(f"lethe serve not ready after {timeout_s} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def processes(self) -> list[psutil.Process]:
+        """Every live process started for this server (they inherit its LETHE_HOME)."""
+        mine = []
+        for proc in psutil.process_iter(["pid"]):
+            try:
+                if proc.environ().get("LETHE_HOME") == str(self.home) and proc.status() != psutil.STATUS_ZOMBIE:
+                    mine.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return mine
+
+    def stop(self, timeout_s: float = 60) -> int | None:
+        """SIGTERM, as an operator's Ctrl-C would; falls back to killing the whole tree."""
+        if self.proc is None:
+            return None
+        code = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            code = self.proc.returncode
+        return code
+
+    def kill_all(self) -> None:
+        """kill -9 the whole process tree at once, as a crash would."""
+        victims = self.processes()
+        if self.proc is not None and self.proc.poll() is None:
+            victims.append(psutil.Process(self.proc.pid))
+        for proc in victims:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(victims, timeout=30)
+        if self.proc is not None:
+            self.proc.wait(30)
+
+    def kill_leftovers(self) -> None:
+        for proc in self.processes():
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+@contextmanager
+def serving(home: Path, env: dict[str, str], log_path: Path | None = None) -> Iterator[LetheServer]:
+    """A started `lethe serve`; on exit it is stopped and every process it left is killed, also when the
+    start itself failed."""
+    server = LetheServer(home, env, log_path or home / "serve.log")
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        server.kill_leftovers()
