@@ -1,8 +1,9 @@
 # The two commands a new machine needs: `make run` (gateway on the default model) and `make test`.
+# `make lint`: ruff, mypy and the import contracts (CI runs it before the tests).
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit bench clean
+.PHONY: setup run test test-unit lint bench clean
 
 setup:
 	./scripts/setup.sh
@@ -15,6 +16,9 @@ test: setup
 
 test-unit: setup
 	./scripts/test.sh -m "not e2e" $(PYTEST_ARGS)
+
+lint: setup
+	./scripts/lint.sh
 
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_gateway.py
