@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:  # alembic itself is imported only when a migration runs
+    from alembic.runtime.migration import MigrationContext, RevisionStep
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -19,7 +23,7 @@ def upgrade_to_head(connection: Connection) -> str | None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     script = ScriptDirectory(str(MIGRATIONS_DIR))
 
-    def upgrade(revision, context):
+    def upgrade(revision: str, context: MigrationContext) -> list[RevisionStep]:
         return script._upgrade_revs("head", revision)
 
     with EnvironmentContext(config, script, fn=upgrade, destination_rev="head") as env:

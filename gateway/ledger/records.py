@@ -1,4 +1,4 @@
-"""Frozen records the ledger returns, and the names of every status and state it accepts."""
+"""Frozen records the ledger returns (their statuses and states are the enums of `gateway.ledger.states`)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gateway.guard.types import ForgetEntry
-
-FORGET_STATUSES = ("enforced", "unlearning", "unlearned", "failed")
-JOB_STATES = ("queued", "running", "evaluating", "published", "rejected", "failed", "cancelled")
-JOB_ACTIVE_STATES = ("queued", "running", "evaluating")
-JOB_TERMINAL_STATES = ("published", "rejected", "failed", "cancelled")
+from gateway.guard.artifacts import EntryArtifacts
+from gateway.guard.types import Action, ForgetEntry
+from gateway.ledger.states import ForgetStatus, JobState
 
 
 @dataclass(frozen=True)
@@ -19,9 +16,9 @@ class ForgetRecord:
     id: str
     subject: str | None
     reason: str
-    action: str
+    action: Action
     payload: dict[str, Any]  # the request as filed: texts, qa, literals (JSON)
-    status: str
+    status: ForgetStatus
     created_at: datetime
     enforced_at: datetime | None
     index_version: int
@@ -34,9 +31,20 @@ class ForgetRecord:
             texts=tuple(p.get("texts", ())),
             qa=tuple((q, a) for q, a in p.get("qa", ())),
             literals=tuple(p.get("literals", ())),
-            action=self.action,  # type: ignore[arg-type]
+            action=self.action,
             reason=self.reason,
         )
+
+    def body(self) -> dict[str, Any]:
+        """The request as a `POST /v1/forget` body (subject, texts, qa pairs, literals): what unlearning
+        jobs and leakage probes learn from and what a certificate's content digest covers."""
+        payload = self.payload or {}
+        return {
+            "subject": self.subject,
+            "texts": list(payload.get("texts") or ()),
+            "qa": [{"question": q, "answer": a} for q, a in payload.get("qa") or ()],
+            "literals": list(payload.get("literals") or ()),
+        }
 
 
 @dataclass(frozen=True)
@@ -49,8 +57,14 @@ class AuditEvent:
     details: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "at": self.at.isoformat(), "actor": self.actor, "kind": self.kind,
-                "subject_id": self.subject_id, "details": self.details}
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "kind": self.kind,
+            "subject_id": self.subject_id,
+            "details": self.details,
+        }
 
 
 @dataclass(frozen=True)
@@ -60,7 +74,7 @@ class JobRecord:
     forget_ids: tuple[str, ...]
     params: dict[str, Any]
     resources: dict[str, Any]
-    state: str
+    state: JobState
     progress: float
     step: int
     loss: float | None
@@ -88,4 +102,4 @@ class IndexSnapshot:
     """Everything a guard replica needs to rebuild its index, read in one transaction."""
 
     version: int
-    artifacts: tuple  # tuple[EntryArtifacts, ...], ordered by the index version they arrived with
+    artifacts: tuple[EntryArtifacts, ...]  # ordered by the index version they arrived with

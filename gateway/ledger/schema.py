@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, MetaData,
-    String, Table, Text,
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
 )
 
 metadata = MetaData()
@@ -13,7 +24,8 @@ metadata = MetaData()
 _AutoId = BigInteger().with_variant(Integer(), "sqlite")
 
 forget_requests = Table(
-    "forget_requests", metadata,
+    "forget_requests",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("subject", String(512), nullable=True),
     Column("reason", String(64), nullable=False),
@@ -27,7 +39,8 @@ forget_requests = Table(
 )
 
 guard_artifacts = Table(
-    "guard_artifacts", metadata,
+    "guard_artifacts",
+    metadata,
     Column("forget_id", String(36), ForeignKey("forget_requests.id", ondelete="CASCADE"), primary_key=True),
     Column("model_name", String(128), nullable=False),
     Column("dim", Integer, nullable=False),
@@ -40,13 +53,15 @@ guard_artifacts = Table(
 
 # Monotonic counters, bumped in the transaction that uses them (row "index_version").
 ledger_counters = Table(
-    "ledger_counters", metadata,
+    "ledger_counters",
+    metadata,
     Column("name", String(64), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
 
 audit_events = Table(
-    "audit_events", metadata,
+    "audit_events",
+    metadata,
     Column("id", _AutoId, primary_key=True, autoincrement=True),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("actor", String(128), nullable=False),
@@ -57,7 +72,8 @@ audit_events = Table(
 )
 
 unlearn_jobs = Table(
-    "unlearn_jobs", metadata,
+    "unlearn_jobs",
+    metadata,
     Column("id", String(36), primary_key=True),
     Column("method", String(64), nullable=False),
     Column("forget_ids", JSON, nullable=False),
@@ -77,7 +93,8 @@ unlearn_jobs = Table(
 )
 
 weight_versions = Table(
-    "weight_versions", metadata,
+    "weight_versions",
+    metadata,
     Column("id", String(64), primary_key=True),
     Column("parent_id", String(64), ForeignKey("weight_versions.id"), nullable=True),
     Column("method", String(64), nullable=True),
@@ -88,7 +105,8 @@ weight_versions = Table(
 
 # One row: which weight version serves. A pointer, so a promotion is one atomic update.
 serving_pointer = Table(
-    "serving_pointer", metadata,
+    "serving_pointer",
+    metadata,
     Column("name", String(32), primary_key=True),
     Column("version_id", String(64), ForeignKey("weight_versions.id"), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),

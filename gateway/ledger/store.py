@@ -5,28 +5,39 @@ from __future__ import annotations
 import importlib.util
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import Table, create_engine, event, func, insert, select, update
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
 
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.types import ForgetEntry
 from gateway.ledger import schema as t
 from gateway.ledger.migrate import upgrade_to_head
-from gateway.ledger.records import (
-    FORGET_STATUSES, JOB_ACTIVE_STATES, JOB_STATES, JOB_TERMINAL_STATES, AuditEvent, ForgetRecord,
-    IndexSnapshot, JobRecord, VersionRecord,
-)
+from gateway.ledger.records import AuditEvent, ForgetRecord, IndexSnapshot, JobRecord, VersionRecord
+from gateway.ledger.states import JOB_ACTIVE_STATES, JOB_TERMINAL_STATES, ForgetStatus, JobState
 
 # How long a SQLite writer waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
 MAX_PAGE = 1000
 
-_JOB_FIELDS = frozenset({"state", "progress", "step", "loss", "metrics", "version_id", "error", "params",
-                         "resources", "started_at", "finished_at"})
+_JOB_FIELDS = frozenset(
+    {
+        "state",
+        "progress",
+        "step",
+        "loss",
+        "metrics",
+        "version_id",
+        "error",
+        "params",
+        "resources",
+        "started_at",
+        "finished_at",
+    }
+)
 
 
 def default_url(home: str | Path) -> str:
@@ -35,14 +46,22 @@ def default_url(home: str | Path) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
+
+
+@overload
+def _utc(value: datetime) -> datetime: ...
+
+
+@overload
+def _utc(value: None) -> None: ...
 
 
 def _utc(value: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; everything the ledger writes is UTC.
     if value is None or value.tzinfo is not None:
         return value
-    return value.replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=UTC)
 
 
 def _fit(table: Table, values: dict[str, Any]) -> dict[str, Any]:
@@ -61,6 +80,21 @@ def _fit(table: Table, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _forget_status(value: str) -> ForgetStatus:
+    # Callers outside the typed tree (tests, a row's text) may still hand a plain string: refuse it by name.
+    try:
+        return ForgetStatus(value)
+    except ValueError:
+        raise ValueError(f"forget status must be one of {[s.value for s in ForgetStatus]}, got {value!r}") from None
+
+
+def _job_state(value: str) -> JobState:
+    try:
+        return JobState(value)
+    except ValueError:
+        raise ValueError(f"job state must be one of {[s.value for s in JobState]}, got {value!r}") from None
+
+
 def _storable_key(value: str) -> bool:
     # A key no backend can store is a key no row has (and PostgreSQL would raise on it in a WHERE).
     return "\x00" not in value
@@ -70,7 +104,7 @@ def _engine_url(url: str) -> str | URL:
     """`postgresql://` and `postgres://` (the scheme many platforms hand out) with whichever driver is
     installed: psycopg 3 (the `postgres` extra) first, else psycopg2."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     parsed = make_url(url)
     if parsed.drivername != "postgresql":
         return url
@@ -90,7 +124,7 @@ def _sqlite_engine(url: str) -> Engine:
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine, "connect")
-    def _configure(dbapi_conn, _record) -> None:
+    def _configure(dbapi_conn: Any, _record: Any) -> None:  # the driver's connection, the pool's record
         # Let SQLAlchemy's begin event issue BEGIN IMMEDIATE itself (pysqlite would defer it, and a
         # deferred read-then-write transaction fails with SQLITE_BUSY instead of waiting).
         dbapi_conn.isolation_level = None
@@ -102,7 +136,7 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn) -> None:
+    def _begin(conn: Connection) -> None:
         # Take the write lock up front: writers queue on busy_timeout instead of deadlocking.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -151,20 +185,59 @@ class Ledger:
         payload = {"texts": list(entry.texts), "qa": [list(p) for p in entry.qa], "literals": list(entry.literals)}
         with self.engine.begin() as conn:
             version = self._bump(conn, "index_version")
-            conn.execute(insert(t.forget_requests).values(_fit(t.forget_requests, {
-                "id": entry.forget_id, "subject": entry.subject, "reason": entry.reason, "action": entry.action,
-                "payload": payload, "status": "enforced", "created_at": now, "enforced_at": now,
-                "index_version": version,
-            })))
-            conn.execute(insert(t.guard_artifacts).values(_fit(t.guard_artifacts, {
-                "forget_id": entry.forget_id, "model_name": artifacts.model_name, "dim": artifacts.dim,
-                "format": artifacts.format, "terms": artifacts.terms_json(), "ngram_hashes": artifacts.ngram_hashes,
-                "output_vectors": artifacts.output_vectors, "question_vectors": artifacts.question_vectors,
-            })))
-            self._audit(conn, actor, "forget.added", entry.forget_id,
-                        {"index_version": version, "reason": entry.reason, "action": entry.action})
-        return ForgetRecord(entry.forget_id, entry.subject, entry.reason, entry.action, payload, "enforced",
-                            now, now, version)
+            conn.execute(
+                insert(t.forget_requests).values(
+                    _fit(
+                        t.forget_requests,
+                        {
+                            "id": entry.forget_id,
+                            "subject": entry.subject,
+                            "reason": entry.reason,
+                            "action": entry.action,
+                            "payload": payload,
+                            "status": ForgetStatus.ENFORCED.value,
+                            "created_at": now,
+                            "enforced_at": now,
+                            "index_version": version,
+                        },
+                    )
+                )
+            )
+            conn.execute(
+                insert(t.guard_artifacts).values(
+                    _fit(
+                        t.guard_artifacts,
+                        {
+                            "forget_id": entry.forget_id,
+                            "model_name": artifacts.model_name,
+                            "dim": artifacts.dim,
+                            "format": artifacts.format,
+                            "terms": artifacts.terms_json(),
+                            "ngram_hashes": artifacts.ngram_hashes,
+                            "output_vectors": artifacts.output_vectors,
+                            "question_vectors": artifacts.question_vectors,
+                        },
+                    )
+                )
+            )
+            self._audit(
+                conn,
+                actor,
+                "forget.added",
+                entry.forget_id,
+                {"index_version": version, "reason": entry.reason, "action": entry.action},
+            )
+        return ForgetRecord(
+            entry.forget_id,
+            entry.subject,
+            entry.reason,
+            entry.action,
+            payload,
+            ForgetStatus.ENFORCED,
+            now,
+            now,
+            version,
+        )
 
     def get_forget(self, forget_id: str) -> ForgetRecord | None:
         if not _storable_key(forget_id):
@@ -173,32 +246,32 @@ class Ledger:
             row = conn.execute(select(t.forget_requests).where(t.forget_requests.c.id == forget_id)).first()
         return self._forget(row) if row else None
 
-    def list_forgets(self, status: str | None = None, limit: int = 100, offset: int = 0) -> list[ForgetRecord]:
+    def list_forgets(self, status: ForgetStatus | None = None, limit: int = 100, offset: int = 0) -> list[ForgetRecord]:
         _page(limit, offset)
         q = select(t.forget_requests).order_by(t.forget_requests.c.index_version).limit(limit).offset(offset)
         if status is not None:
-            self._check_status(status)
-            q = q.where(t.forget_requests.c.status == status)
+            q = q.where(t.forget_requests.c.status == _forget_status(status).value)
         with self.engine.connect() as conn:
             return [self._forget(r) for r in conn.execute(q)]
 
-    def set_forget_status(self, ids: Iterable[str], status: str, *, actor: str = "system") -> int:
+    def set_forget_status(self, ids: Iterable[str], status: ForgetStatus, *, actor: str = "system") -> int:
         """Move forget requests along enforced -> unlearning -> unlearned (or failed); returns rows changed.
         The guard keeps enforcing whatever the status (unlearned weights never switch it off)."""
-        self._check_status(status)
+        status = _forget_status(status)
         ids = list(ids)
         if not ids:
             return 0
         with self.engine.begin() as conn:
             changed = conn.execute(
-                update(t.forget_requests).where(t.forget_requests.c.id.in_(ids)).values(status=status)
+                update(t.forget_requests).where(t.forget_requests.c.id.in_(ids)).values(status=status.value)
             ).rowcount
-            missing = set(ids) - {r[0] for r in conn.execute(
-                select(t.forget_requests.c.id).where(t.forget_requests.c.id.in_(ids)))}
+            missing = set(ids) - {
+                r[0] for r in conn.execute(select(t.forget_requests.c.id).where(t.forget_requests.c.id.in_(ids)))
+            }
             if missing:
                 raise KeyError(f"unknown forget requests: {sorted(missing)}")
             for forget_id in ids:
-                self._audit(conn, actor, "forget.status", forget_id, {"status": status})
+                self._audit(conn, actor, "forget.status", forget_id, {"status": status.value})
         return changed
 
     def count_forgets(self) -> int:
@@ -207,14 +280,20 @@ class Ledger:
 
     def index_version(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(select(t.ledger_counters.c.value).where(
-                t.ledger_counters.c.name == "index_version")).scalar_one())
+            return int(
+                conn.execute(
+                    select(t.ledger_counters.c.value).where(t.ledger_counters.c.name == "index_version")
+                ).scalar_one()
+            )
 
     def snapshot(self) -> IndexSnapshot:
         """Index version and every entry's artifacts, consistent with each other (one read transaction)."""
         with self.engine.begin() as conn:
-            version = int(conn.execute(select(t.ledger_counters.c.value).where(
-                t.ledger_counters.c.name == "index_version")).scalar_one())
+            version = int(
+                conn.execute(
+                    select(t.ledger_counters.c.value).where(t.ledger_counters.c.name == "index_version")
+                ).scalar_one()
+            )
             rows = conn.execute(
                 select(t.guard_artifacts, t.forget_requests.c.action, t.forget_requests.c.subject)
                 .join(t.forget_requests, t.forget_requests.c.id == t.guard_artifacts.c.forget_id)
@@ -222,10 +301,17 @@ class Ledger:
             ).all()
         artifacts = tuple(
             EntryArtifacts.from_stored(
-                forget_id=r.forget_id, action=r.action, subject=r.subject, model_name=r.model_name, dim=r.dim,
-                terms=r.terms, ngram_hashes=r.ngram_hashes, output_vectors=r.output_vectors,
+                forget_id=r.forget_id,
+                action=r.action,
+                subject=r.subject,
+                model_name=r.model_name,
+                dim=r.dim,
+                terms=r.terms,
+                ngram_hashes=r.ngram_hashes,
+                output_vectors=r.output_vectors,
                 question_vectors=r.question_vectors,
-            ) for r in rows
+            )
+            for r in rows
         )
         return IndexSnapshot(version, artifacts)
 
@@ -234,13 +320,21 @@ class Ledger:
 
     # --- audit ----------------------------------------------------------------------------------
 
-    def append_audit(self, kind: str, *, actor: str, subject_id: str | None = None,
-                     details: dict[str, Any] | None = None) -> AuditEvent:
+    def append_audit(
+        self, kind: str, *, actor: str, subject_id: str | None = None, details: dict[str, Any] | None = None
+    ) -> AuditEvent:
         with self.engine.begin() as conn:
             return self._audit(conn, actor, kind, subject_id, details or {})
 
-    def list_audit(self, *, kind: str | None = None, subject_id: str | None = None, limit: int = 100,
-                   offset: int = 0, newest_first: bool = False) -> list[AuditEvent]:
+    def list_audit(
+        self,
+        *,
+        kind: str | None = None,
+        subject_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[AuditEvent]:
         _page(limit, offset)
         if not all(_storable_key(v) for v in (kind, subject_id) if v is not None):
             return []
@@ -255,31 +349,52 @@ class Ledger:
 
     # --- unlearning jobs ------------------------------------------------------------------------
 
-    def create_job(self, method: str, forget_ids: Sequence[str], params: dict[str, Any] | None = None,
-                   resources: dict[str, Any] | None = None, *, job_id: str | None = None,
-                   actor: str = "operator") -> JobRecord:
+    def create_job(
+        self,
+        method: str,
+        forget_ids: Sequence[str],
+        params: dict[str, Any] | None = None,
+        resources: dict[str, Any] | None = None,
+        *,
+        job_id: str | None = None,
+        actor: str = "operator",
+    ) -> JobRecord:
         if not method:
             raise ValueError("method must be non-empty")
         job_id = job_id or str(uuid.uuid4())
         now = _now()
-        values = dict(id=job_id, method=method, forget_ids=list(forget_ids), params=params or {},
-                      resources=resources or {}, state="queued", progress=0.0, step=0, loss=None, metrics={},
-                      version_id=None, error=None, created_at=now, started_at=None, finished_at=None)
+        values = dict(
+            id=job_id,
+            method=method,
+            forget_ids=list(forget_ids),
+            params=params or {},
+            resources=resources or {},
+            state=JobState.QUEUED.value,
+            progress=0.0,
+            step=0,
+            loss=None,
+            metrics={},
+            version_id=None,
+            error=None,
+            created_at=now,
+            started_at=None,
+            finished_at=None,
+        )
         _fit(t.unlearn_jobs, values)
         with self.engine.begin() as conn:
             conn.execute(insert(t.unlearn_jobs).values(**values))
             self._audit(conn, actor, "job.created", job_id, {"method": method, "forget_ids": list(forget_ids)})
         return self._job_from(values)
 
-    def update_job(self, job_id: str, **fields: Any) -> JobRecord:
-        """Change a job's fields (state, progress, step, loss, metrics, version_id, error, ...).
+    def update_job(self, job_id: str, *, state: JobState | None = None, **fields: Any) -> JobRecord:
+        """Change a job's state and fields (progress, step, loss, metrics, version_id, error, ...).
         Entering running stamps started_at; entering a terminal state stamps finished_at."""
         unknown = set(fields) - _JOB_FIELDS
         if unknown:
             raise ValueError(f"unknown job fields {sorted(unknown)}; allowed: {sorted(_JOB_FIELDS)}")
-        state = fields.get("state")
-        if state is not None and state not in JOB_STATES:
-            raise ValueError(f"job state must be one of {JOB_STATES}, got {state!r}")
+        if state is not None:
+            state = _job_state(state)
+            fields["state"] = state.value
         if isinstance(fields.get("error"), str):
             # A failure message is diagnostics: keep it whatever it holds rather than lose the failure.
             fields["error"] = fields["error"].replace("\x00", "\ufffd")
@@ -290,14 +405,14 @@ class Ledger:
             row = conn.execute(select(t.unlearn_jobs).where(t.unlearn_jobs.c.id == job_id)).first()
             if row is None:
                 raise KeyError(f"unknown job {job_id}")
-            if state == "running" and row.started_at is None:
+            if state is JobState.RUNNING and row.started_at is None:
                 fields.setdefault("started_at", _now())
             if state in JOB_TERMINAL_STATES:
                 fields.setdefault("finished_at", _now())
             if fields:
                 conn.execute(update(t.unlearn_jobs).where(t.unlearn_jobs.c.id == job_id).values(**fields))
             if state is not None and state != row.state:
-                self._audit(conn, "system", "job.state", job_id, {"from": row.state, "to": state})
+                self._audit(conn, "system", "job.state", job_id, {"from": row.state, "to": state.value})
             row = conn.execute(select(t.unlearn_jobs).where(t.unlearn_jobs.c.id == job_id)).one()
         return self._job(row)
 
@@ -308,13 +423,11 @@ class Ledger:
             row = conn.execute(select(t.unlearn_jobs).where(t.unlearn_jobs.c.id == job_id)).first()
         return self._job(row) if row else None
 
-    def list_jobs(self, state: str | None = None, limit: int = 100, offset: int = 0) -> list[JobRecord]:
+    def list_jobs(self, state: JobState | None = None, limit: int = 100, offset: int = 0) -> list[JobRecord]:
         _page(limit, offset)
         q = select(t.unlearn_jobs).order_by(t.unlearn_jobs.c.created_at, t.unlearn_jobs.c.id)
         if state is not None:
-            if state not in JOB_STATES:
-                raise ValueError(f"job state must be one of {JOB_STATES}, got {state!r}")
-            q = q.where(t.unlearn_jobs.c.state == state)
+            q = q.where(t.unlearn_jobs.c.state == _job_state(state).value)
         with self.engine.connect() as conn:
             return [self._job(r) for r in conn.execute(q.limit(limit).offset(offset))]
 
@@ -322,23 +435,53 @@ class Ledger:
         """At startup: jobs left queued/running/evaluating by a crash are failed (their worker is gone)."""
         now = _now()
         with self.engine.begin() as conn:
-            ids = [r[0] for r in conn.execute(
-                select(t.unlearn_jobs.c.id).where(t.unlearn_jobs.c.state.in_(JOB_ACTIVE_STATES)))]
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    select(t.unlearn_jobs.c.id).where(
+                        t.unlearn_jobs.c.state.in_(sorted(s.value for s in JOB_ACTIVE_STATES))
+                    )
+                )
+            ]
             if ids:
-                conn.execute(update(t.unlearn_jobs).where(t.unlearn_jobs.c.id.in_(ids)).values(
-                    state="failed", error=reason, finished_at=now))
+                conn.execute(
+                    update(t.unlearn_jobs)
+                    .where(t.unlearn_jobs.c.id.in_(ids))
+                    .values(state=JobState.FAILED.value, error=reason, finished_at=now)
+                )
                 for job_id in ids:
                     self._audit(conn, "system", "job.interrupted", job_id, {"reason": reason})
         return ids
 
     # --- weight versions ------------------------------------------------------------------------
 
-    def add_version(self, version_id: str, path: str, manifest: dict[str, Any], *, parent_id: str | None = None,
-                    method: str | None = None, actor: str = "system") -> VersionRecord:
+    def add_version(
+        self,
+        version_id: str,
+        path: str,
+        manifest: dict[str, Any],
+        *,
+        parent_id: str | None = None,
+        method: str | None = None,
+        actor: str = "system",
+    ) -> VersionRecord:
         now = _now()
         with self.engine.begin() as conn:
-            conn.execute(insert(t.weight_versions).values(_fit(t.weight_versions, dict(
-                id=version_id, parent_id=parent_id, method=method, manifest=manifest, path=path, created_at=now))))
+            conn.execute(
+                insert(t.weight_versions).values(
+                    _fit(
+                        t.weight_versions,
+                        dict(
+                            id=version_id,
+                            parent_id=parent_id,
+                            method=method,
+                            manifest=manifest,
+                            path=path,
+                            created_at=now,
+                        ),
+                    )
+                )
+            )
             self._audit(conn, actor, "version.added", version_id, {"parent_id": parent_id, "method": method})
         return VersionRecord(version_id, parent_id, method, manifest, path, now, False)
 
@@ -354,8 +497,12 @@ class Ledger:
         _page(limit, offset)
         with self.engine.connect() as conn:
             serving = self._serving_id(conn)
-            rows = conn.execute(select(t.weight_versions).order_by(t.weight_versions.c.created_at,
-                                                                   t.weight_versions.c.id).limit(limit).offset(offset))
+            rows = conn.execute(
+                select(t.weight_versions)
+                .order_by(t.weight_versions.c.created_at, t.weight_versions.c.id)
+                .limit(limit)
+                .offset(offset)
+            )
             return [self._version(r, serving) for r in rows]
 
     def set_serving(self, version_id: str, *, actor: str = "operator", action: str = "promote") -> VersionRecord:
@@ -369,8 +516,11 @@ class Ledger:
             if previous is None:
                 conn.execute(insert(t.serving_pointer).values(name="serving", version_id=version_id, updated_at=now))
             else:
-                conn.execute(update(t.serving_pointer).where(t.serving_pointer.c.name == "serving")
-                             .values(version_id=version_id, updated_at=now))
+                conn.execute(
+                    update(t.serving_pointer)
+                    .where(t.serving_pointer.c.name == "serving")
+                    .values(version_id=version_id, updated_at=now)
+                )
             self._audit(conn, actor, "version.serving", version_id, {"previous": previous, "action": action})
         return self._version(row, version_id)
 
@@ -387,8 +537,11 @@ class Ledger:
     @staticmethod
     def _bump(conn: Connection, name: str) -> int:
         # UPDATE first: it takes the row lock (PostgreSQL) inside the caller's transaction.
-        conn.execute(update(t.ledger_counters).where(t.ledger_counters.c.name == name)
-                     .values(value=t.ledger_counters.c.value + 1))
+        conn.execute(
+            update(t.ledger_counters)
+            .where(t.ledger_counters.c.name == name)
+            .values(value=t.ledger_counters.c.value + 1)
+        )
         return int(conn.execute(select(t.ledger_counters.c.value).where(t.ledger_counters.c.name == name)).scalar_one())
 
     @staticmethod
@@ -396,37 +549,62 @@ class Ledger:
         if not kind or not actor:
             raise ValueError("audit events need a kind and an actor")
         at = _now()
-        result = conn.execute(insert(t.audit_events).values(_fit(t.audit_events, {
-            "at": at, "actor": actor, "kind": kind, "subject_id": subject_id, "details": details})))
-        return AuditEvent(int(result.inserted_primary_key[0]), at, actor, kind, subject_id, details)
-
-    @staticmethod
-    def _check_status(status: str) -> None:
-        if status not in FORGET_STATUSES:
-            raise ValueError(f"forget status must be one of {FORGET_STATUSES}, got {status!r}")
+        result = conn.execute(
+            insert(t.audit_events).values(
+                _fit(
+                    t.audit_events,
+                    {"at": at, "actor": actor, "kind": kind, "subject_id": subject_id, "details": details},
+                )
+            )
+        )
+        key = result.inserted_primary_key
+        if key is None:  # every backend the ledger supports returns the new row's id
+            raise RuntimeError("the audit insert returned no primary key")
+        return AuditEvent(int(key[0]), at, actor, kind, subject_id, details)
 
     @staticmethod
     def _serving_id(conn: Connection) -> str | None:
-        return conn.execute(select(t.serving_pointer.c.version_id).where(t.serving_pointer.c.name == "serving")).scalar()
+        return conn.execute(
+            select(t.serving_pointer.c.version_id).where(t.serving_pointer.c.name == "serving")
+        ).scalar()
 
     @staticmethod
-    def _forget(r) -> ForgetRecord:
-        return ForgetRecord(r.id, r.subject, r.reason, r.action, r.payload, r.status, _utc(r.created_at),
-                            _utc(r.enforced_at), int(r.index_version))
+    def _forget(r: Row[Any]) -> ForgetRecord:
+        return ForgetRecord(
+            r.id,
+            r.subject,
+            r.reason,
+            r.action,
+            r.payload,
+            ForgetStatus(r.status),
+            _utc(r.created_at),
+            _utc(r.enforced_at),
+            int(r.index_version),
+        )
 
     @staticmethod
     def _job_from(v: dict[str, Any]) -> JobRecord:
         return JobRecord(
-            id=v["id"], method=v["method"], forget_ids=tuple(v["forget_ids"]), params=v["params"],
-            resources=v["resources"], state=v["state"], progress=float(v["progress"]), step=int(v["step"]),
-            loss=v["loss"], metrics=v["metrics"], version_id=v["version_id"], error=v["error"],
-            created_at=_utc(v["created_at"]), started_at=_utc(v["started_at"]), finished_at=_utc(v["finished_at"]),
+            id=v["id"],
+            method=v["method"],
+            forget_ids=tuple(v["forget_ids"]),
+            params=v["params"],
+            resources=v["resources"],
+            state=JobState(v["state"]),
+            progress=float(v["progress"]),
+            step=int(v["step"]),
+            loss=v["loss"],
+            metrics=v["metrics"],
+            version_id=v["version_id"],
+            error=v["error"],
+            created_at=_utc(v["created_at"]),
+            started_at=_utc(v["started_at"]),
+            finished_at=_utc(v["finished_at"]),
         )
 
-    def _job(self, r) -> JobRecord:
+    def _job(self, r: Row[Any]) -> JobRecord:
         return self._job_from(dict(r._mapping))
 
     @staticmethod
-    def _version(r, serving: str | None) -> VersionRecord:
+    def _version(r: Row[Any], serving: str | None) -> VersionRecord:
         return VersionRecord(r.id, r.parent_id, r.method, r.manifest, r.path, _utc(r.created_at), r.id == serving)
-

@@ -3,6 +3,7 @@ artifacts that need no embedding model."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -23,16 +24,30 @@ from gateway.ledger import Ledger
 
 def make_pair(i: int, dim: int = 8) -> tuple[ForgetEntry, EntryArtifacts]:
     fid = f"forget-{i:04d}"
-    entry = ForgetEntry(fid, f"Person Number{i}", qa=((f"Where does Number{i} live?", "Bergen"),),
-                        literals=(f"+47 900 00 {i:03d}",), reason="gdpr")
+    entry = ForgetEntry(
+        fid,
+        f"Person Number{i}",
+        qa=((f"Where does Number{i} live?", "Bergen"),),
+        literals=(f"+47 900 00 {i:03d}",),
+        reason="gdpr",
+    )
     rng = np.random.default_rng(i)
     vec = rng.standard_normal((1, dim)).astype(np.float32)
     vec /= np.linalg.norm(vec)
     artifacts = EntryArtifacts(
-        forget_id=fid, action="block", subject=entry.subject, model_name="test-model", dim=dim, ngram_n=5,
-        literal_keys=(("digits", f"4790000{i:03d}"),), ngram_hashes=np.array([i, i + 1], dtype="<u8").tobytes(),
-        output_vectors=vec.tobytes(), output_anchors=(("bergen",),), question_vectors=vec.tobytes(),
-        subject_terms=(f"number{i}",), attribute_terms=("live",),
+        forget_id=fid,
+        action="block",
+        subject=entry.subject,
+        model_name="test-model",
+        dim=dim,
+        ngram_n=5,
+        literal_keys=(("digits", f"4790000{i:03d}"),),
+        ngram_hashes=np.array([i, i + 1], dtype="<u8").tobytes(),
+        output_vectors=vec.tobytes(),
+        output_anchors=(("bergen",),),
+        question_vectors=vec.tobytes(),
+        subject_terms=(f"number{i}",),
+        attribute_terms=("live",),
     )
     return entry, artifacts
 
@@ -70,22 +85,40 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres", "postgres")
 
     def _run(self, *args: str) -> None:
-        subprocess.run([*self._as, *args], check=True, capture_output=True, text=True, timeout=120,
-                       cwd=self.root)
+        subprocess.run([*self._as, *args], check=True, capture_output=True, text=True, timeout=120, cwd=self.root)
 
     def start(self) -> PostgresCluster:
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", self.user, "--auth=trust",
-                  "-E", "UTF8", "--locale=C", "--no-sync")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            self.user,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c max_connections=50"
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
-                  "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         return self
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-            pass
         shutil.rmtree(self.root, ignore_errors=True)
 
     def url(self, database: str = "postgres") -> str:
@@ -96,8 +129,9 @@ class PostgresCluster:
         import psycopg
 
         name = f"ledger_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres", autocommit=True
+        ) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
@@ -106,8 +140,10 @@ class PostgresCluster:
 def postgres() -> Iterator[PostgresCluster]:
     bindir = postgres_bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: scripts/setup.sh installs "
-                    "them (apt-get install postgresql), CI has them")
+        pytest.skip(
+            "PostgreSQL server binaries (initdb, pg_ctl) are not installed: scripts/setup.sh installs "
+            "them (apt-get install postgresql), CI has them"
+        )
     try:
         import psycopg  # noqa: F401
     except ImportError:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from gateway.guard.types import ForgetEntry
 from gateway.ledger import Ledger
@@ -26,8 +27,16 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_migration_from_empty_reaches_head(ledger):
     tables = set(inspect(ledger.engine).get_table_names())
-    assert {"forget_requests", "guard_artifacts", "ledger_counters", "audit_events", "unlearn_jobs",
-            "weight_versions", "serving_pointer", "alembic_version"} <= tables
+    assert {
+        "forget_requests",
+        "guard_artifacts",
+        "ledger_counters",
+        "audit_events",
+        "unlearn_jobs",
+        "weight_versions",
+        "serving_pointer",
+        "alembic_version",
+    } <= tables
     with ledger.engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
         if ledger.engine.dialect.name == "sqlite":
@@ -59,7 +68,7 @@ def test_index_version_is_monotonic_and_bumped_with_the_insert(ledger):
     versions = [ledger.add_forget(*make_pair(i)).index_version for i in range(5)]
     assert versions == [1, 2, 3, 4, 5]
     entry, artifacts = make_pair(2)  # duplicate id: the whole transaction rolls back, version unchanged
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         ledger.add_forget(entry, artifacts)
     assert ledger.index_version() == 5
     snapshot = ledger.snapshot()
@@ -103,8 +112,9 @@ _WRITER = textwrap.dedent("""
 
 def _writer(url: str, start: int, count: int) -> subprocess.Popen:
     code = _WRITER.format(root=str(ROOT), tests=str(Path(__file__).parent), url=url)
-    return subprocess.Popen([sys.executable, "-c", code, str(start), str(count)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(start), str(count)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def test_two_processes_write_concurrently(url):
@@ -146,9 +156,8 @@ def test_audit_is_append_only(ledger):
     assert [e.kind for e in events] == ["forget.added", "operator.note"] and events[-1] == event
     assert not any(hasattr(ledger, name) for name in ("update_audit", "delete_audit"))
     for statement in ("UPDATE audit_events SET actor = 'mallory'", "DELETE FROM audit_events"):
-        with pytest.raises(Exception, match="append-only"):
-            with ledger.engine.begin() as conn:
-                conn.execute(text(statement))
+        with pytest.raises(Exception, match="append-only"), ledger.engine.begin() as conn:
+            conn.execute(text(statement))
     assert len(ledger.list_audit()) == 2
 
 
@@ -184,18 +193,20 @@ def test_weight_versions_and_serving_pointer(ledger):
     assert ledger.serving_version().id == "base"
     with pytest.raises(KeyError):
         ledger.set_serving("missing")
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         ledger.add_version("v2", "/x", {}, parent_id="missing")  # foreign keys are on
     assert [e.details["previous"] for e in ledger.list_audit(kind="version.serving")] == [None, "base", "v1"]
 
 
 # --- the same behaviour on every backend (SQLite is lax where PostgreSQL is strict) ---------------
 
+
 def test_text_round_trips_byte_for_byte(ledger):
     entry, artifacts = make_pair(7)
     texts = ("Ærøskøbing – «quoted» 🙂 \\u0000 and a real NUL: \x00 end", "x" * 8_000)
-    entry = ForgetEntry(entry.forget_id, "Søren Ødegård-Lie 🙂", texts=texts, literals=("+47 900 00 007",),
-                        reason="gdpr")
+    entry = ForgetEntry(
+        entry.forget_id, "Søren Ødegård-Lie 🙂", texts=texts, literals=("+47 900 00 007",), reason="gdpr"
+    )
     big = bytes(range(256)) * 4096  # 1 MiB of every byte value, NUL included
     artifacts = replace(artifacts, ngram_hashes=big, subject=entry.subject)
     record = ledger.add_forget(entry, artifacts)
@@ -241,8 +252,10 @@ _OPENER = textwrap.dedent("""
 
 def test_replicas_starting_together_migrate_once(url):
     code = _OPENER.format(root=str(ROOT), url=url)
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outputs]
     ledger = Ledger.open(url)
@@ -264,8 +277,9 @@ def test_schema_downgrades_and_upgrades_again(url):
     script = ScriptDirectory(str(MIGRATIONS_DIR))
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    downgrade = EnvironmentContext(config, script, fn=lambda rev, ctx: script._downgrade_revs("base", rev),
-                                   destination_rev="base")
+    downgrade = EnvironmentContext(
+        config, script, fn=lambda rev, ctx: script._downgrade_revs("base", rev), destination_rev="base"
+    )
     with ledger.engine.begin() as conn, downgrade as env:
         env.configure(connection=conn, target_metadata=None)
         env.run_migrations()
