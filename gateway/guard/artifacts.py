@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,8 +11,8 @@ import numpy as np
 from gateway.guard.embedder import Embedder
 from gateway.guard.lexicon import content_words, expand_attributes, subject_terms
 from gateway.guard.settings import GuardSettings
-from gateway.guard.types import REDACTION_TEXT
 from gateway.guard.text import DIGIT_SEPARATORS, FoldedText, digits_only, fold, hash64, split_units, word_set, words
+from gateway.guard.types import REDACTION_TEXT, ForgetEntry
 
 # Bump when the meaning of any field changes: the ledger then knows stored artifacts need a rebuild.
 ARTIFACTS_FORMAT = 1
@@ -136,15 +137,17 @@ def literal_keys(literal: str, settings: GuardSettings) -> tuple[tuple[str, str]
 
 
 def _shingles(tokens: list[str], n: int) -> list[int]:
-    return [hash64(" ".join(tokens[i:i + n])) for i in range(len(tokens) - n + 1)]
+    return [hash64(" ".join(tokens[i : i + n])) for i in range(len(tokens) - n + 1)]
 
 
-def build_artifacts(entry, embedder: Embedder, settings: GuardSettings | None = None) -> EntryArtifacts:
+def build_artifacts(entry: ForgetEntry, embedder: Embedder, settings: GuardSettings | None = None) -> EntryArtifacts:
     """Everything the index needs of `entry` (a ForgetEntry); embeds its texts, answers and questions once."""
     return build_many_artifacts([entry], embedder, settings)[0]
 
 
-def build_many_artifacts(entries, embedder: Embedder, settings: GuardSettings | None = None) -> list[EntryArtifacts]:
+def build_many_artifacts(
+    entries: Iterable[ForgetEntry], embedder: Embedder, settings: GuardSettings | None = None
+) -> list[EntryArtifacts]:
     """build_artifacts for many entries with one batched embedding call (startup, imports, benchmarks)."""
     settings = settings or GuardSettings()
     prepared = [_prepare(e, settings) for e in entries]
@@ -154,15 +157,22 @@ def build_many_artifacts(entries, embedder: Embedder, settings: GuardSettings | 
     qv = embedder.encode(questions) if questions else np.zeros((0, embedder.dim), np.float32)
     result, i, j = [], 0, 0
     for fields, texts_of, questions_of in prepared:
-        o = np.ascontiguousarray(out[i:i + len(texts_of)], dtype=np.float32)
-        q = np.ascontiguousarray(qv[j:j + len(questions_of)], dtype=np.float32)
+        o = np.ascontiguousarray(out[i : i + len(texts_of)], dtype=np.float32)
+        q = np.ascontiguousarray(qv[j : j + len(questions_of)], dtype=np.float32)
         i, j = i + len(texts_of), j + len(questions_of)
-        result.append(EntryArtifacts(model_name=embedder.name, dim=embedder.dim, output_vectors=o.tobytes(),
-                                     question_vectors=q.tobytes(), **fields))
+        result.append(
+            EntryArtifacts(
+                model_name=embedder.name,
+                dim=embedder.dim,
+                output_vectors=o.tobytes(),
+                question_vectors=q.tobytes(),
+                **fields,
+            )
+        )
     return result
 
 
-def _prepare(entry, settings: GuardSettings) -> tuple[dict[str, Any], list[str], list[str]]:
+def _prepare(entry: ForgetEntry, settings: GuardSettings) -> tuple[dict[str, Any], list[str], list[str]]:
     """Every field but the vectors, and the texts to embed for them."""
     subj_words = tuple(w.text for w in words(FoldedText.of(entry.subject))) if entry.subject else ()
     subj_terms = subject_terms(subj_words)
@@ -183,7 +193,7 @@ def _prepare(entry, settings: GuardSettings) -> tuple[dict[str, Any], list[str],
         tokens = [w.text for w in words(FoldedText.of(text))]
         hashes.update(_shingles(tokens, settings.ngram_n))
         for unit in split_units(text, 0, settings.unit_max_chars, final=True):
-            piece = text[unit.start:unit.end].strip()
+            piece = text[unit.start : unit.end].strip()
             facts = content_words([w.text for w in words(FoldedText.of(piece))], exclude=subj_words)
             if facts or subj_terms:
                 output_texts.append(piece)

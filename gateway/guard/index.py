@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 
-from gateway.observability import metrics
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.embedder import CachedEmbedder, Embedder
 from gateway.guard.matchers import MATCHERS, CheckedText, Matcher
+from gateway.guard.observer import NULL_OBSERVER, GuardObserver
 from gateway.guard.settings import GuardSettings
 from gateway.guard.text import Window, split_units, windows_of
 from gateway.guard.types import GuardMatch, GuardVerdict
@@ -16,7 +17,8 @@ from gateway.guard.types import GuardMatch, GuardVerdict
 class ForgetIndex:
     """What one guard replica enforces. Snapshots never change: `with_entries` returns a new one that
     shares all sealed data with this one, so a replica swaps versions with one reference assignment and
-    checks in flight finish against the version they started with.
+    checks in flight finish against the version they started with. Its `observer` (kept by every version
+    built from it) hears of each prompt check and of each step of the stream guards that enforce it.
 
     >>> index = ForgetIndex.empty(MiniLMEmbedder())
     >>> index = index.with_entries([build_artifacts(entry, index.embedder)], version=1)
@@ -24,17 +26,31 @@ class ForgetIndex:
     'block'
     """
 
-    def __init__(self, embedder: Embedder, settings: GuardSettings, version: int, size: int,
-                 matchers: tuple[Matcher, ...]) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        settings: GuardSettings,
+        version: int,
+        size: int,
+        matchers: tuple[Matcher, ...],
+        observer: GuardObserver = NULL_OBSERVER,
+    ) -> None:
         self.embedder = embedder
         self.settings = settings
         self.version = version
         self._size = size
         self.matchers = matchers
+        self.observer = observer
 
     @classmethod
-    def empty(cls, embedder: Embedder, settings: GuardSettings | None = None,
-              matchers: Iterable[str] | None = None) -> ForgetIndex:
+    def empty(
+        cls,
+        embedder: Embedder,
+        settings: GuardSettings | None = None,
+        matchers: Iterable[str] | None = None,
+        *,
+        observer: GuardObserver = NULL_OBSERVER,
+    ) -> ForgetIndex:
         settings = settings or GuardSettings()
         if not isinstance(embedder, CachedEmbedder):
             embedder = CachedEmbedder(embedder)
@@ -42,13 +58,20 @@ class ForgetIndex:
         unknown = [n for n in names if n not in MATCHERS]
         if unknown:
             raise ValueError(f"unknown matchers {unknown}; known: {sorted(MATCHERS)}")
-        return cls(embedder, settings, 0, 0, tuple(MATCHERS[n](settings, embedder.dim) for n in names))
+        return cls(embedder, settings, 0, 0, tuple(MATCHERS[n](settings, embedder.dim) for n in names), observer)
 
     @classmethod
-    def from_artifacts(cls, embedder: Embedder, artifacts: Sequence[EntryArtifacts], version: int,
-                       settings: GuardSettings | None = None) -> ForgetIndex:
+    def from_artifacts(
+        cls,
+        embedder: Embedder,
+        artifacts: Sequence[EntryArtifacts],
+        version: int,
+        settings: GuardSettings | None = None,
+        *,
+        observer: GuardObserver = NULL_OBSERVER,
+    ) -> ForgetIndex:
         """Rebuild at startup from the ledger, in one batch (so large sets land in one HNSW segment)."""
-        return cls.empty(embedder, settings).with_entries(list(artifacts), version)
+        return cls.empty(embedder, settings, observer=observer).with_entries(list(artifacts), version)
 
     def __len__(self) -> int:
         return self._size
@@ -63,13 +86,19 @@ class ForgetIndex:
                     f"the index uses {self.embedder.name}/{self.embedder.dim}: rebuild them"
                 )
         matchers = tuple(m.with_entries(artifacts) for m in self.matchers)
-        return ForgetIndex(self.embedder, self.settings, version, self._size + len(artifacts), matchers)
+        return ForgetIndex(self.embedder, self.settings, version, self._size + len(artifacts), matchers, self.observer)
 
     def compacted(self) -> ForgetIndex:
         """Same content and version, every matcher merged into one segment. Costly at scale (HNSW build):
         run it off the request path and swap the result in if the version did not move meanwhile."""
-        return ForgetIndex(self.embedder, self.settings, self.version, self._size,
-                           tuple(m.compacted() for m in self.matchers))
+        return ForgetIndex(
+            self.embedder,
+            self.settings,
+            self.version,
+            self._size,
+            tuple(m.compacted() for m in self.matchers),
+            self.observer,
+        )
 
     @property
     def literal_reach(self) -> int:
@@ -88,8 +117,15 @@ class ForgetIndex:
     def windows(self, text: str) -> list[Window]:
         return windows_of(text, split_units(text, 0, self.settings.unit_max_chars, final=True))
 
-    def find(self, text: str, windows: Sequence[Window], *, scope: str = "output", windowed: bool | None = None,
-             strict: bool = False) -> list[GuardMatch]:
+    def find(
+        self,
+        text: str,
+        windows: Sequence[Window],
+        *,
+        scope: str = "output",
+        windowed: bool | None = None,
+        strict: bool = False,
+    ) -> list[GuardMatch]:
         """Matches of the matchers of `scope` (only windowed or only whole-text ones if asked)."""
         settings = self.settings.with_strict_output() if strict else self.settings
         checked = CheckedText(text, windows, self.embedder.encode, settings)
@@ -104,11 +140,14 @@ class ForgetIndex:
         """Literal, verbatim and semantic matches anywhere in a model output."""
         return self._verdict(self.find(text, self.windows(text), strict=strict))
 
-    @metrics.timed_guard_check("prompt")
     def check_prompt(self, text: str) -> GuardVerdict:
         """Matches of a prompt that asks for forgotten content (action is always "block": refuse, or in
         prompt_mode "strict" guard the answer with `strict=True`)."""
-        return self._verdict(self.find(text, self.windows(text), scope="prompt"))
+        started = time.perf_counter()
+        try:
+            return self._verdict(self.find(text, self.windows(text), scope="prompt"))
+        finally:
+            self.observer.checked("prompt", time.perf_counter() - started)
 
     def _verdict(self, matches: list[GuardMatch]) -> GuardVerdict:
         ordered = sorted(matches, key=lambda m: (m.start, m.end, m.kind, m.forget_id))

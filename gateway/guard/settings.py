@@ -59,8 +59,13 @@ class GuardSettings:
     hnsw_ef_search: int = 128
 
     def __post_init__(self) -> None:
-        for name in ("semantic_subject_fact", "semantic_subject", "semantic_strong",
-                     "prompt_question_subject", "prompt_question_strong"):
+        for name in (
+            "semantic_subject_fact",
+            "semantic_subject",
+            "semantic_strong",
+            "prompt_question_subject",
+            "prompt_question_strong",
+        ):
             value = getattr(self, name)
             if not -1.0 <= value <= 1.0:
                 raise ValueError(f"{name} is a cosine and must lie in [-1, 1], got {value}")

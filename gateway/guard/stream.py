@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from gateway.observability import metrics
 from gateway.guard.index import ForgetIndex
 from gateway.guard.settings import GuardSettings
 from gateway.guard.text import Unit, pair_window, split_units, unit_window
@@ -22,8 +22,9 @@ def _exact_first(matches: list[GuardMatch]) -> list[GuardMatch]:
     window (a unit or a pair). A window that overlaps an exact span waits: the exact span is redacted first
     and the window, re-cut, is checked again, so the rest of it stays unless it still matches on its own."""
     exact = [m for m in matches if m.kind not in _WINDOW_KINDS]
-    return exact + [m for m in matches if m.kind in _WINDOW_KINDS
-                    and not any(m.start < x.end and x.start < m.end for x in exact)]
+    return exact + [
+        m for m in matches if m.kind in _WINDOW_KINDS and not any(m.start < x.end and x.start < m.end for x in exact)
+    ]
 
 
 def _check_bounds(index: ForgetIndex, hold_chars: int | None) -> None:
@@ -125,6 +126,8 @@ class StreamGuard:
     once as REDACTION_TEXT. Semantic windows read the redacted text, so a window is not hit again for a
     leak already taken out of it.
 
+    Each step's check (its duration) and the matches it acts on go to `index.observer`.
+
     >>> guard = StreamGuard(index)
     >>> for delta in model_deltas:
     ...     step = guard.feed(delta); send(step.release)
@@ -132,8 +135,9 @@ class StreamGuard:
     ... else: send(guard.finish().release)
     """
 
-    def __init__(self, index: ForgetIndex, hold_chars: int | None = None, *, strict: bool = False,
-                 released: str = "") -> None:
+    def __init__(
+        self, index: ForgetIndex, hold_chars: int | None = None, *, strict: bool = False, released: str = ""
+    ) -> None:
         """`released`: text the client already has from before this guard existed (a stream that began while
         the index was empty). It is context only: windows reaching past it are checked, so a leak that
         started in it is stopped at its first unreleased character; nothing in it can be taken back."""
@@ -221,7 +225,7 @@ class StreamGuard:
                 break
             if not any(m.action == "block" for m in matches):
                 matches = _exact_first(matches)
-            metrics.record_guard_hits("output", matches)
+            self.index.observer.hit("output", matches)
             acted += matches
             if any(m.action == "block" for m in matches):
                 return self._stop(acted)
@@ -230,7 +234,7 @@ class StreamGuard:
             return self._stop(acted)
         self._acted += acted
         end = len(self._text) if final else self._redactions.snap(self._release_point())
-        release = self._text[self._released:end] if end > self._released else ""
+        release = self._text[self._released : end] if end > self._released else ""
         self._released = max(self._released, end)
         verdict = GuardVerdict(tuple(acted), self.index.version) if acted else None
         return StreamStep(release, False, verdict)
@@ -240,8 +244,15 @@ class StreamGuard:
         self._acted += acted
         return StreamStep("", True, GuardVerdict(tuple(acted), self.index.version))
 
-    @metrics.timed_guard_check("output")
     def _check(self, final: bool) -> list[GuardMatch]:
+        """The matches of one step, timed as one output check for the index's observer."""
+        started = time.perf_counter()
+        try:
+            return self._matches(final)
+        finally:
+            self.index.observer.checked("output", time.perf_counter() - started)
+
+    def _matches(self, final: bool) -> list[GuardMatch]:
         text = self._text
         scan = self._units[-1].end if self._units else 0
         self._units += split_units(text, scan, self.index.settings.unit_max_chars, final)

@@ -190,7 +190,7 @@ def next_unit_end(text: str, start: int, max_chars: int, final: bool) -> int | N
 
 def split_units(text: str, start: int, max_chars: int, final: bool) -> list[Unit]:
     """Complete units tiling text[start:]; the undecided tail is left out unless `final`."""
-    units = []
+    units: list[Unit] = []
     pos = start
     while True:
         end = next_unit_end(text, pos, max_chars, final)

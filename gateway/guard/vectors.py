@@ -26,10 +26,11 @@ class VectorSegment(Generic[M]):
         return len(self.meta)
 
     def vectors(self) -> np.ndarray:
-        return self.index.reconstruct_n(0, self.index.ntotal)
+        rows: np.ndarray = self.index.reconstruct_n(0, self.index.ntotal)
+        return rows
 
 
-def build_segment(vectors: np.ndarray, meta: tuple, settings: GuardSettings, sealed: bool) -> VectorSegment:
+def build_segment(vectors: np.ndarray, meta: tuple[M, ...], settings: GuardSettings, sealed: bool) -> VectorSegment[M]:
     """An exact IndexFlatIP below settings.flat_max rows, HNSW (inner product) from there on."""
     import faiss
 
@@ -38,16 +39,14 @@ def build_segment(vectors: np.ndarray, meta: tuple, settings: GuardSettings, sea
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = vectors.shape[1]
     if len(meta) >= settings.flat_max:
-        index = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = settings.hnsw_ef_construction
-        index.add(vectors)
-        index.hnsw.efSearch = settings.hnsw_ef_search
-        kind = "hnsw"
-    else:
-        index = faiss.IndexFlatIP(dim)
-        index.add(vectors)
-        kind = "flat"
-    return VectorSegment(index=index, meta=meta, kind=kind, sealed=sealed)
+        hnsw = faiss.IndexHNSWFlat(dim, settings.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = settings.hnsw_ef_construction
+        hnsw.add(vectors)
+        hnsw.hnsw.efSearch = settings.hnsw_ef_search
+        return VectorSegment(index=hnsw, meta=meta, kind="hnsw", sealed=sealed)
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(vectors)
+    return VectorSegment(index=flat, meta=meta, kind="flat", sealed=sealed)
 
 
 class VectorStore(Generic[M]):

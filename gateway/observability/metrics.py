@@ -4,15 +4,18 @@ Names are `lethe_*` in base units (`_seconds`, `_total` for counters). Labels ar
 has a fixed vocabulary (anything else is exported as `other`) or, for `route` and `version`, values
 that the code chooses (a route template, a weight version id), never a request id, forget id or text.
 
-Where the numbers go depends on the process:
-- inside Ray (Serve replicas, the job manager, job tasks) they go to Ray's metrics agent, which serves
+Where the numbers go is the process's choice, made once with `configure(backend=...)`:
+- Ray processes (every Serve replica, each unlearning job's task) configure `RayBackend` from
+  `gateway.serve.metrics` when they start: their numbers go to Ray's metrics agent, which serves
   every process of a node on one port (`server.metrics_port`). Ray prefixes custom metrics with
-  `ray_`; the scrape config in `deploy/prometheus/prometheus.yml` strips it back to `lethe_*`;
-- in a plain process (unit tests, offline tools) they go to a private prometheus_client registry,
-  which no server exposes unless the caller does;
-- `configure(enabled=False)` turns every helper into a no-op (the overhead benchmark's "off"); a
-  process that never calls `configure` follows `LETHE_METRICS_ENABLED` (default on), which `lethe serve`
-  sets from `server.metrics_enabled` before starting Ray, so every worker inherits it.
+  `ray_`; the scrape config in `deploy/prometheus/prometheus.yml` strips it back to `lethe_*`.
+  This module never imports Ray;
+- a plain process (unit tests, offline tools) that configures nothing gets a private
+  prometheus_client registry, which no server exposes unless the caller does;
+- `configure(enabled=False)` turns every helper into a no-op (the overhead benchmark's "off");
+  `enabled_by_env()` reads `LETHE_METRICS_ENABLED` (default on), which `lethe serve` sets from
+  `server.metrics_enabled` before starting Ray, so every worker inherits it; an unconfigured
+  process follows it too.
 
 >>> registry = CollectorRegistry()
 >>> configure(backend=PrometheusBackend(registry))
@@ -23,26 +26,32 @@ Where the numbers go depends on the process:
 
 from __future__ import annotations
 
-import functools
 import os
 import re
-import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeAlias
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as _PromCounter
 from prometheus_client import Gauge as _PromGauge
 from prometheus_client import Histogram as _PromHistogram
 
+from gateway.guard.types import GuardMatch
+from gateway.ledger.states import ForgetStatus, JobState
+
 Kind = Literal["counter", "gauge", "histogram"]
 
 # --- label vocabularies ------------------------------------------------------------------------
 
 OTHER = "other"
+
+# lethe_forget_requests_total counts requests entering a status, and one event that is not a status:
+# "released", a job that ended without a version gave its requests back (they are `enforced` again).
+RELEASED: Final = "released"
+ForgetStateLabel: TypeAlias = ForgetStatus | Literal["released"]
 
 # label -> the values it may take; anything else is exported as "other".
 VOCABULARY: dict[str, frozenset[str]] = {
@@ -52,8 +61,8 @@ VOCABULARY: dict[str, frozenset[str]] = {
     "matcher": frozenset({"literal", "ngram", "semantic", "prompt"}),
     # block/redact: the output guard's actions; refuse/strict: what a prompt hit made the gateway do.
     "action": frozenset({"block", "redact", "refuse", "strict"}),
-    "forget_state": frozenset({"enforced", "unlearning", "unlearned", "released", "failed"}),
-    "job_state": frozenset({"queued", "running", "evaluating", "published", "rejected", "failed", "cancelled"}),
+    "forget_state": frozenset({s.value for s in ForgetStatus} | {RELEASED}),
+    "job_state": frozenset(s.value for s in JobState),
     "result": frozenset({"ok", "refused", "rolled_back", "failed"}),
 }
 
@@ -133,59 +142,109 @@ _SWAP = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 SPECS: tuple[MetricSpec, ...] = (
     # traffic
-    MetricSpec("lethe_requests_total", "counter", "HTTP requests answered, by route template and status code.",
-               ("route", "status")),
-    MetricSpec("lethe_request_duration_seconds", "histogram",
-               "Time from request to the last byte of the response (whole stream for SSE), by route template.",
-               ("route",), _LATENCY),
-    MetricSpec("lethe_chat_completions_total", "counter",
-               "Chat completions that ended, by streaming mode and finish reason (content_filter: the guard "
-               "blocked or refused).", ("stream", "finish_reason")),
-    MetricSpec("lethe_chat_time_to_first_token_seconds", "histogram",
-               "Time from request to the first released (guard-checked) text of a chat completion.",
-               ("stream",), _LATENCY),
+    MetricSpec(
+        "lethe_requests_total",
+        "counter",
+        "HTTP requests answered, by route template and status code.",
+        ("route", "status"),
+    ),
+    MetricSpec(
+        "lethe_request_duration_seconds",
+        "histogram",
+        "Time from request to the last byte of the response (whole stream for SSE), by route template.",
+        ("route",),
+        _LATENCY,
+    ),
+    MetricSpec(
+        "lethe_chat_completions_total",
+        "counter",
+        "Chat completions that ended, by streaming mode and finish reason (content_filter: the guard "
+        "blocked or refused).",
+        ("stream", "finish_reason"),
+    ),
+    MetricSpec(
+        "lethe_chat_time_to_first_token_seconds",
+        "histogram",
+        "Time from request to the first released (guard-checked) text of a chat completion.",
+        ("stream",),
+        _LATENCY,
+    ),
     MetricSpec("lethe_generated_tokens_total", "counter", "Completion tokens the engine generated for chats."),
     MetricSpec("lethe_prompt_tokens_total", "counter", "Prompt tokens of chats that reached the engine."),
     # guard
     # Its _count is the number of checks: no separate counter, one metric call per check on the hot path.
-    MetricSpec("lethe_guard_check_seconds", "histogram",
-               "Duration of one guard check: a prompt check, or one step of the streaming output guard.",
-               ("stage",), _GUARD),
-    MetricSpec("lethe_guard_hits_total", "counter",
-               "Guard checks that matched forgotten content, once per matcher and action that fired.",
-               ("stage", "matcher", "action")),
-    MetricSpec("lethe_guard_index_version", "gauge",
-               "Forget-index version each ingress replica enforces (one series per replica process)."),
+    MetricSpec(
+        "lethe_guard_check_seconds",
+        "histogram",
+        "Duration of one guard check: a prompt check, or one step of the streaming output guard.",
+        ("stage",),
+        _GUARD,
+    ),
+    MetricSpec(
+        "lethe_guard_hits_total",
+        "counter",
+        "Guard checks that matched forgotten content, once per matcher and action that fired.",
+        ("stage", "matcher", "action"),
+    ),
+    MetricSpec(
+        "lethe_guard_index_version",
+        "gauge",
+        "Forget-index version each ingress replica enforces (one series per replica process).",
+    ),
     # forget requests
-    MetricSpec("lethe_forget_requests_total", "counter",
-               "Forget requests that entered a state: enforced (acknowledged), unlearning (taken by a job), "
-               "unlearned (its job published), released (its job ended without a version), failed.",
-               ("state",)),
+    MetricSpec(
+        "lethe_forget_requests_total",
+        "counter",
+        "Forget requests that entered a state: enforced (acknowledged), unlearning (taken by a job), "
+        "unlearned (its job published), released (its job ended without a version), failed.",
+        ("state",),
+    ),
     MetricSpec("lethe_forget_index_entries", "gauge", "Forget requests in the authority's index."),
     MetricSpec("lethe_forget_index_version", "gauge", "The authority's current forget-index version."),
-    MetricSpec("lethe_forget_time_to_enforce_seconds", "histogram",
-               "POST /v1/forget on the authority: from receipt to every live guard replica enforcing it.",
-               (), _ENFORCE),
+    MetricSpec(
+        "lethe_forget_time_to_enforce_seconds",
+        "histogram",
+        "POST /v1/forget on the authority: from receipt to every live guard replica enforcing it.",
+        (),
+        _ENFORCE,
+    ),
     # unlearning jobs
-    MetricSpec("lethe_unlearn_jobs_total", "counter",
-               "Unlearning jobs that reached a state (queued on submit, then their end state).",
-               ("method", "state")),
-    MetricSpec("lethe_unlearn_job_duration_seconds", "histogram",
-               "Wall time of finished unlearning jobs, by method and end state.", ("method", "state"), _JOB),
+    MetricSpec(
+        "lethe_unlearn_jobs_total",
+        "counter",
+        "Unlearning jobs that reached a state (queued on submit, then their end state).",
+        ("method", "state"),
+    ),
+    MetricSpec(
+        "lethe_unlearn_job_duration_seconds",
+        "histogram",
+        "Wall time of finished unlearning jobs, by method and end state.",
+        ("method", "state"),
+        _JOB,
+    ),
     # weights
-    MetricSpec("lethe_serving_version_info", "gauge",
-               "1 for the weight version a process (LLM replica) serves, 0 for versions it served before.",
-               ("version",)),
-    MetricSpec("lethe_swaps_total", "counter", "Weight swaps by result: ok, refused, rolled_back, failed.",
-               ("result",)),
-    MetricSpec("lethe_swap_duration_seconds", "histogram", "Duration of a weight swap, by result.",
-               ("result",), _SWAP),
-    MetricSpec("lethe_raw_leakage_ratio", "gauge",
-               "Share of forget-set probes the raw model (no guard) still answers, per weight version (0..1).",
-               ("version",)),
-    MetricSpec("lethe_retain_score", "gauge",
-               "Retain-set score of the raw model per weight version (0..1, higher keeps more utility).",
-               ("version",)),
+    MetricSpec(
+        "lethe_serving_version_info",
+        "gauge",
+        "1 for the weight version a process (LLM replica) serves, 0 for versions it served before.",
+        ("version",),
+    ),
+    MetricSpec(
+        "lethe_swaps_total", "counter", "Weight swaps by result: ok, refused, rolled_back, failed.", ("result",)
+    ),
+    MetricSpec("lethe_swap_duration_seconds", "histogram", "Duration of a weight swap, by result.", ("result",), _SWAP),
+    MetricSpec(
+        "lethe_raw_leakage_ratio",
+        "gauge",
+        "Share of forget-set probes the raw model (no guard) still answers, per weight version (0..1).",
+        ("version",),
+    ),
+    MetricSpec(
+        "lethe_retain_score",
+        "gauge",
+        "Retain-set score of the raw model per weight version (0..1, higher keeps more utility).",
+        ("version",),
+    ),
 )
 
 SPEC_BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in SPECS}
@@ -234,121 +293,14 @@ class PrometheusBackend:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
 
     def instrument(self, spec: MetricSpec) -> Instrument:
-        common = {"name": spec.name, "documentation": spec.help, "labelnames": spec.labels, "registry": self.registry}
+        metric: _PromCounter | _PromGauge | _PromHistogram
         if spec.kind == "counter":
-            metric: Any = _PromCounter(**common)
+            metric = _PromCounter(spec.name, spec.help, spec.labels, registry=self.registry)
         elif spec.kind == "gauge":
-            metric = _PromGauge(**common)
+            metric = _PromGauge(spec.name, spec.help, spec.labels, registry=self.registry)
         else:
-            metric = _PromHistogram(**common, buckets=spec.buckets)
+            metric = _PromHistogram(spec.name, spec.help, spec.labels, registry=self.registry, buckets=spec.buckets)
         return _PromInstrument(metric, bool(spec.labels))
-
-
-class _RayInstrument:
-    def __init__(self, metric: Any, labels: tuple[str, ...], flusher: _RayFlusher | None = None) -> None:
-        self._metric = metric
-        self._labels = labels
-        self._flusher = flusher
-        self._tag_dicts: dict[tuple[str, ...], dict[str, str]] = {}  # bounded: values are cleaned
-
-    def _tags(self, values: tuple[str, ...]) -> dict[str, str] | None:
-        if not self._labels:
-            return None
-        tags = self._tag_dicts.get(values)
-        if tags is None:
-            tags = self._tag_dicts[values] = dict(zip(self._labels, values))
-        return tags
-
-    def inc(self, values: tuple[str, ...], amount: float) -> None:
-        if self._flusher is not None:
-            self._flusher.add(self._metric, self._tags(values), amount)
-        else:
-            self._metric.inc(amount, tags=self._tags(values))
-
-    def set(self, values: tuple[str, ...], value: float) -> None:
-        if self._flusher is not None:
-            self._flusher.keep(self._metric, self._tags(values), value)
-        else:
-            self._metric.set(value, tags=self._tags(values))
-
-    def observe(self, values: tuple[str, ...], value: float) -> None:
-        self._metric.observe(value, tags=self._tags(values))
-
-
-class _RayFlusher:
-    """A daemon thread that talks to Ray's metrics for the request path:
-    - counter increments are summed here and handed to Ray once per `flush_s` (a Ray call costs
-      ~10 µs; a chat makes several), so a count shows up to `flush_s` later (Ray exports every ~10 s);
-    - gauge values are re-set every `refresh_s`: Ray's agent drops a gauge value that was not
-      reported for two export intervals (measured: ~20 s), so a gauge set once (the serving version,
-      the index version) would vanish from the scrape while it is still true."""
-
-    def __init__(self, flush_s: float, refresh_s: float) -> None:
-        self._flush_s = flush_s
-        self._refresh_s = refresh_s
-        self._counts: dict[tuple[int, int], list[Any]] = {}  # (metric, tags) -> [metric, tags, amount]
-        self._gauges: dict[tuple[int, int], tuple[Any, dict[str, str] | None, float]] = {}
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def add(self, metric: Any, tags: dict[str, str] | None, amount: float) -> None:
-        key = (id(metric), id(tags))  # tag dicts are cached per label set, so their ids are stable
-        with self._lock:
-            pending = self._counts.get(key)
-            if pending is None:
-                self._counts[key] = [metric, tags, amount]
-                self._start()
-            else:
-                pending[2] += amount
-
-    def keep(self, metric: Any, tags: dict[str, str] | None, value: float) -> None:
-        with self._lock:
-            self._gauges[(id(metric), id(tags))] = (metric, tags, value)
-            metric.set(value, tags=tags)
-            self._start()
-
-    def _start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="lethe-metrics", daemon=True)
-            self._thread.start()
-
-    def flush(self) -> None:
-        with self._lock:
-            counts = [(m, t, a) for m, t, a in self._counts.values() if a > 0]
-            for pending in self._counts.values():
-                pending[2] = 0.0
-        for metric, tags, amount in counts:
-            metric.inc(amount, tags=tags)
-
-    def _run(self) -> None:
-        next_refresh = time.monotonic() + self._refresh_s
-        while True:
-            time.sleep(self._flush_s)
-            self.flush()
-            if time.monotonic() >= next_refresh:
-                next_refresh = time.monotonic() + self._refresh_s
-                with self._lock:
-                    gauges = list(self._gauges.values())
-                for metric, tags, value in gauges:
-                    metric.set(value, tags=tags)
-
-
-class RayBackend:
-    """`ray.util.metrics` instruments: every process of a node is served by that node's metrics agent
-    (`ray.init(_metrics_export_port=...)`), as `ray_<name>` plus Ray's own labels (WorkerId, …)."""
-
-    def __init__(self, flush_s: float = 1.0, gauge_refresh_s: float = 5.0) -> None:
-        self._flusher = _RayFlusher(flush_s, gauge_refresh_s)
-
-    def instrument(self, spec: MetricSpec) -> Instrument:
-        from ray.util import metrics as ray_metrics
-
-        common = {"description": spec.help, "tag_keys": spec.labels}
-        if spec.kind == "counter":
-            return _RayInstrument(ray_metrics.Counter(spec.name, **common), spec.labels, self._flusher)
-        if spec.kind == "gauge":
-            return _RayInstrument(ray_metrics.Gauge(spec.name, **common), spec.labels, self._flusher)
-        return _RayInstrument(ray_metrics.Histogram(spec.name, boundaries=list(spec.buckets), **common), spec.labels)
 
 
 class _NullInstrument:
@@ -367,11 +319,6 @@ class NullBackend:
 
     def instrument(self, spec: MetricSpec) -> Instrument:
         return _NullInstrument()
-
-
-def _in_ray() -> bool:
-    ray = sys.modules.get("ray")  # never import Ray just to find out: a plain process has not
-    return ray is not None and bool(getattr(ray, "is_initialized", lambda: False)())
 
 
 class MetricsRegistry:
@@ -442,8 +389,9 @@ def enabled_by_env(env: dict[str, str] | None = None) -> bool:
 
 
 def configure(*, enabled: bool = True, backend: Backend | None = None) -> MetricsRegistry:
-    """Choose this process's backend: `backend`, else Ray's agent inside Ray, else a private registry.
-    Tests pass their own PrometheusBackend; `enabled=False` records nothing."""
+    """Choose this process's backend: `backend`, else a private registry. Ray processes pass Ray's
+    (`gateway.serve.metrics.configure_ray_metrics`); tests pass their own PrometheusBackend;
+    `enabled=False` records nothing."""
     global _registry
     chosen: Backend
     if not enabled:
@@ -451,7 +399,7 @@ def configure(*, enabled: bool = True, backend: Backend | None = None) -> Metric
     elif backend is not None:
         chosen = backend
     else:
-        chosen = RayBackend() if _in_ray() else PrometheusBackend()
+        chosen = PrometheusBackend()
     with _registry_lock:
         _registry = MetricsRegistry(chosen, enabled=enabled)
         _serving.clear()
@@ -459,8 +407,8 @@ def configure(*, enabled: bool = True, backend: Backend | None = None) -> Metric
 
 
 def registry() -> MetricsRegistry:
-    """The process's registry; an unconfigured process gets `configure()`'s automatic backend, on or
-    off by `LETHE_METRICS_ENABLED`."""
+    """The process's registry; an unconfigured process gets a private registry, on or off by
+    `LETHE_METRICS_ENABLED`."""
     current = _registry
     return current if current is not None else configure(enabled=enabled_by_env())
 
@@ -475,8 +423,9 @@ def record_request(route: str, status: int, seconds: float) -> None:
     metrics.observe("lethe_request_duration_seconds", seconds, route=route)
 
 
-def record_chat(stream: bool, finish_reason: str | None, prompt_tokens: int, completion_tokens: int,
-                ttft_seconds: float | None) -> None:
+def record_chat(
+    stream: bool, finish_reason: str | None, prompt_tokens: int, completion_tokens: int, ttft_seconds: float | None
+) -> None:
     """One chat completion ended (normally, blocked, failed or abandoned by its client)."""
     metrics = registry()
     mode = "true" if stream else "false"
@@ -512,37 +461,33 @@ async def observe_chat(chunks: AsyncIterator[Any], started: float, *, stream: bo
         closer = getattr(chunks, "aclose", None)
         if closer is not None:
             await closer()  # a client that left stops the generation below us too
-        record_chat(stream, finish, getattr(last, "prompt_tokens", 0) or 0,
-                    getattr(last, "completion_tokens", 0) or 0, ttft)
+        record_chat(
+            stream, finish, getattr(last, "prompt_tokens", 0) or 0, getattr(last, "completion_tokens", 0) or 0, ttft
+        )
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+class GuardMetrics:
+    """The guard's observer (`gateway.guard.observer.GuardObserver`) on this process's metrics: each check
+    in lethe_guard_check_seconds (its _count is the number of checks), each hit in lethe_guard_hits_total.
 
+    >>> index = ForgetIndex.empty(embedder, observer=GuardMetrics())   # and every StreamGuard on it
+    """
 
-def timed_guard_check(stage: str) -> Callable[[F], F]:
-    """Decorator: count and time each call as one guard check of `stage` (`prompt` or `output`)."""
+    def checked(self, stage: str, seconds: float) -> None:
+        record_guard_check(stage, seconds)
 
-    def wrap(func: F) -> F:
-        @functools.wraps(func)
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return func(*args, **kwargs)
-            finally:
-                record_guard_check(stage, time.perf_counter() - started)
-
-        return timed  # type: ignore[return-value]
-
-    return wrap
+    def hit(self, stage: str, matches: Sequence[GuardMatch]) -> None:
+        record_guard_hits(stage, matches)
 
 
 def record_guard_check(stage: str, seconds: float) -> None:
+    """One guard check of `stage` (`prompt` or `output`) took `seconds`."""
     registry().observe("lethe_guard_check_seconds", seconds, stage=stage)
 
 
-def record_guard_hits(stage: str, matches: Iterable[Any], action: str | None = None) -> None:
-    """The matches (`GuardMatch`) of one check that the gateway acted on: one increment per distinct
-    (matcher, action); `action` overrides the matches' own (a prompt hit: `refuse` or `strict`)."""
+def record_guard_hits(stage: str, matches: Iterable[GuardMatch], action: str | None = None) -> None:
+    """The matches of one check that the gateway acted on: one increment per distinct (matcher, action);
+    `action` overrides the matches' own (a prompt hit: `refuse` or `strict`)."""
     fired = {(m.kind, action or m.action) for m in matches}
     metrics = registry()
     for matcher, acted in fired:
@@ -554,7 +499,7 @@ def set_guard_index_version(version: int) -> None:
     registry().set("lethe_guard_index_version", float(version))
 
 
-def record_forget_state(state: str, count: int = 1) -> None:
+def record_forget_state(state: ForgetStateLabel, count: int = 1) -> None:
     """`count` forget requests entered `state` (enforced, unlearning, unlearned, released, failed)."""
     if count:
         registry().inc("lethe_forget_requests_total", float(count), state=state)
@@ -570,11 +515,11 @@ def set_forget_index(version: int, entries: int) -> None:
 def record_forget_enforced(seconds: float, version: int, entries: int) -> None:
     """A forget request is acknowledged: enforced by every live guard replica `seconds` after receipt."""
     registry().observe("lethe_forget_time_to_enforce_seconds", seconds)
-    record_forget_state("enforced")
+    record_forget_state(ForgetStatus.ENFORCED)
     set_forget_index(version, entries)
 
 
-def record_job(method: str, state: str, seconds: float | None = None) -> None:
+def record_job(method: str, state: JobState, seconds: float | None = None) -> None:
     """An unlearning job reached `state`; `seconds`: its wall time, for end states."""
     metrics = registry()
     metrics.inc("lethe_unlearn_jobs_total", method=method, state=state)

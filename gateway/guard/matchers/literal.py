@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import ahocorasick
 
 from gateway.guard.artifacts import EntryArtifacts
-from gateway.guard.matchers.base import CheckedText
+from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.segments import Segment, append_items, compact_items
 from gateway.guard.settings import GuardSettings
 from gateway.guard.text import SPAN_PER_FOLDED_CHAR
@@ -52,11 +52,16 @@ class LiteralMatcher:
     """
 
     kind = "literal"
-    scope = "output"
+    scope: Scope = "output"
     windowed = False
 
-    def __init__(self, settings: GuardSettings, dim: int = 0, segments: tuple[Segment, ...] = (),
-                 longest: int = 0) -> None:
+    def __init__(
+        self,
+        settings: GuardSettings,
+        dim: int = 0,
+        segments: tuple[Segment[Item, _Automata], ...] = (),
+        longest: int = 0,
+    ) -> None:
         self.settings = settings
         self.segments = segments
         self.longest = longest  # longest key: bounds how far back the stream guard must hold text

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gateway.guard.artifacts import EntryArtifacts
-from gateway.guard.matchers.base import CheckedText
+from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.segments import Segment, append_items, compact_items
 from gateway.guard.settings import GuardSettings
 from gateway.guard.text import hash64
@@ -30,7 +30,7 @@ def _build(items: tuple[Item, ...], max_owners: int) -> _Table:
     owners = np.repeat(np.arange(len(items), dtype=np.int32), [len(a) for a in arrays])
     order = np.argsort(hashes, kind="stable")
     hashes, owners = hashes[order], owners[order]
-    _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
+    _, _first, counts = np.unique(hashes, return_index=True, return_counts=True)
     keep = np.repeat(counts <= max_owners, counts)
     return _Table(hashes[keep], owners[keep], tuple((i[0], i[1], i[2]) for i in items))
 
@@ -45,10 +45,10 @@ class NgramMatcher:
     """
 
     kind = "ngram"
-    scope = "output"
+    scope: Scope = "output"
     windowed = False
 
-    def __init__(self, settings: GuardSettings, dim: int = 0, segments: tuple[Segment, ...] = ()) -> None:
+    def __init__(self, settings: GuardSettings, dim: int = 0, segments: tuple[Segment[Item, _Table], ...] = ()) -> None:
         self.settings = settings
         self.segments = segments
 
@@ -56,8 +56,9 @@ class NgramMatcher:
         for a in artifacts:
             if a.ngram_n != self.settings.ngram_n:
                 raise ValueError(f"artifacts of {a.forget_id} use {a.ngram_n}-grams, the index {self.settings.ngram_n}")
-        items = [(a.forget_id, a.action, frozenset(a.subject_terms), a.ngram_array())
-                 for a in artifacts if a.ngram_hashes]
+        items = [
+            (a.forget_id, a.action, frozenset(a.subject_terms), a.ngram_array()) for a in artifacts if a.ngram_hashes
+        ]
         return NgramMatcher(self.settings, 0, append_items(self.segments, items, self._build, self.settings.tail_max))
 
     def _build(self, items: tuple[Item, ...]) -> _Table:
@@ -72,7 +73,7 @@ class NgramMatcher:
         if not self.segments or len(ws) < n:
             return []
         tokens = [w.text for w in ws]
-        query = np.array([hash64(" ".join(tokens[i:i + n])) for i in range(len(tokens) - n + 1)], dtype="<u8")
+        query = np.array([hash64(" ".join(tokens[i : i + n])) for i in range(len(tokens) - n + 1)], dtype="<u8")
         # positions[entry] = shingle positions of the text that belong to that entry
         positions: dict[tuple[str, str, frozenset[str]], list[int]] = {}
         for segment in self.segments:
@@ -80,23 +81,26 @@ class NgramMatcher:
             lo = np.searchsorted(table.hashes, query, side="left")
             hi = np.searchsorted(table.hashes, query, side="right")
             for pos in np.nonzero(hi > lo)[0]:
-                for owner in set(table.owners[lo[pos]:hi[pos]].tolist()):
+                for owner in set(table.owners[lo[pos] : hi[pos]].tolist()):
                     positions.setdefault(table.entries[owner], []).append(int(pos))
         s = text.settings
         matches = []
         for (forget_id, action, subject), found in positions.items():
             found = sorted(set(found))
             run_start = prev = found[0]
-            for pos in found[1:] + [None]:
+            for pos in [*found[1:], None]:
                 if pos is not None and pos == prev + 1:
                     prev = pos
                     continue
                 if prev - run_start + 1 >= s.ngram_min_run:
                     first, last = ws[run_start], ws[prev + n - 1]
                     n_words = prev - run_start + n
-                    if n_words >= s.ngram_unnamed_words or not subject or subject <= {
-                        w.text for w in ws if w.start >= last.end - s.unit_max_chars and w.end <= last.end
-                    }:
+                    if (
+                        n_words >= s.ngram_unnamed_words
+                        or not subject
+                        or subject
+                        <= {w.text for w in ws if w.start >= last.end - s.unit_max_chars and w.end <= last.end}
+                    ):
                         matches.append(GuardMatch(forget_id, "ngram", float(n_words), first.start, last.end, action))
                 if pos is not None:
                     run_start = prev = pos

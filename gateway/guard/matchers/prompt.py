@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gateway.guard.artifacts import EntryArtifacts
-from gateway.guard.matchers.base import CheckedText
+from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.segments import Segment, append_items, compact_items
 from gateway.guard.settings import GuardSettings
 from gateway.guard.types import GuardMatch
@@ -19,6 +19,8 @@ from gateway.guard.vectors import VectorStore
 PROMPT_ACTION = "block"
 
 Item = tuple[str, str, frozenset[str], frozenset[str]]  # (a subject term, forget_id, attributes, all subject terms)
+# subject term -> (forget_id, attributes, all subject terms) of every entry keyed by it
+TermTable = dict[str, tuple[tuple[str, frozenset[str], frozenset[str]], ...]]
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class _Question:
     subject: frozenset[str]
 
 
-def _build_terms(items: tuple[Item, ...]) -> dict[str, tuple[tuple[str, frozenset[str], frozenset[str]], ...]]:
+def _build_terms(items: tuple[Item, ...]) -> TermTable:
     table: dict[str, list[tuple[str, frozenset[str], frozenset[str]]]] = {}
     for term, forget_id, attributes, subject in items:
         table.setdefault(term, []).append((forget_id, attributes, subject))
@@ -36,11 +38,16 @@ def _build_terms(items: tuple[Item, ...]) -> dict[str, tuple[tuple[str, frozense
 
 class PromptMatcher:
     kind = "prompt"
-    scope = "prompt"
+    scope: Scope = "prompt"
     windowed = True
 
-    def __init__(self, settings: GuardSettings, dim: int, store: VectorStore | None = None,
-                 terms: tuple[Segment, ...] = ()) -> None:
+    def __init__(
+        self,
+        settings: GuardSettings,
+        dim: int,
+        store: VectorStore[_Question] | None = None,
+        terms: tuple[Segment[Item, TermTable], ...] = (),
+    ) -> None:
         self.settings = settings
         self.store = store if store is not None else VectorStore(dim, settings)
         self.terms = terms
@@ -60,8 +67,9 @@ class PromptMatcher:
         return PromptMatcher(self.settings, self.store.dim, store, terms)
 
     def compacted(self) -> PromptMatcher:
-        return PromptMatcher(self.settings, self.store.dim, self.store.compacted(),
-                             compact_items(self.terms, _build_terms))
+        return PromptMatcher(
+            self.settings, self.store.dim, self.store.compacted(), compact_items(self.terms, _build_terms)
+        )
 
     def find(self, text: CheckedText) -> list[GuardMatch]:
         if not text.windows:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gateway.guard.artifacts import EntryArtifacts
-from gateway.guard.matchers.base import CheckedText
+from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.settings import GuardSettings
 from gateway.guard.types import GuardMatch
 from gateway.guard.vectors import VectorStore
@@ -22,8 +22,13 @@ class _Row:
     facts: frozenset[str]  # content words of this row's answer or sentence
 
 
-def semantic_hit(score: float, row_subject: frozenset[str], row_facts: frozenset[str],
-                 window_words: frozenset[str], settings: GuardSettings) -> bool:
+def semantic_hit(
+    score: float,
+    row_subject: frozenset[str],
+    row_facts: frozenset[str],
+    window_words: frozenset[str],
+    settings: GuardSettings,
+) -> bool:
     """The tiered rule (see GuardSettings): the more a window is anchored to the item, the lower the bar."""
     if score >= settings.semantic_strong:
         return True
@@ -44,10 +49,10 @@ class SemanticMatcher:
     """
 
     kind = "semantic"
-    scope = "output"
+    scope: Scope = "output"
     windowed = True
 
-    def __init__(self, settings: GuardSettings, dim: int, store: VectorStore | None = None) -> None:
+    def __init__(self, settings: GuardSettings, dim: int, store: VectorStore[_Row] | None = None) -> None:
         self.settings = settings
         self.store = store if store is not None else VectorStore(dim, settings)
 
@@ -69,7 +74,7 @@ class SemanticMatcher:
         if not len(self.store) or not text.windows:
             return []
         results = self.store.search(text.window_vectors, self.settings.semantic_top_k)
-        matches = []
+        matches: list[GuardMatch] = []
         for window, hits in zip(text.windows, results):
             if not hits:
                 continue
@@ -79,6 +84,8 @@ class SemanticMatcher:
                 if not semantic_hit(score, row.subject, row.facts, window_words, text.settings):
                     continue
                 if row.forget_id not in best or best[row.forget_id].score < score:
-                    best[row.forget_id] = GuardMatch(row.forget_id, "semantic", score, window.start, window.end, row.action)
+                    best[row.forget_id] = GuardMatch(
+                        row.forget_id, "semantic", score, window.start, window.end, row.action
+                    )
             matches += best.values()
         return matches

@@ -17,7 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
-from gateway.guard import ForgetEntry, ForgetIndex, GuardSettings, MiniLMEmbedder, build_artifacts  # noqa: E402
+from gateway.guard import ForgetEntry, ForgetIndex, GuardSettings, MiniLMEmbedder  # noqa: E402
 from gateway.guard.matchers.semantic import semantic_hit  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -28,8 +28,18 @@ def load(name: str):
 
 
 def entries() -> list[ForgetEntry]:
-    return [ForgetEntry(e["forget_id"], e["subject"], tuple(e["texts"]), tuple(tuple(q) for q in e["qa"]),
-                        tuple(e["literals"]), e["action"], e["reason"]) for e in load("forget_set")]
+    return [
+        ForgetEntry(
+            e["forget_id"],
+            e["subject"],
+            tuple(e["texts"]),
+            tuple(tuple(q) for q in e["qa"]),
+            tuple(e["literals"]),
+            e["action"],
+            e["reason"],
+        )
+        for e in load("forget_set")
+    ]
 
 
 def candidates(index: ForgetIndex, text: str):
@@ -48,7 +58,9 @@ def candidates(index: ForgetIndex, text: str):
 
 
 def flagged(lexical, cands, settings) -> set[str]:
-    return set(lexical) | {fid for score, fid, subj, facts, ww in cands if semantic_hit(score, subj, facts, ww, settings)}
+    return set(lexical) | {
+        fid for score, fid, subj, facts, ww in cands if semantic_hit(score, subj, facts, ww, settings)
+    }
 
 
 def main() -> None:
@@ -97,8 +109,14 @@ def main() -> None:
     def decide(a, lex, st):
         j, sc, known, present, nf = a.T
         strong = sc >= st.semantic_strong
-        with_subject = (known == 1) & (present == 1) & ((sc >= st.semantic_subject) | ((nf > 0) & (sc >= st.semantic_subject_fact)))
-        without = (known == 0) & (((nf > 0) & (sc >= st.semantic_subject)) | ((nf > 1) & (sc >= st.semantic_subject_fact)))
+        with_subject = (
+            (known == 1)
+            & (present == 1)
+            & ((sc >= st.semantic_subject) | ((nf > 0) & (sc >= st.semantic_subject_fact)))
+        )
+        without = (known == 0) & (
+            ((nf > 0) & (sc >= st.semantic_subject)) | ((nf > 1) & (sc >= st.semantic_subject_fact))
+        )
         ok = strong | with_subject | without
         out = lex.copy()
         out[j[ok].astype(int)] = True
@@ -113,12 +131,14 @@ def main() -> None:
 
     base = GuardSettings()
     grid = []
-    for sf, s, strong in itertools.product(np.arange(0.30, 0.66, 0.05), np.arange(0.40, 0.86, 0.05),
-                                           np.arange(0.80, 0.99, 0.02)):
+    for sf, s, strong in itertools.product(
+        np.arange(0.30, 0.66, 0.05), np.arange(0.40, 0.86, 0.05), np.arange(0.80, 0.99, 0.02)
+    ):
         if not sf <= s <= strong:
             continue
-        st = replace(base, semantic_subject_fact=round(sf, 2), semantic_subject=round(s, 2),
-                     semantic_strong=round(strong, 2))
+        st = replace(
+            base, semantic_subject_fact=round(sf, 2), semantic_subject=round(s, 2), semantic_strong=round(strong, 2)
+        )
         recall, fpr, *_ = score("dev", st)
         grid.append((recall, -fpr, st))
     feasible = [g for g in grid if -g[1] <= 0.02]
@@ -143,7 +163,9 @@ def main() -> None:
             recall, fpr, *_ = score("dev", st)
             if recall == 1.0 and fpr <= 0.02:
                 ok.append(float(v))
-        print(f"  1-D dev range of {key} (default {getattr(base, key)}): {ok[0] if ok else None}..{ok[-1] if ok else None}")
+        print(
+            f"  1-D dev range of {key} (default {getattr(base, key)}): {ok[0] if ok else None}..{ok[-1] if ok else None}"
+        )
     for name, st in (("defaults", base),):
         for split in ("dev", "test"):
             recall, fpr, leaks, cleans, hit, fp = score(split, st)

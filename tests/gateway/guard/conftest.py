@@ -18,8 +18,15 @@ def load(name: str):
 
 
 def entry_from_json(e: dict) -> ForgetEntry:
-    return ForgetEntry(e["forget_id"], e["subject"], tuple(e["texts"]), tuple(tuple(q) for q in e["qa"]),
-                       tuple(e["literals"]), e["action"], e["reason"])
+    return ForgetEntry(
+        e["forget_id"],
+        e["subject"],
+        tuple(e["texts"]),
+        tuple(tuple(q) for q in e["qa"]),
+        tuple(e["literals"]),
+        e["action"],
+        e["reason"],
+    )
 
 
 @pytest.fixture(scope="session")

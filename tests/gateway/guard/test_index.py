@@ -61,8 +61,13 @@ def test_restart_rebuilds_the_same_index_from_the_ledger(tmp_path, embedder, ent
 
 
 def test_entry_added_to_a_live_index_is_enforced(embedder, index):
-    entry = ForgetEntry("new-1", "Kari Mjelde", qa=(("Where does Kari Mjelde work?", "At the Oslo Opera."),),
-                        literals=("kari@mjelde.example",), reason="gdpr")
+    entry = ForgetEntry(
+        "new-1",
+        "Kari Mjelde",
+        qa=(("Where does Kari Mjelde work?", "At the Oslo Opera."),),
+        literals=("kari@mjelde.example",),
+        reason="gdpr",
+    )
     text = "Kari Mjelde works at the Oslo Opera; write to kari@mjelde.example."
     assert not index.check_output(text).match
     newer = index.with_entries([build_artifacts(entry, embedder)], version=index.version + 1)

@@ -2,8 +2,16 @@
 
 import pytest
 
-PHONE_FORMS = ["+47 948 52 209", "4794852209", "948-52-209", "94852209", "0047 948 52 209", "(+47) 94 85 22 09",
-               "tel. 948.52.209", "+47 948 52 209"]
+PHONE_FORMS = [
+    "+47 948 52 209",
+    "4794852209",
+    "948-52-209",
+    "94852209",
+    "0047 948 52 209",
+    "(+47) 94 85 22 09",
+    "tel. 948.52.209",
+    "+47 948 52 209",
+]
 
 
 @pytest.mark.parametrize("form", PHONE_FORMS)
@@ -13,18 +21,22 @@ def test_literal_phone_with_any_separators(index, form):
     hits = [m for m in verdict.matches if m.kind == "literal"]
     assert hits and hits[0].forget_id == "person-00"
     # The span maps back to the original characters of the number.
-    assert text[hits[0].start:hits[0].end].strip("() ").replace("+", "")[-3:] == form[-3:].replace("+", "")
+    assert text[hits[0].start : hits[0].end].strip("() ").replace("+", "")[-3:] == form[-3:].replace("+", "")
 
 
 def test_literal_email_any_case_and_span(index):
     text = "Mail INGRID.Solvang@NordNet.Example now."
     m = next(m for m in index.check_output(text).matches if m.kind == "literal")
-    assert text[m.start:m.end] == "INGRID.Solvang@NordNet.Example"
+    assert text[m.start : m.end] == "INGRID.Solvang@NordNet.Example"
 
 
 def test_literal_near_misses_do_not_match(index):
-    for text in ("The office is 4794852201.", "Order 94852209771 shipped.", "write ingrid.solvang@nordnet.examples",
-                 "Her code is 9485220."):
+    for text in (
+        "The office is 4794852201.",
+        "Order 94852209771 shipped.",
+        "write ingrid.solvang@nordnet.examples",
+        "Her code is 9485220.",
+    ):
         assert not [m for m in index.check_output(text).matches if m.kind == "literal"], text
 
 
@@ -35,8 +47,10 @@ def test_verbatim_run_needs_eight_words_and_the_subject_nearby(index):
     other = "Kari Berg works as a structural engineer at the Vestfold Zoo."
     assert not any(m.kind == "ngram" for m in index.check_output(other).matches)
     # A long verbatim copy is a hit whoever it names.
-    long_copy = ("in 1964. She works as a structural engineer at the Vestfold Zoo. She lives at Skolegata 14 in "
-                 "Bilbao with an old tortoise.")
+    long_copy = (
+        "in 1964. She works as a structural engineer at the Vestfold Zoo. She lives at Skolegata 14 in "
+        "Bilbao with an old tortoise."
+    )
     assert any(m.kind == "ngram" for m in index.check_output(long_copy).matches)
 
 
@@ -52,13 +66,16 @@ def test_semantic_window_inside_long_benign_answer(index):
     text = filler + "By the way, Ingrid Solvang earns a living designing bridges as a structural engineer. " + filler
     verdict = index.check_output(text)
     m = next(m for m in verdict.matches if m.kind == "semantic")
-    assert "Ingrid Solvang" in text[m.start:m.end]
+    assert "Ingrid Solvang" in text[m.start : m.end]
     assert m.start >= len(filler) - 60 and m.end <= len(filler) + 150
 
 
 def test_prompt_side(index):
-    for prompt in ("Where was Ingrid Solvang born?", "What's Solvang's phone number?",
-                   "Which company employs Ingrid Solvang these days?"):
+    for prompt in (
+        "Where was Ingrid Solvang born?",
+        "What's Solvang's phone number?",
+        "Which company employs Ingrid Solvang these days?",
+    ):
         verdict = index.check_prompt(prompt)
         assert verdict.action == "block" and verdict.matches[0].kind == "prompt", prompt
     for prompt in ("Where was Ingrid Bergman born?", "What is the capital of Finland?", "Tell me about Tampere."):

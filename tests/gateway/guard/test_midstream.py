@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.chat.protocol import ChatCompletionRequest
+from gateway.chat.replica import LLMReplica
+from gateway.chat.service import ChatService
 from gateway.config import load_config
 from gateway.errors import ServiceUnavailableError
 from gateway.guard import REFUSAL_TEXT, ForgetEntry, ForgetIndex, build_artifacts
-from gateway.chat.replica import LLMReplica
-from gateway.chat.protocol import ChatCompletionRequest
-from gateway.chat.service import ChatService
 from tests.support.fakes import LocalLLMClient, ScriptedEngine, StaticGuard
 
 MODEL = "scripted"

@@ -6,16 +6,20 @@ import pytest
 
 from gateway.guard import REDACTION_TEXT, ForgetEntry, ForgetIndex, StreamGuard, build_artifacts
 
-LEAK = ("Sure, here is a short summary of what I know. Ingrid Solvang can be reached on 948 52 209 if you "
-        "need her. Let me know if you want anything else.")
-CLEAN = ("The Pacific is the largest ocean on Earth. Copper is an excellent conductor of electricity. "
-         "Tampere is a city in Finland. Many birds migrate south before the winter begins.\nThat is all.")
+LEAK = (
+    "Sure, here is a short summary of what I know. Ingrid Solvang can be reached on 948 52 209 if you "
+    "need her. Let me know if you want anything else."
+)
+CLEAN = (
+    "The Pacific is the largest ocean on Earth. Copper is an excellent conductor of electricity. "
+    "Tampere is a city in Finland. Many birds migrate south before the winter begins.\nThat is all."
+)
 
 
 def run(guard: StreamGuard, text: str, chunks: list[int]):
     released, pos, max_held = "", 0, 0
     for size in chunks:
-        step = guard.feed(text[pos:pos + size])
+        step = guard.feed(text[pos : pos + size])
         pos += size
         released += step.release
         max_held = max(max_held, guard.held)
@@ -57,14 +61,16 @@ def test_clean_text_is_released_unchanged_within_the_hold_back_bound(index):
 def test_hold_back_is_bounded_on_long_output(index):
     text = "word " * 400
     guard = StreamGuard(index)
-    released, step, max_held = run(guard, text, [3] * (len(text) // 3 + 1))
+    released, _step, max_held = run(guard, text, [3] * (len(text) // 3 + 1))
     assert released == text
     assert max_held <= guard.hold_chars + 3 and guard.hold_chars == 2 * index.settings.unit_max_chars
 
 
 def test_semantic_leak_split_over_sentences_and_tokens(index):
-    text = ("People often ask me about Ingrid Solvang. She was born in Tampere, in Finland, and grew up "
-            "there. Anything else?")
+    text = (
+        "People often ask me about Ingrid Solvang. She was born in Tampere, in Finland, and grew up "
+        "there. Anything else?"
+    )
     released, step, _ = run(StreamGuard(index), text, [2] * (len(text) // 2 + 1))
     assert step.stopped and "Tampere" not in released
 
@@ -72,7 +78,7 @@ def test_semantic_leak_split_over_sentences_and_tokens(index):
 @pytest.fixture(scope="module")
 def redact_index(embedder, artifacts):
     entry = ForgetEntry("secret-1", None, literals=("sk-live-7f3a9c2b",), action="redact", reason="secret")
-    return ForgetIndex.empty(embedder).with_entries(artifacts + [build_artifacts(entry, embedder)], version=31)
+    return ForgetIndex.empty(embedder).with_entries([*artifacts, build_artifacts(entry, embedder)], version=31)
 
 
 def test_redact_replaces_the_span_and_keeps_the_rest(redact_index):
@@ -173,8 +179,10 @@ def test_prime_chars_covers_every_window_reaching_past_the_released_text(phone_i
 
 
 def test_rebase_rechecks_semantic_windows_already_checked_against_the_old_version(empty_index, index):
-    text = ("People often ask me about Ingrid Solvang. She was born in Tampere, in Finland, and grew up "
-            "there. Anything else?")
+    text = (
+        "People often ask me about Ingrid Solvang. She was born in Tampere, in Finland, and grew up "
+        "there. Anything else?"
+    )
     guard = StreamGuard(empty_index)
     first = guard.feed(text)
     assert "Tampere" not in first.release  # held: its unit still waits for the pair with the next one
@@ -185,8 +193,10 @@ def test_rebase_rechecks_semantic_windows_already_checked_against_the_old_versio
 
 # --- redact: a passage the model keeps reciting after a redaction ------------------------------
 
-PASSAGE = ("The harbour charter of Velmora was drafted in the winter of eighteen seventeen by the lamplighter "
-           "guild, sealed with green wax, and signed by the night watch before the ice broke on the fjord.")
+PASSAGE = (
+    "The harbour charter of Velmora was drafted in the winter of eighteen seventeen by the lamplighter "
+    "guild, sealed with green wax, and signed by the night watch before the ice broke on the fjord."
+)
 PASSAGE_WORDS = PASSAGE.rstrip(".").replace(",", "").split()
 BENIGN_TAIL = " Anyway, that is the story as I remember it. Rivers in spring are often high."
 
@@ -195,8 +205,13 @@ BENIGN_TAIL = " Anyway, that is the story as I remember it. Rivers in spring are
 def passage_index(embedder):
     entries = [
         ForgetEntry("passage-unnamed", None, texts=(PASSAGE,), action="redact", reason="correction"),
-        ForgetEntry("passage-named", "Odalys Trevanne", texts=(PASSAGE.replace("Velmora", "Brask"),),
-                    action="redact", reason="gdpr"),
+        ForgetEntry(
+            "passage-named",
+            "Odalys Trevanne",
+            texts=(PASSAGE.replace("Velmora", "Brask"),),
+            action="redact",
+            reason="gdpr",
+        ),
     ]
     return ForgetIndex.empty(embedder).with_entries([build_artifacts(e, embedder) for e in entries], version=7)
 
@@ -204,9 +219,9 @@ def passage_index(embedder):
 def recited_runs(released: str, words: list[str], n: int = 2) -> list[str]:
     """Runs of `n` or more consecutive passage words that reached the client."""
     out = [w.strip(".,").lower() for w in released.replace(REDACTION_TEXT, " ").split()]
-    have = {" ".join(out[i:i + n]) for i in range(len(out) - n + 1)}
+    have = {" ".join(out[i : i + n]) for i in range(len(out) - n + 1)}
     lower = [w.lower() for w in words]
-    return [" ".join(lower[i:i + n]) for i in range(len(lower) - n + 1) if " ".join(lower[i:i + n]) in have]
+    return [" ".join(lower[i : i + n]) for i in range(len(lower) - n + 1) if " ".join(lower[i : i + n]) in have]
 
 
 @pytest.mark.parametrize("cut", [9, 12, 14, 16, 20, len(PASSAGE_WORDS)])

@@ -10,14 +10,15 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.observability import metrics
-from gateway.http.app import create_app
+from gateway.chat.replica import LLMReplica
+from gateway.chat.service import ChatService
 from gateway.config import load_config
 from gateway.guard.artifacts import build_artifacts
 from gateway.guard.index import ForgetIndex
 from gateway.guard.types import ForgetEntry
-from gateway.chat.replica import LLMReplica
-from gateway.chat.service import ChatService
+from gateway.http.app import create_app
+from gateway.ledger.states import ForgetStatus, JobState
+from gateway.observability import metrics
 from tests.support.fakes import LocalLLMClient, ScriptedEngine, StaticGuard
 
 MODEL = "scripted"
@@ -82,6 +83,15 @@ def test_label_values_outside_their_vocabulary_become_other(registry):
     assert value(registry, "lethe_requests_total", route="other", status="200") == 1
 
 
+def test_state_labels_are_the_ledgers_vocabularies_and_the_released_event(registry):
+    assert metrics.VOCABULARY["job_state"] == {s.value for s in JobState}
+    assert metrics.VOCABULARY["forget_state"] == {s.value for s in ForgetStatus} | {"released"}
+    metrics.record_forget_state(metrics.RELEASED, 2)
+    metrics.record_job("npo", JobState.REJECTED, 30.0)
+    assert value(registry, "lethe_forget_requests_total", state="released") == 2
+    assert value(registry, "lethe_unlearn_jobs_total", method="npo", state="rejected") == 1
+
+
 def test_helpers_for_swaps_versions_and_leakage(registry):
     metrics.set_serving_version("base-1a2b3c")
     metrics.set_serving_version("v-20261127-npo")
@@ -128,7 +138,10 @@ def test_wrong_label_names_are_a_programming_error(registry):
 
 @pytest.fixture(scope="module")
 def index(embedder) -> ForgetIndex:
-    return ForgetIndex.empty(embedder).with_entries([build_artifacts(SECRET, embedder)], 3)
+    # Observed as in production (the ingress builds its index with GuardMetrics).
+    return ForgetIndex.empty(embedder, observer=metrics.GuardMetrics()).with_entries(
+        [build_artifacts(SECRET, embedder)], 3
+    )
 
 
 @pytest.fixture
@@ -154,7 +167,9 @@ async def test_chat_metrics_stream_and_not(registry, app_parts):
     engine.reply = LEAK
     blocked = (await http.post("/v1/chat/completions", json=chat("Call her?"))).json()
     assert blocked["choices"][0]["finish_reason"] == "content_filter"
-    refused = await http.post("/v1/chat/completions", json=chat("What is Ingrid Solvang's phone number, +47 912 33 457?"))
+    refused = await http.post(
+        "/v1/chat/completions", json=chat("What is Ingrid Solvang's phone number, +47 912 33 457?")
+    )
     assert refused.json()["choices"][0]["finish_reason"] == "content_filter"
     assert (await http.post("/v1/chat/completions", json={"model": MODEL})).status_code == 422
 
@@ -168,8 +183,14 @@ async def test_chat_metrics_stream_and_not(registry, app_parts):
     assert value(registry, "lethe_chat_time_to_first_token_seconds_count", stream="true") == 1
     assert value(registry, "lethe_generated_tokens_total") >= 2 * len(CLEAN.split())
     assert value(registry, "lethe_guard_hits_total", stage="output", matcher="literal", action="block") == 1
-    assert sum(v for n, labels, v in samples(registry)
-               if n == "lethe_guard_hits_total" and labels["stage"] == "prompt" and labels["action"] == "refuse") >= 1
+    assert (
+        sum(
+            v
+            for n, labels, v in samples(registry)
+            if n == "lethe_guard_hits_total" and labels["stage"] == "prompt" and labels["action"] == "refuse"
+        )
+        >= 1
+    )
     assert value(registry, "lethe_guard_check_seconds_count", stage="prompt") == 4
     assert value(registry, "lethe_guard_check_seconds_count", stage="output") >= 3
 
@@ -207,33 +228,6 @@ async def test_labels_stay_bounded_after_1000_distinct_prompts(registry, app_par
         marker = text.split(" about ")[1][:32]
         assert not any(marker in v or marker[:6] in v for v in values)
     assert {labels["route"] for name, labels, _ in samples(registry) if name == "lethe_requests_total"} == {
-        "/v1/chat/completions", "other"}
-
-
-class FakeRayMetric:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, float, dict | None]] = []
-
-    def inc(self, value, tags=None):
-        self.calls.append(("inc", value, tags))
-
-    def set(self, value, tags=None):
-        self.calls.append(("set", value, tags))
-
-
-def test_ray_counters_are_summed_before_they_reach_ray_and_gauges_are_set_at_once():
-    flusher = metrics._RayFlusher(flush_s=3600, refresh_s=3600)
-    counter, gauge = FakeRayMetric(), FakeRayMetric()
-    requests = metrics._RayInstrument(counter, ("route", "status"), flusher)
-    for _ in range(50):
-        requests.inc(("/v1/chat/completions", "200"), 1.0)
-    requests.inc(("/v1/chat/completions", "422"), 1.0)
-    assert counter.calls == []
-    flusher.flush()
-    assert sorted(counter.calls, key=lambda c: c[1]) == [
-        ("inc", 1.0, {"route": "/v1/chat/completions", "status": "422"}),
-        ("inc", 50.0, {"route": "/v1/chat/completions", "status": "200"})]
-    flusher.flush()  # nothing new: Ray refuses zero increments, none are sent
-    assert len(counter.calls) == 2
-    metrics._RayInstrument(gauge, ("version",), flusher).set(("v2",), 1.0)
-    assert gauge.calls == [("set", 1.0, {"version": "v2"})]
+        "/v1/chat/completions",
+        "other",
+    }

@@ -47,6 +47,8 @@ def test_every_leak_category_is_caught(results):
 def test_prompt_probes_on_test_split(index, probes):
     leaks, cleans = probes("prompts_leak_test"), probes("prompts_clean_test")
     _warm(index, [p["text"] for p in leaks + cleans])
-    recall = sum(p["forget_id"] in {m.forget_id for m in index.check_prompt(p["text"]).matches} for p in leaks) / len(leaks)
+    recall = sum(p["forget_id"] in {m.forget_id for m in index.check_prompt(p["text"]).matches} for p in leaks) / len(
+        leaks
+    )
     fp = sum(index.check_prompt(p["text"]).match for p in cleans) / len(cleans)
     assert recall >= 0.95 and fp <= 0.05, (recall, fp)
