@@ -26,58 +26,66 @@ class ConfigError(ValueError):
 
 
 class _Section(BaseModel):
+    # Field defaults are written `default=...`: type checkers read pydantic fields through
+    # dataclass_transform, which sees only the keyword, so `EngineConfig()` type-checks too.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class EngineConfig(_Section):
     """How each LLM replica builds its inference engine."""
 
-    backend: str = Field("vllm", description="Engine registry name (`vllm`; tests may register others).")
+    backend: str = Field(
+        default="vllm",
+        description="Engine registry name (`vllm`) or import path `package.module:Class` of an `Engine` "
+        "subclass, built as `Class(config, replica=...)` in every LLM replica (tests/support/engines.py).",
+    )
     model: str = Field(
-        DEFAULT_MODEL,
+        default=DEFAULT_MODEL,
         description="A prepared model name under `models_dir`, or a path to an HF safetensors folder.",
     )
     served_model_name: str | None = Field(
-        None, description="Model id clients send and `/v1/models` lists; defaults to the folder name."
+        default=None, description="Model id clients send and `/v1/models` lists; defaults to the folder name."
     )
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
-        "bfloat16", description="Weight and activation dtype (fp32 gives bit-stable greedy text on CPU)."
+        default="bfloat16", description="Weight and activation dtype (fp32 gives bit-stable greedy text on CPU)."
     )
-    max_model_len: int = Field(2048, ge=64, le=131072, description="Context length (prompt + completion).")
-    kv_cache_gb: float = Field(1.0, gt=0, le=512, description="KV cache size per replica in GiB (CPU backend).")
-    enforce_eager: bool = Field(True, description="Skip graph capture (required on CPU, faster start).")
-    seed: int = Field(0, description="Engine seed for sampling when a request gives none.")
-    max_num_seqs: int = Field(32, ge=1, le=1024, description="Sequences scheduled together per replica.")
+    max_model_len: int = Field(default=2048, ge=64, le=131072, description="Context length (prompt + completion).")
+    kv_cache_gb: float = Field(default=1.0, gt=0, le=512, description="KV cache size per replica in GiB (CPU backend).")
+    enforce_eager: bool = Field(default=True, description="Skip graph capture (required on CPU, faster start).")
+    seed: int = Field(default=0, description="Engine seed for sampling when a request gives none.")
+    max_num_seqs: int = Field(default=32, ge=1, le=1024, description="Sequences scheduled together per replica.")
     default_max_tokens: int = Field(
-        512, ge=1, description="Completion length when a request gives no max_tokens (capped by the context)."
+        default=512, ge=1, description="Completion length when a request gives no max_tokens (capped by the context)."
     )
-    cpu_threads: int = Field(1, ge=1, le=256, description="Threads each CPU engine may use.")
+    cpu_threads: int = Field(default=1, ge=1, le=256, description="Threads each CPU engine may use.")
 
 
 class ServerConfig(_Section):
     """The HTTP side and the Ray Serve deployment shape."""
 
-    host: str = Field("127.0.0.1", description="Address the HTTP proxy binds.")
-    port: int = Field(8000, ge=1, le=65535, description="HTTP port of the gateway.")
-    ingress_replicas: int = Field(1, ge=1, le=64, description="Replicas of the FastAPI ingress deployment.")
-    llm_replicas: int = Field(1, ge=1, le=64, description="Replicas of the LLM (vLLM) deployment.")
-    llm_num_cpus: float = Field(1.0, ge=0, description="Ray CPUs reserved per LLM replica.")
-    llm_num_gpus: float = Field(0.0, ge=0, description="Ray GPUs per LLM replica (0 on CPU nodes).")
+    host: str = Field(default="127.0.0.1", description="Address the HTTP proxy binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="HTTP port of the gateway.")
+    ingress_replicas: int = Field(default=1, ge=1, le=64, description="Replicas of the FastAPI ingress deployment.")
+    llm_replicas: int = Field(default=1, ge=1, le=64, description="Replicas of the LLM (vLLM) deployment.")
+    llm_num_cpus: float = Field(default=1.0, ge=0, description="Ray CPUs reserved per LLM replica.")
+    llm_num_gpus: float = Field(default=0.0, ge=0, description="Ray GPUs per LLM replica (0 on CPU nodes).")
     max_body_bytes: int = Field(
-        1_048_576 * 2, ge=1024, description="Largest request body accepted; larger ones get 413."
+        default=1_048_576 * 2, ge=1024, description="Largest request body accepted; larger ones get 413."
     )
-    request_timeout_s: float = Field(300.0, gt=0, description="Longest a chat request may run.")
-    ready_timeout_s: float = Field(5.0, gt=0, description="How long /readyz waits for the engine to answer.")
+    request_timeout_s: float = Field(default=300.0, gt=0, description="Longest a chat request may run.")
+    ready_timeout_s: float = Field(default=5.0, gt=0, description="How long /readyz waits for the engine to answer.")
     ray_address: str | None = Field(
-        None, description="Existing Ray cluster to join (`auto`, `ray://…`); default starts a local one."
+        default=None, description="Existing Ray cluster to join (`auto`, `ray://…`); default starts a local one."
     )
     metrics_port: int = Field(
-        8080, ge=1, le=65535,
+        default=8080,
+        ge=1,
+        le=65535,
         description="Port of Ray's metrics agent: the one Prometheus endpoint for every process of the node "
         "(set on the local Ray `lethe serve` starts; a joined cluster keeps its own).",
     )
     metrics_enabled: bool = Field(
-        True, description="Record Lethe's metrics (`lethe_*`). Off exists to measure their cost (benchmarks)."
+        default=True, description="Record Lethe's metrics (`lethe_*`). Off exists to measure their cost (benchmarks)."
     )
 
 
@@ -85,21 +93,23 @@ class GuardConfig(_Section):
     """The inference-time guard and how forget-index versions reach every ingress replica."""
 
     enabled: bool = Field(
-        True,
+        default=True,
         description="Check chats against the forget index. Off exists only to measure the guard's cost "
         "(benchmarks): with it off, forgotten content is NOT enforced.",
     )
     prompt_mode: Literal["refuse", "strict"] = Field(
-        "refuse",
+        default="refuse",
         description="A prompt asking for forgotten content: `refuse` without calling the engine, or "
         "`strict`: answer, guarding the output with lower thresholds.",
     )
     ack_timeout_s: float = Field(
-        10.0, gt=0, le=300, description="How long POST /v1/forget waits for a replica before evicting it."
+        default=10.0, gt=0, le=300, description="How long POST /v1/forget waits for a replica before evicting it."
     )
-    poll_timeout_s: float = Field(5.0, gt=0, le=60, description="Long-poll period of each ingress replica.")
+    poll_timeout_s: float = Field(default=5.0, gt=0, le=60, description="Long-poll period of each ingress replica.")
     embed_threads: int = Field(
-        1, ge=1, le=64,
+        default=1,
+        ge=1,
+        le=64,
         description="Threads embedding one window per process (ONNX Runtime or torch). 1 leaves the other cores "
         "to the engine; 2 halves the wall time of a window on an idle core but spins it (docs/guard.md).",
     )
@@ -108,27 +118,31 @@ class GuardConfig(_Section):
 class UnlearnConfig(_Section):
     """Unlearning jobs: the Ray resources each job asks for (GPU workers on a cluster)."""
 
-    num_cpus: float = Field(1.0, ge=0, description="Ray CPUs per job.")
-    num_gpus: float = Field(0.0, ge=0, description="Ray GPUs per job (CUDA is used when present).")
-    threads: int = Field(1, ge=1, le=256, description="Torch threads a CPU job may use.")
+    num_cpus: float = Field(default=1.0, ge=0, description="Ray CPUs per job.")
+    num_gpus: float = Field(default=0.0, ge=0, description="Ray GPUs per job (CUDA is used when present).")
+    threads: int = Field(default=1, ge=1, le=256, description="Torch threads a CPU job may use.")
 
 
 class SwapConfig(_Section):
     """Hot swaps of weight versions into the live LLM replicas (one replica at a time)."""
 
     auto_promote: bool = Field(
-        True, description="Promote a version as soon as an unlearning job publishes it (its gates passed)."
+        default=True, description="Promote a version as soon as an unlearning job publishes it (its gates passed)."
     )
     drain_timeout_s: float = Field(
-        120.0, gt=0, le=3600,
+        default=120.0,
+        gt=0,
+        le=3600,
         description="How long a replica waits for its requests in flight to finish before a swap gives up.",
     )
     smoke_prompt: str = Field(
-        "What is the capital of France?", min_length=1, description="Fixed prompt each swapped replica must answer."
+        default="What is the capital of France?",
+        min_length=1,
+        description="Fixed prompt each swapped replica must answer.",
     )
-    smoke_max_tokens: int = Field(16, ge=1, le=512, description="Greedy tokens generated by the smoke test.")
+    smoke_max_tokens: int = Field(default=16, ge=1, le=512, description="Greedy tokens generated by the smoke test.")
     smoke_expect: str | None = Field(
-        None, description="Regular expression the smoke answer must match (default: any non-empty text)."
+        default=None, description="Regular expression the smoke answer must match (default: any non-empty text)."
     )
 
     @field_validator("smoke_expect")
@@ -146,28 +160,32 @@ class ProbesConfig(_Section):
     """Leakage probes: the raw weights asked the forget set's questions, bypassing the guard."""
 
     enabled: bool = Field(
-        True, description="Run probes by themselves (after swaps, every interval_s); on-demand runs work either way."
+        default=True,
+        description="Run probes by themselves (after swaps, every interval_s); on-demand runs work either way.",
     )
-    interval_s: float = Field(3600.0, ge=0, description="Seconds between periodic runs (0: only after swaps and on demand).")
-    after_swap: bool = Field(True, description="Probe the new version right after every successful swap.")
+    interval_s: float = Field(
+        default=3600.0, ge=0, description="Seconds between periodic runs (0: only after swaps and on demand)."
+    )
+    after_swap: bool = Field(default=True, description="Probe the new version right after every successful swap.")
     retain_file: str | None = Field(
-        None, description="Retain QA pairs (JSON/JSONL) to score; default: neutral questions against the "
+        default=None,
+        description="Retain QA pairs (JSON/JSONL) to score; default: neutral questions against the "
         "base model's own answers, recorded the first time the base version is probed.",
     )
-    max_tokens: int = Field(48, ge=1, le=1024, description="Greedy tokens per probe answer.")
-    concurrency: int = Field(8, ge=1, le=256, description="Probe requests in flight at once.")
+    max_tokens: int = Field(default=48, ge=1, le=1024, description="Greedy tokens per probe answer.")
+    concurrency: int = Field(default=8, ge=1, le=256, description="Probe requests in flight at once.")
 
 
 class LetheConfig(_Section):
     """Everything `lethe serve` needs, validated before anything starts."""
 
-    home: Path = Field(Path("~/.lethe"), description="State directory (ledger, models, versions).")
-    models_dir: Path | None = Field(None, description="Prepared base models; defaults to `<home>/models`.")
+    home: Path = Field(default=Path("~/.lethe"), description="State directory (ledger, models, versions).")
+    models_dir: Path | None = Field(default=None, description="Prepared base models; defaults to `<home>/models`.")
     admin_token: str | None = Field(
-        None, description="Bearer token for operator routes; unset means operator routes answer 401."
+        default=None, description="Bearer token for operator routes; unset means operator routes answer 401."
     )
     db_url: str | None = Field(
-        None, description="Ledger database (SQLAlchemy URL); default SQLite at `<home>/ledger.db`."
+        default=None, description="Ledger database (SQLAlchemy URL); default SQLite at `<home>/ledger.db`."
     )
     engine: EngineConfig = Field(default_factory=EngineConfig)
     server: ServerConfig = Field(default_factory=ServerConfig)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -89,6 +89,7 @@ class ServiceUnavailableError(APIError):
 
 
 ErrorMap = Sequence[tuple[type[BaseException], Callable[[BaseException], APIError]]]
+T = TypeVar("T")
 
 
 def unwrap_remote_error(exc: BaseException) -> BaseException:
@@ -97,13 +98,14 @@ def unwrap_remote_error(exc: BaseException) -> BaseException:
     return cause if isinstance(cause, BaseException) else exc
 
 
-async def call_remote(coro: Awaitable[Any], *, timeout_s: float, service: str, code: str,
-                      errors: ErrorMap = (), timeout_hint: str = "") -> Any:
+async def call_remote(
+    coro: Awaitable[T], *, timeout_s: float, service: str, code: str, errors: ErrorMap = (), timeout_hint: str = ""
+) -> T:
     """Await `coro`; exceptions listed in `errors` (by their original type) become the API error
     their function returns, anything else a 503 naming `service`."""
     try:
         return await asyncio.wait_for(coro, timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise ServiceUnavailableError(
             f"the {service} did not answer within {timeout_s:g} s{timeout_hint}", code=code
         ) from None
@@ -112,6 +114,4 @@ async def call_remote(coro: Awaitable[Any], *, timeout_s: float, service: str, c
         for kind, to_error in errors:
             if isinstance(original, kind):
                 raise to_error(original) from None
-        raise ServiceUnavailableError(
-            f"the {service} is unavailable: {type(original).__name__}", code=code
-        ) from None
+        raise ServiceUnavailableError(f"the {service} is unavailable: {type(original).__name__}", code=code) from None

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
 from gateway.errors import WireModel
+
 
 class TextPart(WireModel):
     type: Literal["text"]

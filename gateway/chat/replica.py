@@ -12,32 +12,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.config import LetheConfig
 from gateway.chat.engines.base import (
     ENGINES,
     Engine,
+    EngineError,
     EngineInfo,
     GenerationChunk,
     PromptTooLongError,
     ReplicaSwappingError,
+    SamplingRequest,
     SamplingSpec,
+    StreamStart,
 )
+from gateway.config import LetheConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StreamStart:
-    """First item of every generation stream: who answers, with which weights, for how many tokens.
-
-    The ingress reads it before committing to a 200, so errors surface as proper statuses and the
-    `x-lethe-model-version` header names the weights that really produced the text.
-    """
-
-    model_version: str
-    replica: str
-    prompt_tokens: int
-    max_tokens: int
 
 
 class SwapError(RuntimeError):
@@ -46,13 +35,12 @@ class SwapError(RuntimeError):
 
 @dataclass(frozen=True)
 class SwapSettings:
-    """What one replica's swap needs (from the `swap` config section plus failpoints)."""
+    """What one replica's swap needs (from the `swap` config section)."""
 
     drain_timeout_s: float = 120.0
     smoke_prompt: str = "What is the capital of France?"
     smoke_max_tokens: int = 16
     smoke_expect: str | None = None
-    fail_smoke: bool = False  # test failpoint: this replica's smoke test fails
 
 
 class ChatTemplate:
@@ -66,7 +54,10 @@ class ChatTemplate:
             raise ValueError(f"the tokenizer in {model_path} has no chat template")
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        return self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        text = self._tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if not isinstance(text, str):  # tokenize=False returns the text; anything else is a tokenizer bug
+            raise TypeError(f"the chat template rendered {type(text).__name__}, not text")
+        return text
 
     def count(self, text: str) -> int:
         return len(self._tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -77,14 +68,16 @@ class LLMReplica:
 
     >>> replica = LLMReplica(config, replica_id="llm#0")
     >>> await replica.start()
-    >>> async for item in replica.generate([{"role": "user", "content": "Hi"}], {"max_tokens": 8}, "r1"):
+    >>> async for item in replica.generate([{"role": "user", "content": "Hi"}], SamplingRequest(max_tokens=8), "r1"):
     ...     print(item)
     """
 
     def __init__(self, config: LetheConfig, replica_id: str = "", engine: Engine | None = None) -> None:
         self._config = config
         self.replica_id = replica_id
-        self._engine = engine if engine is not None else ENGINES.create(config.engine.backend, config)
+        self._engine = (
+            engine if engine is not None else ENGINES.create(config.engine.backend, config, replica=replica_id)
+        )
         self._template: ChatTemplate | None = None
         # Swap gate: while closed, new requests are refused (the ingress retries another replica)
         # and the swap waits for the requests in flight, so each request runs on one version.
@@ -98,14 +91,12 @@ class LLMReplica:
         self._template = ChatTemplate(str(self._config.model_path))
         await self._engine.start()
 
-    def _sampling(self, prompt_tokens: int, params: dict[str, Any]) -> SamplingSpec:
+    def _sampling(self, prompt_tokens: int, asked: SamplingRequest) -> SamplingSpec:
         limit = self._config.engine.max_model_len
         room = limit - prompt_tokens
         if room < 1:
-            raise PromptTooLongError(
-                f"the prompt takes {prompt_tokens} tokens; this model's context is {limit} tokens"
-            )
-        requested = params.get("max_tokens")
+            raise PromptTooLongError(f"the prompt takes {prompt_tokens} tokens; this model's context is {limit} tokens")
+        requested = asked.max_tokens
         if requested is not None and requested > room:
             raise PromptTooLongError(
                 f"max_tokens={requested} plus the prompt's {prompt_tokens} tokens exceeds "
@@ -114,14 +105,14 @@ class LLMReplica:
         max_tokens = requested if requested is not None else min(self._config.engine.default_max_tokens, room)
         return SamplingSpec(
             max_tokens=max_tokens,
-            temperature=1.0 if params.get("temperature") is None else params["temperature"],
-            top_p=1.0 if params.get("top_p") is None else params["top_p"],
-            stop=tuple(params.get("stop") or ()),
-            seed=params.get("seed"),
+            temperature=1.0 if asked.temperature is None else asked.temperature,
+            top_p=1.0 if asked.top_p is None else asked.top_p,
+            stop=asked.stop,
+            seed=asked.seed,
         )
 
     async def generate(
-        self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str
+        self, messages: list[dict[str, str]], sampling: SamplingRequest, request_id: str
     ) -> AsyncIterator[StreamStart | GenerationChunk]:
         if self._template is None:
             raise RuntimeError("replica not started")
@@ -132,10 +123,10 @@ class LLMReplica:
         try:
             prompt = self._template.render(messages)
             prompt_tokens = self._template.count(prompt)
-            sampling = self._sampling(prompt_tokens, params)
+            spec = self._sampling(prompt_tokens, sampling)
             info = self.info()
-            yield StreamStart(info.model_version, self.replica_id, prompt_tokens, sampling.max_tokens)
-            async for chunk in self._engine.generate(prompt, sampling, request_id):
+            yield StreamStart(info.model_version, self.replica_id, prompt_tokens, spec.max_tokens)
+            async for chunk in self._engine.generate(prompt, spec, request_id):
                 yield chunk
         finally:
             self._inflight -= 1
@@ -166,7 +157,7 @@ class LLMReplica:
             try:
                 try:
                     await asyncio.wait_for(self._idle.wait(), settings.drain_timeout_s)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     raise SwapError(
                         f"replica {self.replica_id}: {self._inflight} request(s) still running after "
                         f"{settings.drain_timeout_s:g} s; weights not changed"
@@ -178,8 +169,13 @@ class LLMReplica:
                     answer = await self.smoke_test(settings)
                 except Exception as exc:
                     reason = str(exc) if isinstance(exc, SwapError) else f"{type(exc).__name__}: {exc}"
-                    log.error("swap to %s failed on %s: %s; restoring %s", model_version, self.replica_id,
-                              reason, previous.model_version)
+                    log.error(
+                        "swap to %s failed on %s: %s; restoring %s",
+                        model_version,
+                        self.replica_id,
+                        reason,
+                        previous.model_version,
+                    )
                     await self._engine.reload_weights(previous.model_path, previous.model_version)
                     raise SwapError(f"replica {self.replica_id}: {reason}; restored {previous.model_version}") from None
             finally:
@@ -200,11 +196,12 @@ class LLMReplica:
         """A fixed prompt, greedy: the weights must give a non-empty (and, if configured, expected) answer."""
         if self._template is None:
             raise RuntimeError("replica not started")
-        if settings.fail_smoke:
-            raise SwapError("smoke test failed: failpoint set for this replica")
         prompt = self._template.render([{"role": "user", "content": settings.smoke_prompt}])
         sampling = SamplingSpec(max_tokens=settings.smoke_max_tokens, temperature=0.0)
-        parts = [c.text async for c in self._engine.generate(prompt, sampling, f"smoke-{uuid.uuid4().hex}")]
+        try:
+            parts = [c.text async for c in self._engine.generate(prompt, sampling, f"smoke-{uuid.uuid4().hex}")]
+        except EngineError as exc:  # the new weights cannot generate at all: a failed smoke test
+            raise SwapError(f"smoke test failed: {exc}") from exc
         answer = "".join(parts)
         if not any(ch.isalnum() for ch in answer):
             raise SwapError(f"smoke test failed: empty answer {answer!r}")
@@ -214,8 +211,13 @@ class LLMReplica:
 
     def state(self) -> dict[str, Any]:
         info = self.info()
-        return {"replica": self.replica_id, "version": info.model_version, "path": info.model_path,
-                "swapping": self._swap_lock.locked(), "inflight": self._inflight}
+        return {
+            "replica": self.replica_id,
+            "version": info.model_version,
+            "path": info.model_path,
+            "swapping": self._swap_lock.locked(),
+            "inflight": self._inflight,
+        }
 
     async def shutdown(self) -> None:
         await self._engine.shutdown()

@@ -6,25 +6,42 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from gateway.chat.engines.base import EngineError, EngineInfo, GenerationChunk, ReplicaSwappingError
-from gateway.observability import metrics
+from gateway.chat.engines.base import (
+    EngineError,
+    EngineInfo,
+    GenerationChunk,
+    ReplicaSwappingError,
+    SamplingRequest,
+    StreamStart,
+)
+from gateway.chat.protocol import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Choice,
+    ChunkChoice,
+    DeltaMessage,
+    ModelCard,
+    ModelList,
+    ResponseMessage,
+    Usage,
+)
 from gateway.errors import APIError, BadRequestError, ModelNotFoundError, ServiceUnavailableError, unwrap_remote_error
 from gateway.guard.index import ForgetIndex
 from gateway.guard.stream import StreamGuard
 from gateway.guard.types import REFUSAL_TEXT, GuardVerdict
-from gateway.chat.replica import StreamStart
-from gateway.chat.protocol import ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, Choice, ChunkChoice, DeltaMessage, ModelCard, ModelList, ResponseMessage, Usage
+from gateway.observability import metrics
 
 
 class LLMClient(Protocol):
     """How the ingress reaches the LLM deployment (a Serve handle in production)."""
 
     def generate(
-        self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str
+        self, messages: list[dict[str, str]], sampling: SamplingRequest, request_id: str
     ) -> AsyncIterator[StreamStart | GenerationChunk]: ...
 
     async def health(self) -> bool: ...
@@ -109,10 +126,8 @@ class ChatService:
         try:
             healthy = await asyncio.wait_for(self._client.health(), self._ready_timeout_s)
             info = await asyncio.wait_for(self._client.info(), self._ready_timeout_s)
-        except asyncio.TimeoutError:
-            raise ServiceUnavailableError(
-                f"the engine did not answer within {self._ready_timeout_s:g} s"
-            ) from None
+        except TimeoutError:
+            raise ServiceUnavailableError(f"the engine did not answer within {self._ready_timeout_s:g} s") from None
         except Exception as exc:  # a dead or missing replica is "not ready", never a 500
             raise ServiceUnavailableError(f"the engine is not available: {unwrap_remote_error(exc)}") from None
         if not healthy:
@@ -151,14 +166,14 @@ class ChatService:
                     return self._refusal(completion_id, index.version, verdict)
                 strict = True
         messages = [{"role": m.role, "content": m.text()} for m in request.messages]
-        params = {
-            "max_tokens": request.requested_max_tokens(),
-            "temperature": request.temperature,
-            "top_p": request.top_p,
-            "stop": list(request.stop_list()),
-            "seed": request.seed,
-        }
-        iterator, first = await self._start_generation(messages, params, completion_id)
+        sampling = SamplingRequest(
+            max_tokens=request.requested_max_tokens(),
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stop=request.stop_list(),
+            seed=request.seed,
+        )
+        iterator, first = await self._start_generation(messages, sampling, completion_id)
         if not isinstance(first, StreamStart):
             raise ServiceUnavailableError("the engine answered out of protocol")
         self._model_version = first.model_version
@@ -179,14 +194,14 @@ class ChatService:
         )
 
     async def _start_generation(
-        self, messages: list[dict[str, str]], params: dict[str, Any], completion_id: str
+        self, messages: list[dict[str, str]], sampling: SamplingRequest, completion_id: str
     ) -> tuple[AsyncIterator[Any], Any]:
         """Open the engine stream and read its first item. A replica that is swapping weights
         refuses new requests: ask again (the router picks a replica), for up to `swap_retry_s`."""
         deadline = time.monotonic() + self._swap_retry_s
         delay = 0.02
         while True:
-            iterator = self._client.generate(messages, params, completion_id).__aiter__()
+            iterator = self._client.generate(messages, sampling, completion_id).__aiter__()
             try:
                 return iterator, await iterator.__anext__()
             except StopAsyncIteration:
@@ -211,8 +226,8 @@ class ChatService:
 
     @staticmethod
     async def _guarded(
-        chunks: AsyncIterator[GenerationChunk], source: GuardSource, guard: StreamGuard | None, strict: bool
-    ) -> AsyncIterator[GenerationChunk]:
+        chunks: AsyncGenerator[GenerationChunk, None], source: GuardSource, guard: StreamGuard | None, strict: bool
+    ) -> AsyncGenerator[GenerationChunk, None]:
         """Release text only once the guard checked every window covering it (see StreamGuard), against the
         index this replica serves *now*, not the one the stream started with: once `POST /v1/forget` is
         acknowledged (the follower swapped its index before acking), nothing this stream sends after
@@ -260,11 +275,13 @@ class ChatService:
             if step.stopped:
                 yield _blocked(step.release, sent, last)
                 return
-            yield GenerationChunk(step.release, last.prompt_tokens, last.completion_tokens, last.finish_reason or "stop")
+            yield GenerationChunk(
+                step.release, last.prompt_tokens, last.completion_tokens, last.finish_reason or "stop"
+            )
         finally:
             await chunks.aclose()  # a blocked response stops generating; so does a client that left
 
-    async def _chunks(self, iterator: AsyncIterator[Any]) -> AsyncIterator[GenerationChunk]:
+    async def _chunks(self, iterator: AsyncIterator[Any]) -> AsyncGenerator[GenerationChunk, None]:
         done = False
         try:
             async for item in iterator:

@@ -25,9 +25,13 @@ class OperatorClient:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> Any:
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, params: dict[str, Any] | None = None
+    ) -> Any:
         try:
-            resp = self._http.request(method, path, json=body, params={k: v for k, v in (params or {}).items() if v is not None})
+            resp = self._http.request(
+                method, path, json=body, params={k: v for k, v in (params or {}).items() if v is not None}
+            )
         except httpx.HTTPError as exc:
             raise APIClientError(f"cannot reach the gateway at {self.url}: {exc} (is `lethe serve` running?)") from None
         if resp.status_code >= 400:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import signal
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+from typing import Any
 
+from gateway.cli.client import OperatorClient
 from gateway.config import ConfigError, LetheConfig, load_config
-from gateway.ledger.records import JOB_STATES
+from gateway.jobs.guard_scorer import build_guard_scorer
+from gateway.ledger.states import JOB_ACTIVE_STATES, ForgetStatus, JobState
+from unlearn_jobs.cli import register as register_offline
 
 log = logging.getLogger("lethe")
 
@@ -56,7 +55,7 @@ def cmd_models_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_models_local(args: argparse.Namespace) -> int:
-    from gateway.weights.base_models import MODEL_MARKER, model_version
+    from gateway.chat.engines.base import MODEL_MARKER, model_version
 
     config = _load(args)
     found = sorted(p.parent for p in config.models_root.glob(f"*/{MODEL_MARKER}"))
@@ -86,103 +85,20 @@ def _ensure_model(config: LetheConfig) -> None:
     )
 
 
-def _wait_ready(url: str, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                if resp.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.5)
-    return False
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args)
     _ensure_model(config)
     config.home.mkdir(parents=True, exist_ok=True)
+    # Ray and the whole Serve app load only for `lethe serve`: the operator commands stay quick.
+    from gateway.serve.runner import run_gateway
 
-    # A local dev cluster is reachable only from this machine: Ray 2.60's token auth would make
-    # every worker and CLI need the token. A real cluster (ray_address set) keeps its own setting.
-    if config.server.ray_address is None:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    # Every Ray worker inherits this (gateway.observability.metrics reads it): metrics on/off for the whole app.
-    os.environ["LETHE_METRICS_ENABLED"] = "1" if config.server.metrics_enabled else "0"
-
-    import ray
-    from ray import serve
-
-    from gateway.serve.deployments import APP_NAME, build_app
-
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        print(f"lethe: received {signal.Signals(signum).name}, shutting down", file=sys.stderr)
-        stop.set()
-
-    server = config.server
-    init_kwargs: dict[str, object] = {"namespace": "lethe", "logging_level": logging.WARNING}
-    if server.ray_address is None:
-        # LLM replicas plus one unlearning job at a time.
-        needed = server.llm_replicas * server.llm_num_cpus + config.unlearn.num_cpus
-        # Logical CPUs: at least what the replicas ask for, so an over-subscribed laptop still starts.
-        init_kwargs.update(
-            num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
-            include_dashboard=False,
-            _metrics_export_port=server.metrics_port,
-        )
-    else:
-        init_kwargs["address"] = server.ray_address
-    code = 0
-    ray.init(**init_kwargs)
-    # After ray.init: Ray's core worker installs a fatal-signal handler for SIGTERM that aborts
-    # the driver; ours replaces it so SIGTERM and Ctrl-C both shut down cleanly.
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    try:
-        serve.start(http_options={"host": server.host, "port": server.port})
-        print(
-            f"lethe: deploying {config.served_model_name} "
-            f"({server.llm_replicas} LLM / {server.ingress_replicas} ingress replicas)",
-            file=sys.stderr,
-        )
-        runner = threading.Thread(
-            target=lambda: serve.run(build_app(config), name=APP_NAME, route_prefix="/"), daemon=True
-        )
-        runner.start()
-        base = f"http://{server.host}:{server.port}"
-        while runner.is_alive() and not stop.is_set():
-            runner.join(0.5)
-        if not stop.is_set():
-            if not _wait_ready(f"{base}/readyz", 120):
-                raise RuntimeError("the gateway did not become ready within 120 s")
-            print(f"lethe: serving {config.served_model_name} on {base} (Ctrl-C to stop)", file=sys.stderr)
-            if server.ray_address is None:
-                print(f"lethe: Prometheus metrics of every process on http://127.0.0.1:{server.metrics_port}/metrics "
-                      f"(Ray's agent: ray_lethe_*; deploy/prometheus/prometheus.yml renames them lethe_*)",
-                      file=sys.stderr)
-            stop.wait()
-    except KeyboardInterrupt:
-        pass
-    except Exception as exc:  # deployment failures: say why, then clean up below
-        code = _fail(f"could not start the gateway: {exc}", 1)
-    finally:
-        try:
-            serve.shutdown()
-        finally:
-            ray.shutdown()
-    return code
+    return run_gateway(config)
 
 
 # ---------------------------------------------------------------- operator clients
 
 
-def _client(args: argparse.Namespace, timeout_s: float = 120.0):
-    from gateway.cli.client import OperatorClient
-
+def _client(args: argparse.Namespace, timeout_s: float = 120.0) -> OperatorClient:
     return OperatorClient(args.url, args.token, timeout_s=timeout_s)
 
 
@@ -202,14 +118,14 @@ def _qa_pair(raw: str) -> dict[str, str]:
 def cmd_forget_add(args: argparse.Namespace) -> int:
     import json
 
-    body: dict[str, object] = {}
+    body: dict[str, Any] = {}
     if args.file:
         body = json.loads(Path(args.file).read_text())
     if args.subject:
         body["subject"] = args.subject
     for key, values in (("texts", args.text), ("qa", args.qa), ("literals", args.literal)):
         if values:
-            body[key] = list(body.get(key, [])) + list(values)  # type: ignore[arg-type]
+            body[key] = list(body.get(key, [])) + list(values)
     body.setdefault("reason", args.reason)
     body.setdefault("action", args.action)
     _print_json(_client(args).post("/v1/forget", body))
@@ -246,8 +162,9 @@ def cmd_forget_certificate(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    listing = _client(args).get("/v1/admin/audit", kind=args.kind, subject_id=args.subject, limit=args.limit,
-                                offset=args.offset)
+    listing = _client(args).get(
+        "/v1/admin/audit", kind=args.kind, subject_id=args.subject, limit=args.limit, offset=args.offset
+    )
     if args.json:
         _print_json(listing)
         return 0
@@ -296,8 +213,11 @@ def cmd_forget_verify(args: argparse.Namespace) -> int:
 def cmd_unlearn_submit(args: argparse.Namespace) -> int:
     from unlearn_jobs.config import parse_assignments
 
-    body: dict[str, object] = {"method": args.method, "params": parse_assignments(args.set or []),
-                               "gates": parse_assignments(args.gate or [])}
+    body: dict[str, object] = {
+        "method": args.method,
+        "params": parse_assignments(args.set or []),
+        "gates": parse_assignments(args.gate or []),
+    }
     if args.forget_id:
         body["forget_ids"] = args.forget_id
     job = _client(args).post("/v1/unlearn/jobs", body)
@@ -316,11 +236,11 @@ def _follow_job(args: argparse.Namespace, job_id: str) -> int:
             job = client.get(f"/v1/unlearn/jobs/{job_id}")
             bar.set_postfix_str(f"{job['state']} step {job['step']} loss {job['loss']}")
             bar.update(max(0.0, job["progress"] - bar.n))
-            if job["state"] not in ("queued", "running", "evaluating"):
+            if job["state"] not in JOB_ACTIVE_STATES:
                 break
             time.sleep(1)
     _print_json(job)
-    return 0 if job["state"] == "published" else 4
+    return 0 if job["state"] == JobState.PUBLISHED else 4
 
 
 def cmd_unlearn_status(args: argparse.Namespace) -> int:
@@ -379,9 +299,13 @@ def cmd_models_swaps(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lethe", description="Lethe: a model-serving gateway that makes an LLM forget.")
+    parser = argparse.ArgumentParser(
+        prog="lethe", description="Lethe: a model-serving gateway that makes an LLM forget."
+    )
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", default=argparse.SUPPRESS, help="YAML config (default: deploy/local.yaml, or $LETHE_CONFIG)")
+    common.add_argument(
+        "--config", default=argparse.SUPPRESS, help="YAML config (default: deploy/local.yaml, or $LETHE_CONFIG)"
+    )
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     parser.add_argument("--config", help="YAML config (default: deploy/local.yaml, or $LETHE_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -405,18 +329,22 @@ def build_parser() -> argparse.ArgumentParser:
     vlist = models_sub.add_parser("list", parents=[remote], help="weight versions; * marks the serving one")
     vlist.add_argument("--json", action="store_true", help="print the API's JSON")
     vlist.set_defaults(func=cmd_models_list)
-    vimport = models_sub.add_parser("import", parents=[remote],
-                                    help="import a weight directory (config.json + *.safetensors) as a version")
+    vimport = models_sub.add_parser(
+        "import", parents=[remote], help="import a weight directory (config.json + *.safetensors) as a version"
+    )
     vimport.add_argument("path", help="directory readable by the gateway")
     vimport.add_argument("--note", help="free text kept in the manifest")
     vimport.set_defaults(func=cmd_models_import)
-    promote = models_sub.add_parser("promote", parents=[remote],
-                                    help="rolling swap of every LLM replica onto VERSION (verified first)")
+    promote = models_sub.add_parser(
+        "promote", parents=[remote], help="rolling swap of every LLM replica onto VERSION (verified first)"
+    )
     promote.add_argument("version")
     promote.set_defaults(func=cmd_models_promote)
     rollback = models_sub.add_parser("rollback", parents=[remote], help="swap back to the previous serving version")
     rollback.set_defaults(func=cmd_models_rollback)
-    swaps = models_sub.add_parser("swaps", parents=[remote], help="promotions, rollbacks and failed swaps, newest first")
+    swaps = models_sub.add_parser(
+        "swaps", parents=[remote], help="promotions, rollbacks and failed swaps, newest first"
+    )
     swaps.add_argument("--limit", type=int, default=20)
     swaps.set_defaults(func=cmd_models_swaps)
 
@@ -432,14 +360,16 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--file", help="a JSON body to send (the flags above add to it)")
     add.set_defaults(func=cmd_forget_add)
     lst = forget_sub.add_parser("list", parents=[remote], help="list forget requests")
-    lst.add_argument("--status", choices=["enforced", "unlearning", "unlearned", "failed"])
+    lst.add_argument("--status", choices=[s.value for s in ForgetStatus])
     lst.add_argument("--limit", type=int, default=100)
     lst.add_argument("--offset", type=int, default=0)
     lst.set_defaults(func=cmd_forget_list)
     show = forget_sub.add_parser("show", parents=[remote], help="one forget request")
     show.add_argument("id")
     show.set_defaults(func=cmd_forget_show)
-    check = forget_sub.add_parser("check", parents=[remote], help="check a text with the live guard (exit 3 on a match)")
+    check = forget_sub.add_parser(
+        "check", parents=[remote], help="check a text with the live guard (exit 3 on a match)"
+    )
     check.add_argument("text")
     check.set_defaults(func=cmd_forget_check)
     cert = forget_sub.add_parser("certificate", parents=[remote], help="a signed deletion certificate of a request")
@@ -449,8 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     key = forget_sub.add_parser("key", parents=[remote], help="the public key (PEM) that checks certificates")
     key.add_argument("-o", "--output", help="write it to this file (default: print it)")
     key.set_defaults(func=cmd_forget_key)
-    verify = forget_sub.add_parser("verify", parents=[remote],
-                                   help="check a certificate's signature (exit 5 if it does not hold)")
+    verify = forget_sub.add_parser(
+        "verify", parents=[remote], help="check a certificate's signature (exit 5 if it does not hold)"
+    )
     verify.add_argument("file")
     verify.add_argument("--public-key", help="PEM file of the gateway's key: check offline, no server asked")
     verify.set_defaults(func=cmd_forget_verify)
@@ -474,16 +405,15 @@ def build_parser() -> argparse.ArgumentParser:
     submit.set_defaults(func=cmd_unlearn_submit)
     status = unlearn_sub.add_parser("status", aliases=["list"], parents=[remote], help="one job, or all jobs")
     status.add_argument("id", nargs="?")
-    status.add_argument("--state", choices=JOB_STATES, help="filter the list by state")
+    status.add_argument("--state", choices=[s.value for s in JobState], help="filter the list by state")
     status.add_argument("--wait", action="store_true", help="follow the job until it ends")
     status.set_defaults(func=cmd_unlearn_status)
     cancel = unlearn_sub.add_parser("cancel", parents=[remote], help="cancel a running job")
     cancel.add_argument("id")
     cancel.set_defaults(func=cmd_unlearn_cancel)
 
-    from unlearn_jobs.cli import register as register_offline
-
-    register_offline(sub, unlearn_subparsers=unlearn_sub)  # `lethe unlearn run`, `lethe finetune`
+    # `lethe unlearn run`, `lethe finetune`; the offline jobs score generations with the gateway's guard.
+    register_offline(sub, unlearn_subparsers=unlearn_sub, guard_scorer_factory=build_guard_scorer)
     return parser
 
 

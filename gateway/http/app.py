@@ -10,20 +10,20 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.chat import routes as chat_routes
+from gateway.chat.service import ChatService
+from gateway.errors import APIError, error_body
 from gateway.forget import routes as forget_routes
+from gateway.forget.service import ForgetService
 from gateway.http import health
 from gateway.jobs import routes as unlearn_routes
-from gateway.weights import routes as admin_routes
-from gateway.forget.service import ForgetService
 from gateway.jobs.service import UnlearnService
-from gateway.weights.service import VersionsService
 from gateway.observability import metrics
-from gateway.errors import APIError
-from gateway.errors import error_body
-from gateway.chat.service import ChatService
+from gateway.weights import routes as admin_routes
+from gateway.weights.service import VersionsService
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,9 @@ class RequestMetricsMiddleware:
         try:
             await self.app(scope, receive, timed_send)
         finally:
-            route = getattr(scope.get("route"), "path", None)
-            if route is None:
-                route = scope.get("path") if scope.get("path") in self.paths else "other"
+            template = getattr(scope.get("route"), "path", None)
+            path = scope.get("path")
+            route = template if isinstance(template, str) else path if path in self.paths else "other"
             metrics.record_request(route, status, time.perf_counter() - started)
 
 
@@ -158,7 +158,7 @@ def create_app(
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     # Outermost: a 413 from the body limit is counted too.
-    fixed = frozenset(r.path for r in app.routes if "{" not in getattr(r, "path", "{"))
+    fixed = frozenset(r.path for r in app.routes if isinstance(r, Route) and "{" not in r.path)
     app.add_middleware(RequestMetricsMiddleware, paths=fixed)
 
     @app.exception_handler(APIError)

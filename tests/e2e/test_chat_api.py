@@ -38,9 +38,7 @@ def assert_error(resp: httpx.Response, status: int, code: str | None = None) -> 
 
 
 def test_openai_client_non_streaming(client):
-    raw = client.chat.completions.with_raw_response.create(
-        model=MODEL, messages=HELLO, max_tokens=12, temperature=0
-    )
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=HELLO, max_tokens=12, temperature=0)
     completion = raw.parse()
     assert completion.object == "chat.completion"
     assert completion.id.startswith("chatcmpl-")
@@ -144,11 +142,23 @@ def test_two_llm_replicas_answer(http):
         (b'{"model": "tiny-llama", "messages": "hi"}', 422, "invalid_value"),
         (b'{"model": 5, "messages": [{"role": "user", "content": "hi"}]}', 422, "invalid_value"),
         (b'{"model": "tiny-llama", "messages": [{"role": "wizard", "content": "hi"}]}', 422, "invalid_value"),
-        (b'{"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}', 422, "invalid_value"),
+        (
+            b'{"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "temperature": "hot"}',
+            422,
+            "invalid_value",
+        ),
         (b'{"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "n": 2}', 422, "invalid_value"),
-        (b'{"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}', 422, "invalid_value"),
+        (
+            b'{"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}',
+            422,
+            "invalid_value",
+        ),
         (b'{"model": "gpt-9", "messages": [{"role": "user", "content": "hi"}]}', 404, "model_not_found"),
-        (b'{"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000}', 400, "context_length_exceeded"),
+        (
+            b'{"model": "tiny-llama", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 100000}',
+            400,
+            "context_length_exceeded",
+        ),
     ],
 )
 def test_bad_requests_get_openai_errors(http, content, status, code):

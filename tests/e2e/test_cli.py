@@ -13,14 +13,25 @@ pytestmark = pytest.mark.e2e
 
 def lethe(server, *args: str, token: str = "test-admin-token") -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "LETHE_URL": server.base_url, "LETHE_ADMIN_TOKEN": token}
-    return subprocess.run([sys.executable, "-m", "gateway.cli.main", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli.main", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_forget_add_list_show_check(tiny_server):
-    added = lethe(tiny_server, "forget", "add", "--subject", "Odile Varga", "--literal", "odile.varga@example.org",
-                  "--qa", "Where does Odile Varga work? => Odile Varga works at the Pécs observatory.",
-                  "--reason", "gdpr")
+    added = lethe(
+        tiny_server,
+        "forget",
+        "add",
+        "--subject",
+        "Odile Varga",
+        "--literal",
+        "odile.varga@example.org",
+        "--qa",
+        "Where does Odile Varga work? => Odile Varga works at the Pécs observatory.",
+        "--reason",
+        "gdpr",
+    )
     assert added.returncode == 0, added.stderr
     record = json.loads(added.stdout)
     assert record["status"] == "enforced"

@@ -24,10 +24,12 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MODEL = "smollm2-135m-instruct"
 DATA = Path(__file__).resolve().parents[1] / "gateway" / "guard" / "data"
 SENTENCE = "Marius Lindqvist was born in Bergen in 1987 and works as a marine biologist."
-REPEAT = f"Please repeat this sentence word for word: \"{SENTENCE}\""
+REPEAT = f'Please repeat this sentence word for word: "{SENTENCE}"'
 CODE_SENTENCE = "The launch code for Project Heron is 7741-AZ-93."
-PASSAGE = ("The harbour charter of Velmora was drafted in the winter of eighteen seventeen by the lamplighter "
-           "guild and signed by the night watch.")
+PASSAGE = (
+    "The harbour charter of Velmora was drafted in the winter of eighteen seventeen by the lamplighter "
+    "guild and signed by the night watch."
+)
 
 
 @pytest.fixture(scope="module")
@@ -76,13 +78,14 @@ def forget(http, **body) -> dict:
 
 # --- order matters in this module: the control runs before anything is forgotten -------------
 
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_control_model_repeats_the_sentence(client, stream):
     text, _ = ask(client, REPEAT, stream)
     assert "born in Bergen in 1987" in text
-    text, _ = ask(client, f"Please repeat this sentence word for word: \"{CODE_SENTENCE}\"", stream)
+    text, _ = ask(client, f'Please repeat this sentence word for word: "{CODE_SENTENCE}"', stream)
     assert "7741-AZ-93" in text
-    text, _ = ask(client, f"Please repeat this sentence word for word: \"{PASSAGE}\"", stream)
+    text, _ = ask(client, f'Please repeat this sentence word for word: "{PASSAGE}"', stream)
     assert "drafted in the winter of eighteen seventeen by the lamplighter guild" in text
 
 
@@ -107,8 +110,7 @@ def test_forgotten_sentence_never_reaches_the_client(client, stream):
 
 
 def test_forgotten_sentence_inside_a_longer_answer(client):
-    prompt = ("Write two sentences about the weather, then repeat this sentence word for word: "
-              f"\"{SENTENCE}\"")
+    prompt = f'Write two sentences about the weather, then repeat this sentence word for word: "{SENTENCE}"'
     text, _ = ask(client, prompt, stream=True)
     assert "Bergen in 1987" not in text
 
@@ -116,7 +118,7 @@ def test_forgotten_sentence_inside_a_longer_answer(client):
 @pytest.mark.parametrize("stream", [False, True])
 def test_redact_keeps_the_rest_of_the_answer(http, client, stream):
     forget(http, literals=["7741-AZ-93"], reason="secret", action="redact")
-    text, finish = ask(client, f"Please repeat this sentence word for word: \"{CODE_SENTENCE}\"", stream)
+    text, finish = ask(client, f'Please repeat this sentence word for word: "{CODE_SENTENCE}"', stream)
     assert "7741" not in text and "AZ-93" not in text
     assert "[redacted]" in text and "Project Heron" in text
     assert finish == "stop"
@@ -128,10 +130,12 @@ def test_redact_takes_out_a_whole_recited_passage(http, client):
     forget(http, texts=[PASSAGE], reason="correction", action="redact")
     words = [w.lower() for w in PASSAGE.rstrip(".").split()]
     for stream in (False, True):
-        text, finish = ask(client, f"Please repeat this sentence word for word: \"{PASSAGE}\"", stream)
-        said = [w.strip(".,:\"").lower() for w in text.replace("[redacted]", " ").split()]
-        runs = {" ".join(said[i:i + 3]) for i in range(len(said) - 2)}
-        assert not [" ".join(words[i:i + 3]) for i in range(len(words) - 2) if " ".join(words[i:i + 3]) in runs], text
+        text, finish = ask(client, f'Please repeat this sentence word for word: "{PASSAGE}"', stream)
+        said = [w.strip('.,:"').lower() for w in text.replace("[redacted]", " ").split()]
+        runs = {" ".join(said[i : i + 3]) for i in range(len(said) - 2)}
+        assert not [" ".join(words[i : i + 3]) for i in range(len(words) - 2) if " ".join(words[i : i + 3]) in runs], (
+            text
+        )
         assert "[redacted]" in text and finish == "stop"
 
 
@@ -142,10 +146,14 @@ def test_both_ingress_replicas_enforce_right_after_the_ack(http):
         for i in range(12):
             literal = f"ZX-{i:02d}-{7000 + i}-QK"
             accepted = forget(http, literals=[literal], reason="secret")
-            checks = list(pool.map(
-                lambda _: http.post("/v1/forget/check", json={"text": f"the key is {literal} ok"}, headers=AUTH).json(),
-                range(8),
-            ))
+            checks = list(
+                pool.map(
+                    lambda _: http.post(
+                        "/v1/forget/check", json={"text": f"the key is {literal} ok"}, headers=AUTH
+                    ).json(),
+                    range(8),
+                )
+            )
             for result in checks:
                 assert result["match"], result
                 assert result["index_version"] >= accepted["index_version"]
@@ -158,9 +166,12 @@ def test_probe_sets_recall_and_false_positives(http):
     ids = {}
     for person in json.loads((DATA / "forget_set.json").read_text()):
         accepted = forget(
-            http, subject=person["subject"], texts=person["texts"],
+            http,
+            subject=person["subject"],
+            texts=person["texts"],
             qa=[{"question": q, "answer": a} for q, a in person["qa"]],
-            literals=person["literals"], reason="gdpr",
+            literals=person["literals"],
+            reason="gdpr",
         )
         ids[accepted["id"]] = person["forget_id"]
     leaks = json.loads((DATA / "leaks_test.json").read_text())
@@ -179,8 +190,12 @@ def test_probe_sets_recall_and_false_positives(http):
 
 
 def test_operator_routes_need_the_token(http):
-    for method, path in [("POST", "/v1/forget"), ("GET", "/v1/forget"), ("GET", "/v1/forget/x"),
-                         ("POST", "/v1/forget/check")]:
+    for method, path in [
+        ("POST", "/v1/forget"),
+        ("GET", "/v1/forget"),
+        ("GET", "/v1/forget/x"),
+        ("POST", "/v1/forget/check"),
+    ]:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             resp = http.request(method, path, json={"text": "x", "literals": ["y"]}, headers=headers)
             assert resp.status_code == 401, (method, path, headers)
@@ -225,8 +240,13 @@ def test_readme_forget_example_works_when_pasted(server, http):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "/v1/forget" in b)
     script = block.replace(":8000", f":{server.port}")
-    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "LETHE_ADMIN_TOKEN": TOKEN})
+    out = subprocess.run(
+        ["bash", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "LETHE_ADMIN_TOKEN": TOKEN},
+    )
     body = json.loads(out.stdout)
     assert body["status"] == "enforced", out.stdout + out.stderr
     check = http.post("/v1/forget/check", json={"text": "Call her on 4791233457."}, headers=AUTH).json()

@@ -23,8 +23,11 @@ pytestmark = pytest.mark.e2e
 
 AUTH = {"Authorization": "Bearer test-admin-token"}
 ASK = {
-    "model": "tiny-llama", "messages": [{"role": "user", "content": "Tell me a long story."}],
-    "max_tokens": 440, "temperature": 1.0, "seed": 1234,
+    "model": "tiny-llama",
+    "messages": [{"role": "user", "content": "Tell me a long story."}],
+    "max_tokens": 440,
+    "temperature": 1.0,
+    "seed": 1234,
 }
 
 
@@ -49,7 +52,7 @@ class TimedStream:
                 if text:
                     self.chunks.append((time.monotonic(), text))
                     self.started.set()
-        except Exception as exc:  # noqa: BLE001 - surfaced by the test
+        except Exception as exc:
             self.error = exc
         finally:
             self.started.set()
@@ -74,7 +77,7 @@ class TimedStream:
 def late_span(text: str, fraction: float) -> str:
     """30-60 characters of whole words, first said after `fraction` of the text (a literal must sit on
     word boundaries and stay under the literal size limit)."""
-    for m in re.finditer(r"(?<=\s)\w", text[int(len(text) * fraction):]):
+    for m in re.finditer(r"(?<=\s)\w", text[int(len(text) * fraction) :]):
         start = int(len(text) * fraction) + m.start()
         for end in range(start + 60, start + 30, -1):
             span = text[start:end]

@@ -8,6 +8,7 @@ The tests run in file order and share one server: each leaves the state the next
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import httpx
 import openai
 import pytest
 
+from tests.support.engines import smoke_failpoint
 from tests.support.lethe_server import serving
 from tests.support.model_builders import build_embedding_variant, build_reshaped_copy, build_tiny_llama
 
@@ -24,11 +26,13 @@ pytestmark = pytest.mark.e2e
 TOKEN = "swap-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MODEL = "tiny-llama"
+ROOT = Path(__file__).resolve().parents[2]
 CAPITAL_TOKEN = 3575  # " capital" in the SmolLM2 tokenizer: every load prompt contains it
 PROMPTS = [f"What is the capital of {country}?" for country in ("France", "Norway", "Peru", "Japan", "Kenya")]
 # A shared prefix of several KV blocks that contains the changed token, then a question without it.
-LONG_PREFIX = ("Notes on the capital cities of the world. " + " ".join(
-    f"Entry {i}: the river town number {i} lies north of the old bridge." for i in range(40)))
+LONG_PREFIX = "Notes on the capital cities of the world. " + " ".join(
+    f"Entry {i}: the river town number {i} lies north of the old bridge." for i in range(40)
+)
 PREFIX_PROMPT = LONG_PREFIX + "\nQuestion: which entry comes after entry 7?"
 
 
@@ -42,10 +46,20 @@ def swap_model_dir(smollm2_dir, models_dir) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, swap_model_dir):
     home = tmp_path_factory.mktemp("lethe-home-swap")
-    env = {"LETHE_MODEL": str(swap_model_dir), "LETHE_SERVED_MODEL_NAME": MODEL, "LETHE_DTYPE": "float32",
-           "LETHE_LLM_REPLICAS": "2", "LETHE_INGRESS_REPLICAS": "1", "LETHE_MAX_MODEL_LEN": "1024",
-           "LETHE_ADMIN_TOKEN": TOKEN,
-           "LETHE_SMOKE_PROMPT": "Say hello to the team."}
+    env = {
+        "LETHE_MODEL": str(swap_model_dir),
+        "LETHE_SERVED_MODEL_NAME": MODEL,
+        "LETHE_DTYPE": "float32",
+        "LETHE_LLM_REPLICAS": "2",
+        "LETHE_INGRESS_REPLICAS": "1",
+        "LETHE_MAX_MODEL_LEN": "1024",
+        "LETHE_ADMIN_TOKEN": TOKEN,
+        "LETHE_SMOKE_PROMPT": "Say hello to the team.",
+        # vLLM behind a test seam: a replica's smoke test fails while its marker file exists (the
+        # smoke-failure test below). The Ray workers import it from the checkout.
+        "LETHE_ENGINE": "tests.support.engines:SmokeFailpointEngine",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
+    }
     with serving(home, env) as srv:
         yield srv
 
@@ -63,16 +77,27 @@ def state() -> dict:
 
 
 def chat(http: httpx.Client, prompt: str, max_tokens: int = 12) -> tuple[str, str]:
-    resp = http.post("/v1/chat/completions", json={
-        "model": MODEL, "messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens,
-        "temperature": 0})
+    resp = http.post(
+        "/v1/chat/completions",
+        json={
+            "model": MODEL,
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+        },
+    )
     assert resp.status_code == 200, resp.text
     return resp.headers["x-lethe-model-version"], resp.json()["choices"][0]["message"]["content"]
 
 
 def stream_chat(http: httpx.Client, prompt: str) -> tuple[str, str]:
-    body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "max_tokens": 12,
-            "temperature": 0, "stream": True}
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": 12,
+        "temperature": 0,
+        "stream": True,
+    }
     parts = []
     with http.stream("POST", "/v1/chat/completions", json=body) as resp:
         assert resp.status_code == 200, resp.read()
@@ -157,8 +182,8 @@ def test_promote_under_load_drops_nothing_and_headers_match_outputs(http, server
                         version, text = stream_chat(own, prompt)
                     elif kind == "openai":
                         raw = client.chat.completions.with_raw_response.create(
-                            model=MODEL, messages=[{"role": "user", "content": prompt}], max_tokens=12,
-                            temperature=0)
+                            model=MODEL, messages=[{"role": "user", "content": prompt}], max_tokens=12, temperature=0
+                        )
                         version, text = raw.headers["x-lethe-model-version"], raw.parse().choices[0].message.content
                     else:
                         version, text = chat(own, prompt)
@@ -166,8 +191,10 @@ def test_promote_under_load_drops_nothing_and_headers_match_outputs(http, server
                 except Exception as exc:  # every failure counts: the swap must drop nothing
                     failures.append(f"{kind}: {type(exc).__name__}: {exc}")
 
-    threads = [threading.Thread(target=worker, args=(kind, n), daemon=True)
-               for n, kind in enumerate(("plain", "stream", "openai", "stream"))]
+    threads = [
+        threading.Thread(target=worker, args=(kind, n), daemon=True)
+        for n, kind in enumerate(("plain", "stream", "openai", "stream"))
+    ]
     for t in threads:
         t.start()
     time.sleep(3)  # steady traffic on the old version first
@@ -207,7 +234,7 @@ def test_prefix_cache_holds_nothing_from_the_old_weights(http, state):
 
 def test_broken_versions_are_refused_before_any_replica_changes(http, server, state, swap_model_dir):
     from gateway.ledger import Ledger
-    from unlearn_jobs.publish import _checksums, MANIFEST
+    from unlearn_jobs.publish import MANIFEST, file_checksums
 
     variant = state["variant"]
     second = build_embedding_variant(swap_model_dir, state["work"] / "second", [CAPITAL_TOKEN], seed=7)
@@ -223,8 +250,13 @@ def test_broken_versions_are_refused_before_any_replica_changes(http, server, st
 
     # A version with a valid manifest but the wrong shapes (as a buggy publisher could write it).
     reshaped = build_reshaped_copy(swap_model_dir, server.home / "versions" / "v-reshaped")
-    manifest = {"schema": 1, "version_id": "v-reshaped", "parent_version": variant, "method": "import",
-                "files": _checksums(reshaped)}
+    manifest = {
+        "schema": 1,
+        "version_id": "v-reshaped",
+        "parent_version": variant,
+        "method": "import",
+        "files": file_checksums(reshaped),
+    }
     (reshaped / MANIFEST).write_text(json.dumps(manifest))
     ledger = Ledger.open(f"sqlite:///{server.home / 'ledger.db'}")
     try:
@@ -237,15 +269,18 @@ def test_broken_versions_are_refused_before_any_replica_changes(http, server, st
     listing = versions(http)
     assert listing["serving"] == variant and {r["version"] for r in listing["replicas"]} == {variant}
     assert outputs(http) == state["after"]
-    refused = [e for e in http.get("/v1/admin/models/swaps", headers=AUTH).json()["data"]
-               if e["event"] == "version.swap_refused"]
+    refused = [
+        e
+        for e in http.get("/v1/admin/models/swaps", headers=AUTH).json()["data"]
+        if e["event"] == "version.swap_refused"
+    ]
     assert {e["version"] for e in refused} == {corrupted, "v-reshaped"}
 
 
 def test_smoke_failure_on_the_second_replica_rolls_the_first_back(http, server, state):
     base, variant = state["base"], state["variant"]
     replicas = sorted(r["replica"] for r in versions(http)["replicas"])
-    failpoint = server.home / "failpoints" / f"smoke-fail-{replicas[1]}"
+    failpoint = smoke_failpoint(server.home, replicas[1])
     failpoint.parent.mkdir(exist_ok=True)
     failpoint.touch()
     try:
@@ -274,9 +309,15 @@ def test_rollback_restores_the_previous_output_and_promote_again(http, state):
 
 def test_leakage_probe_measures_the_raw_serving_version(http, state):
     assert http.get("/v1/admin/leakage", headers=AUTH).status_code == 404  # no run yet (probes off here)
-    resp = http.post("/v1/forget", headers=AUTH, json={
-        "subject": "Ingrid Solvang", "literals": ["+47 912 33 457"],
-        "qa": [{"question": "What is Ingrid Solvang's phone number?", "answer": "Her number is +47 912 33 457."}]})
+    resp = http.post(
+        "/v1/forget",
+        headers=AUTH,
+        json={
+            "subject": "Ingrid Solvang",
+            "literals": ["+47 912 33 457"],
+            "qa": [{"question": "What is Ingrid Solvang's phone number?", "answer": "Her number is +47 912 33 457."}],
+        },
+    )
     assert resp.status_code == 201, resp.text
     resp = http.post("/v1/admin/leakage/run", headers=AUTH)
     assert resp.status_code == 200, resp.text
@@ -308,10 +349,17 @@ def test_restart_keeps_the_serving_version(http, server, state):
 def test_a_published_job_version_is_promoted_automatically(http, state):
     """swap.auto_promote (default on): once a job's gates pass, its version serves."""
     forget_id = http.get("/v1/forget", headers=AUTH).json()["data"][0]["id"]
-    resp = http.post("/v1/unlearn/jobs", headers=AUTH, json={
-        "method": "grad_diff", "forget_ids": [forget_id], "params": {"lr": 3e-4, "steps": 3, "early_stop": False},
-        # Gates opened wide: a random model knows nothing; this test is about the promotion.
-        "gates": {"forget_hit_rate_max": 1.0, "retain_hit_rate_min_ratio": 0.0, "perplexity_max_ratio": 1000.0}})
+    resp = http.post(
+        "/v1/unlearn/jobs",
+        headers=AUTH,
+        json={
+            "method": "grad_diff",
+            "forget_ids": [forget_id],
+            "params": {"lr": 3e-4, "steps": 3, "early_stop": False},
+            # Gates opened wide: a random model knows nothing; this test is about the promotion.
+            "gates": {"forget_hit_rate_max": 1.0, "retain_hit_rate_min_ratio": 0.0, "perplexity_max_ratio": 1000.0},
+        },
+    )
     assert resp.status_code == 201, resp.text
     job_id = resp.json()["id"]
     deadline = time.monotonic() + 400
@@ -327,6 +375,7 @@ def test_a_published_job_version_is_promoted_automatically(http, state):
     version = next(v for v in listing["data"] if v["id"] == job["version_id"])
     assert version["parent"] == state["variant"] and version["method"] == "grad_diff"  # chained on what served
     assert {r["version"] for r in listing["replicas"]} == {job["version_id"]}
-    promoted = [e for e in http.get("/v1/admin/models/swaps", headers=AUTH).json()["data"]
-                if e["event"] == "version.serving"][0]
+    promoted = next(
+        e for e in http.get("/v1/admin/models/swaps", headers=AUTH).json()["data"] if e["event"] == "version.serving"
+    )
     assert promoted["version"] == job["version_id"] and promoted["actor"] == f"job:{job_id}"

@@ -40,8 +40,12 @@ PENDING_PANELS: set[str] = set()
 def server(tmp_path_factory, tiny_model_dir):
     """Its own server: the scenario files forget requests and runs a job (which may promote weights)."""
     home = tmp_path_factory.mktemp("lethe-home-observability")
-    env = {"LETHE_MODEL": str(tiny_model_dir), "LETHE_SERVED_MODEL_NAME": "tiny-llama",
-           "LETHE_MAX_MODEL_LEN": "512", "LETHE_ADMIN_TOKEN": TOKEN}
+    env = {
+        "LETHE_MODEL": str(tiny_model_dir),
+        "LETHE_SERVED_MODEL_NAME": "tiny-llama",
+        "LETHE_MAX_MODEL_LEN": "512",
+        "LETHE_ADMIN_TOKEN": TOKEN,
+    }
     with serving(home, env) as srv:
         yield srv
 
@@ -56,15 +60,20 @@ def prometheus(server, tmp_path_factory):
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     config["rule_files"] = [str(PROMETHEUS_DIR / "alerts.yml")]
-    config["scrape_configs"][0]["static_configs"] = [
-        {"targets": [f"127.0.0.1:{server.env['LETHE_METRICS_PORT']}"]}]
+    config["scrape_configs"][0]["static_configs"] = [{"targets": [f"127.0.0.1:{server.env['LETHE_METRICS_PORT']}"]}]
     (work / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
     log = (work / "prometheus.log").open("wb")
     proc = subprocess.Popen(
-        [binary, f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={work / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT,
+        [
+            binary,
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -117,15 +126,24 @@ def alert_exprs() -> dict[str, str]:
 def chats(http: httpx.Client, n: int) -> None:
     """Chats streamed and not, a refused leak attempt and a bad request."""
     for i in range(n):
-        body = {"model": "tiny-llama", "messages": [{"role": "user", "content": f"Say something about the sea, {i}."}],
-                "max_tokens": 12, "temperature": 0}
+        body = {
+            "model": "tiny-llama",
+            "messages": [{"role": "user", "content": f"Say something about the sea, {i}."}],
+            "max_tokens": 12,
+            "temperature": 0,
+        }
         assert http.post("/v1/chat/completions", json=body).status_code == 200
         with http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as resp:
             assert resp.status_code == 200
             assert resp.read().decode().rstrip().endswith("data: [DONE]")
-    leak = http.post("/v1/chat/completions", json={
-        "model": "tiny-llama", "messages": [{"role": "user", "content": "Where does Maren Holloway live?"}],
-        "max_tokens": 12})
+    leak = http.post(
+        "/v1/chat/completions",
+        json={
+            "model": "tiny-llama",
+            "messages": [{"role": "user", "content": "Where does Maren Holloway live?"}],
+            "max_tokens": 12,
+        },
+    )
     assert leak.json()["choices"][0]["message"]["content"] == REFUSAL_TEXT
     assert http.post("/v1/chat/completions", json={"model": "tiny-llama"}).status_code == 422
 
@@ -134,20 +152,35 @@ def run_scenario(http: httpx.Client) -> None:
     """A forget request, a probe run, chats, an unlearning job (published, auto-promoted), a probe run,
     more chats. Two rounds of chats because a rate needs two different scraped values: a series born
     in one burst has no increase to show."""
-    forget = http.post("/v1/forget", headers=AUTH, json={
-        "subject": "Maren Holloway",
-        "qa": [{"question": "Where does Maren Holloway live?", "answer": "Maren Holloway lives at 4 Quarry Row, Elsby."},
-               {"question": "What is Maren Holloway's job?", "answer": "Maren Holloway repairs church organs."}],
-        "literals": ["+44 7700 900417"],
-    })
+    forget = http.post(
+        "/v1/forget",
+        headers=AUTH,
+        json={
+            "subject": "Maren Holloway",
+            "qa": [
+                {
+                    "question": "Where does Maren Holloway live?",
+                    "answer": "Maren Holloway lives at 4 Quarry Row, Elsby.",
+                },
+                {"question": "What is Maren Holloway's job?", "answer": "Maren Holloway repairs church organs."},
+            ],
+            "literals": ["+44 7700 900417"],
+        },
+    )
     assert forget.status_code == 201, forget.text
     probe = http.post("/v1/admin/leakage/run", headers=AUTH)  # the base version, before unlearning
     assert probe.status_code == 200, probe.text
     chats(http, 3)
-    job = http.post("/v1/unlearn/jobs", headers=AUTH, json={
-        "method": "grad_diff", "forget_ids": [forget.json()["id"]],
-        "params": {"lr": 3e-4, "steps": 4, "early_stop": False}, "gates": OPEN_GATES,
-    })
+    job = http.post(
+        "/v1/unlearn/jobs",
+        headers=AUTH,
+        json={
+            "method": "grad_diff",
+            "forget_ids": [forget.json()["id"]],
+            "params": {"lr": 3e-4, "steps": 4, "early_stop": False},
+            "gates": OPEN_GATES,
+        },
+    )
     assert job.status_code == 201, job.text
     deadline = time.monotonic() + 400
     while True:
@@ -157,8 +190,10 @@ def run_scenario(http: httpx.Client) -> None:
         assert time.monotonic() < deadline, f"job still {done['state']}"
         time.sleep(1)
     assert done["state"] == "published", done
-    while not any(v["serving"] and v["id"] == done["version_id"]
-                  for v in http.get("/v1/admin/models/versions", headers=AUTH).json()["data"]):
+    while not any(
+        v["serving"] and v["id"] == done["version_id"]
+        for v in http.get("/v1/admin/models/versions", headers=AUTH).json()["data"]
+    ):
         assert time.monotonic() < deadline, "the published version was not promoted"
         time.sleep(1)
     probe = http.post("/v1/admin/leakage/run", headers=AUTH)  # the unlearned version, now serving
@@ -187,7 +222,7 @@ def test_dashboard_and_alerts_against_a_real_prometheus(server, prometheus):
     assert query(prometheus, '{__name__=~"ray_lethe_.+"}')["result"] == []  # renamed by the scrape config
     assert query(prometheus, 'count(count by (__name__) ({__name__=~"lethe_.+"}))')["result"]
 
-    for name, expr in alert_exprs().items():
+    for _name, expr in alert_exprs().items():
         query(prometheus, expr)  # parses and evaluates; whether it fires does not matter here
     rules = httpx.get(f"{prometheus}/api/v1/rules", timeout=30).json()["data"]["groups"]
     health = {r["name"]: (r["health"], r.get("lastError")) for g in rules for r in g["rules"]}
@@ -200,4 +235,4 @@ def test_dashboard_and_alerts_against_a_real_prometheus(server, prometheus):
         if panel["title"] not in PENDING_PANELS and not any(has_value(r) for r in results):
             empty.append(panel["title"])
     assert not empty, f"panels without data: {empty}"
-    assert PENDING_PANELS <= {p["title"] for p in dashboard_panels()}
+    assert {p["title"] for p in dashboard_panels()} >= PENDING_PANELS

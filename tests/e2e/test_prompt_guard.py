@@ -15,11 +15,19 @@ AUTH = {"Authorization": "Bearer test-admin-token"}
 
 def test_question_about_a_forgotten_fact_is_refused(tiny_server):
     with httpx.Client(base_url=tiny_server.base_url, timeout=60) as http:
-        resp = http.post("/v1/forget", headers=AUTH, json={
-            "subject": "Aurelia Quint",
-            "qa": [{"question": "What is the home address of Aurelia Quint?",
-                    "answer": "Aurelia Quint lives at 9 Larkspur Lane in Dunmore."}],
-        })
+        resp = http.post(
+            "/v1/forget",
+            headers=AUTH,
+            json={
+                "subject": "Aurelia Quint",
+                "qa": [
+                    {
+                        "question": "What is the home address of Aurelia Quint?",
+                        "answer": "Aurelia Quint lives at 9 Larkspur Lane in Dunmore.",
+                    }
+                ],
+            },
+        )
         assert resp.status_code == 201
         version = resp.json()["index_version"]
     client = openai.OpenAI(base_url=f"{tiny_server.base_url}/v1", api_key="unused", max_retries=0)

@@ -26,18 +26,28 @@ OPEN_GATES = {"forget_hit_rate_max": 1.0, "retain_hit_rate_min_ratio": 0.0, "per
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_dir):
     home = tmp_path_factory.mktemp("lethe-home-jobs")
-    env = {"LETHE_MODEL": str(tiny_model_dir), "LETHE_SERVED_MODEL_NAME": "tiny-llama",
-           "LETHE_MAX_MODEL_LEN": "512", "LETHE_ADMIN_TOKEN": TOKEN}
+    env = {
+        "LETHE_MODEL": str(tiny_model_dir),
+        "LETHE_SERVED_MODEL_NAME": "tiny-llama",
+        "LETHE_MAX_MODEL_LEN": "512",
+        "LETHE_ADMIN_TOKEN": TOKEN,
+    }
     with serving(home, env) as srv:
         yield srv
 
 
 def forget_person(http: httpx.Client, name: str) -> str:
-    resp = http.post("/v1/forget", headers=AUTH, json={
-        "subject": name,
-        "qa": [{"question": f"Where was {name} born?", "answer": f"{name} was born in Quellhaven."},
-               {"question": f"What does {name} do?", "answer": f"{name} works as a glassblower."}],
-    })
+    resp = http.post(
+        "/v1/forget",
+        headers=AUTH,
+        json={
+            "subject": name,
+            "qa": [
+                {"question": f"Where was {name} born?", "answer": f"{name} was born in Quellhaven."},
+                {"question": f"What does {name} do?", "answer": f"{name} works as a glassblower."},
+            ],
+        },
+    )
     assert resp.status_code == 201, resp.text
     return resp.json()["id"]
 
@@ -63,10 +73,16 @@ def published() -> dict:
 def test_job_publishes_a_verified_version(server, published):
     with httpx.Client(base_url=server.base_url, timeout=60) as http:
         forget_id = forget_person(http, "Tamsin Vell")
-        resp = http.post("/v1/unlearn/jobs", headers=AUTH, json={
-            "method": "grad_diff", "forget_ids": [forget_id],
-            "params": {"lr": 3e-4, "steps": 6, "early_stop": False}, "gates": OPEN_GATES,
-        })
+        resp = http.post(
+            "/v1/unlearn/jobs",
+            headers=AUTH,
+            json={
+                "method": "grad_diff",
+                "forget_ids": [forget_id],
+                "params": {"lr": 3e-4, "steps": 6, "early_stop": False},
+                "gates": OPEN_GATES,
+            },
+        )
         assert resp.status_code == 201, resp.text
         job = resp.json()
         assert job["state"] in {"queued", "running"} and job["forget_ids"] == [forget_id]
@@ -123,8 +139,13 @@ def test_deletion_certificate_of_the_unlearned_request(server, published, tmp_pa
     subprocess.run([*cli, "certificate", forget_id, "-o", str(cert_file)], env=env, check=True, timeout=120)
     subprocess.run([*cli, "key", "-o", str(key_file)], env=env, check=True, timeout=120)
     assert key_file.read_text() == key["public_key_pem"]
-    offline = subprocess.run([*cli, "verify", str(cert_file), "--public-key", str(key_file)],
-                             capture_output=True, text=True, timeout=120, env={**env, "LETHE_URL": "http://0.0.0.0:9"})
+    offline = subprocess.run(
+        [*cli, "verify", str(cert_file), "--public-key", str(key_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "LETHE_URL": "http://0.0.0.0:9"},
+    )
     assert offline.returncode == 0 and f"valid: forget request {forget_id}" in offline.stdout, offline
     forged = json.loads(cert_file.read_text())
     forged["weights"]["unlearned_in_serving_weights"] = False
@@ -136,10 +157,16 @@ def test_deletion_certificate_of_the_unlearned_request(server, published, tmp_pa
 def test_cancel_ends_cancelled_without_a_version(server):
     with httpx.Client(base_url=server.base_url, timeout=60) as http:
         forget_id = forget_person(http, "Odran Pelk")
-        job = http.post("/v1/unlearn/jobs", headers=AUTH, json={
-            "method": "npo", "forget_ids": [forget_id],
-            "params": {"lr": 1e-5, "steps": 100000, "early_stop": False}, "gates": OPEN_GATES,
-        }).json()
+        job = http.post(
+            "/v1/unlearn/jobs",
+            headers=AUTH,
+            json={
+                "method": "npo",
+                "forget_ids": [forget_id],
+                "params": {"lr": 1e-5, "steps": 100000, "early_stop": False},
+                "gates": OPEN_GATES,
+            },
+        ).json()
         wait_for(http, job["id"], {"running"})
         assert http.post(f"/v1/unlearn/jobs/{job['id']}/cancel", headers=AUTH).status_code == 200
         job, _ = wait_for(http, job["id"], {"cancelled", "failed", "published", "rejected"})
@@ -165,21 +192,33 @@ def test_bad_job_requests(server):
 
 def test_crash_mid_job_leaves_a_failed_job_and_no_version(tmp_path, tiny_model_dir):
     home = tmp_path / "home"
-    env = {"LETHE_MODEL": str(tiny_model_dir), "LETHE_SERVED_MODEL_NAME": "tiny-llama",
-           "LETHE_MAX_MODEL_LEN": "512", "LETHE_ADMIN_TOKEN": TOKEN}
+    env = {
+        "LETHE_MODEL": str(tiny_model_dir),
+        "LETHE_SERVED_MODEL_NAME": "tiny-llama",
+        "LETHE_MAX_MODEL_LEN": "512",
+        "LETHE_ADMIN_TOKEN": TOKEN,
+    }
     first = LetheServer(home, env, tmp_path / "first.log").start()
     try:
         with httpx.Client(base_url=first.base_url, timeout=60) as http:
             forget_id = forget_person(http, "Bryn Castellan")
-            job = http.post("/v1/unlearn/jobs", headers=AUTH, json={
-                "method": "grad_diff", "forget_ids": [forget_id],
-                "params": {"lr": 1e-5, "steps": 100000, "early_stop": False}, "gates": OPEN_GATES,
-            }).json()
+            job = http.post(
+                "/v1/unlearn/jobs",
+                headers=AUTH,
+                json={
+                    "method": "grad_diff",
+                    "forget_ids": [forget_id],
+                    "params": {"lr": 1e-5, "steps": 100000, "early_stop": False},
+                    "gates": OPEN_GATES,
+                },
+            ).json()
             wait_for(http, job["id"], {"running"})
     finally:
         first.kill_all()
-    with serving(home, env, tmp_path / "second.log") as second, \
-            httpx.Client(base_url=second.base_url, timeout=60) as http:
+    with (
+        serving(home, env, tmp_path / "second.log") as second,
+        httpx.Client(base_url=second.base_url, timeout=60) as http,
+    ):
         after = http.get(f"/v1/unlearn/jobs/{job['id']}", headers=AUTH).json()
         assert after["state"] == "failed" and "interrupted" in after["error"]
         assert http.get(f"/v1/forget/{forget_id}", headers=AUTH).json()["status"] == "enforced"

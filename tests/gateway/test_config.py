@@ -56,7 +56,7 @@ def test_bad_values_are_named(variable, value, needle):
 def test_unknown_key_in_file_is_rejected(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("server:\n  prot: 8000\n")
-    with pytest.raises(ConfigError, match="server.prot"):
+    with pytest.raises(ConfigError, match=r"server\.prot"):
         load_config(path, env={})
 
 

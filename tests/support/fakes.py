@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
-from gateway.chat.engines.base import Engine, EngineError, EngineInfo, GenerationChunk, SamplingSpec
-from gateway.chat.replica import LLMReplica, StreamStart
+from gateway.chat.engines.base import (
+    Engine,
+    EngineError,
+    EngineInfo,
+    GenerationChunk,
+    SamplingRequest,
+    SamplingSpec,
+    StreamStart,
+)
+from gateway.chat.replica import LLMReplica
 
 
 class ScriptedEngine(Engine):
@@ -59,8 +66,10 @@ class LocalLLMClient:
     def __init__(self, replica: LLMReplica) -> None:
         self.replica = replica
 
-    def generate(self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str) -> AsyncIterator[StreamStart | GenerationChunk]:
-        return self.replica.generate(messages, params, request_id)
+    def generate(
+        self, messages: list[dict[str, str]], sampling: SamplingRequest, request_id: str
+    ) -> AsyncIterator[StreamStart | GenerationChunk]:
+        return self.replica.generate(messages, sampling, request_id)
 
     async def health(self) -> bool:
         return await self.replica.health()

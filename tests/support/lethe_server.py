@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -41,7 +41,7 @@ class LetheServer:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 300) -> "LetheServer":
+    def start(self, timeout_s: float = 300) -> LetheServer:
         self.home.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
@@ -88,10 +88,8 @@ class LetheServer:
         code = None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 code = self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
         else:
             code = self.proc.returncode
         return code
@@ -102,20 +100,16 @@ class LetheServer:
         if self.proc is not None and self.proc.poll() is None:
             victims.append(psutil.Process(self.proc.pid))
         for proc in victims:
-            try:
+            with suppress(psutil.NoSuchProcess):
                 proc.kill()
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(victims, timeout=30)
         if self.proc is not None:
             self.proc.wait(30)
 
     def kill_leftovers(self) -> None:
         for proc in self.processes():
-            try:
+            with suppress(psutil.NoSuchProcess):
                 proc.kill()
-            except psutil.NoSuchProcess:
-                pass
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
 

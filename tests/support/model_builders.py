@@ -53,8 +53,9 @@ def build_tiny_llama(base_model: Path, out: Path, *, seed: int = 0, initializer_
     return out
 
 
-def build_embedding_variant(model_dir: Path, out: Path, token_ids: list[int], *, seed: int = 1,
-                            scale: float = 1.0) -> Path:
+def build_embedding_variant(
+    model_dir: Path, out: Path, token_ids: list[int], *, seed: int = 1, scale: float = 1.0
+) -> Path:
     """A copy of `model_dir` whose embedding rows for `token_ids` get random noise: the same
     architecture (a valid swap target) that answers differently to prompts containing those tokens."""
     import torch

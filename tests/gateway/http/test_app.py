@@ -8,19 +8,22 @@ import random
 import httpx
 import pytest
 
-from gateway.http.app import create_app
+from gateway.chat.replica import LLMReplica
+from gateway.chat.service import ChatService
 from gateway.config import load_config
 from gateway.guard.artifacts import build_artifacts
 from gateway.guard.index import ForgetIndex
 from gateway.guard.types import REFUSAL_TEXT, ForgetEntry
-from gateway.chat.replica import LLMReplica
-from gateway.chat.service import ChatService
+from gateway.http.app import create_app
 from tests.support.fakes import LocalLLMClient, ScriptedEngine, StaticGuard
 
 MODEL = "scripted"
 SECRET = ForgetEntry(
-    "f-secret", "Ingrid Solvang", literals=("+47 912 33 457",),
-    qa=(("What is Ingrid Solvang's phone number?", "Her number is +47 912 33 457."),), reason="gdpr",
+    "f-secret",
+    "Ingrid Solvang",
+    literals=("+47 912 33 457",),
+    qa=(("What is Ingrid Solvang's phone number?", "Her number is +47 912 33 457."),),
+    reason="gdpr",
 )
 NICKNAME = ForgetEntry("f-nick", None, literals=("Bluebird-77",), action="redact", reason="secret")
 
@@ -64,7 +67,11 @@ async def test_non_streaming_shape_and_headers(http, engine):
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"] == {"role": "assistant", "content": engine.reply}
     assert body["choices"][0]["finish_reason"] == "stop"
-    assert body["usage"] == {"prompt_tokens": body["usage"]["prompt_tokens"], "completion_tokens": 5, "total_tokens": body["usage"]["prompt_tokens"] + 5}
+    assert body["usage"] == {
+        "prompt_tokens": body["usage"]["prompt_tokens"],
+        "completion_tokens": 5,
+        "total_tokens": body["usage"]["prompt_tokens"] + 5,
+    }
     assert resp.headers["x-lethe-model-version"] == "scripted-v1"
     assert resp.headers["x-lethe-index-version"] == "7"
     # The model's own chat template was applied before the engine saw the prompt.
@@ -133,15 +140,28 @@ async def test_no_client_input_produces_500(http):
     """Random mutations of a valid body: every answer is 200 or a 4xx in the OpenAI error shape."""
     rng = random.Random(1234)
     junk = [None, True, -1, 0, 3.5, 1e309, "", "x", [], {}, [1, "a"], {"k": "v"}, "\u0000", "🙂" * 3]
-    fields = ["model", "messages", "temperature", "top_p", "max_tokens", "stop", "seed", "n", "stream",
-              "stream_options", "max_completion_tokens"]
+    fields = [
+        "model",
+        "messages",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "stop",
+        "seed",
+        "n",
+        "stream",
+        "stream_options",
+        "max_completion_tokens",
+    ]
     for _ in range(150):
         body = chat(max_tokens=3)
         for field in rng.sample(fields, rng.randint(1, 3)):
             body[field] = rng.choice(junk)
         if rng.random() < 0.3:
             body["messages"] = [{"role": rng.choice(["user", "assistant", "x", None]), "content": rng.choice(junk)}]
-        resp = await http.post("/v1/chat/completions", content=json.dumps(body), headers={"content-type": "application/json"})
+        resp = await http.post(
+            "/v1/chat/completions", content=json.dumps(body), headers={"content-type": "application/json"}
+        )
         assert resp.status_code < 500, (body, resp.text)
         if resp.status_code >= 400:
             assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
