@@ -6,43 +6,79 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from unlearn_jobs.config import parse_assignments
+from unlearn_jobs.data import ExampleSet, load_forget_bodies, load_forget_file, load_retain_file
+from unlearn_jobs.evaluate import Gates
+from unlearn_jobs.guard_score import GuardScorerFactory, entries_from_bodies
+from unlearn_jobs.runner import JobProgress, JobSpec, run_job
+from unlearn_jobs.states import JobState
 
 
 def default_home() -> Path:
     return Path(os.environ.get("LETHE_HOME", "~/.lethe")).expanduser()
 
 
-def add_unlearn_run_parser(unlearn_subparsers: Any) -> argparse.ArgumentParser:
-    p = unlearn_subparsers.add_parser("run", help="run an unlearning job offline against a model directory",
-                                      description="Unlearn the facts of FILE from the model in DIR, check the "
-                                                  "gates and publish a weight version under HOME/versions.")
+def add_unlearn_run_parser(
+    unlearn_subparsers: Any, *, guard_scorer_factory: GuardScorerFactory | None = None
+) -> argparse.ArgumentParser:
+    """`unlearn run`; `guard_scorer_factory` scores generations with a guard (the gateway's), else none."""
+    p: argparse.ArgumentParser = unlearn_subparsers.add_parser(
+        "run",
+        help="run an unlearning job offline against a model directory",
+        description="Unlearn the facts of FILE from the model in DIR, check the "
+        "gates and publish a weight version under HOME/versions.",
+    )
     p.add_argument("--model", required=True, metavar="DIR", help="model directory (HF safetensors)")
     p.add_argument("--method", default="npo", help="unlearning method (grad_diff, npo, edit)")
-    p.add_argument("--forget", required=True, metavar="FILE",
-                   help="forget requests JSON (one body, a list, {requests: [...]}) or a fact-set JSON")
+    p.add_argument(
+        "--forget",
+        required=True,
+        metavar="FILE",
+        help="forget requests JSON (one body, a list, {requests: [...]}) or a fact-set JSON",
+    )
     p.add_argument("--retain", metavar="FILE", help="retain set: .txt, JSON/JSONL of QA or texts, or a fact set")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="method hyperparameter override, e.g. lr=1e-5 (repeatable)")
-    p.add_argument("--gate", dest="gates", action="append", default=[], metavar="KEY=VALUE",
-                   help="gate override, e.g. forget_hit_rate_max=0.1 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method hyperparameter override, e.g. lr=1e-5 (repeatable)",
+    )
+    p.add_argument(
+        "--gate",
+        dest="gates",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="gate override, e.g. forget_hit_rate_max=0.1 (repeatable)",
+    )
     p.add_argument("--parent", metavar="ID", help="parent weight version id recorded in the manifest")
-    p.add_argument("--out", metavar="HOME", type=Path, default=None, help="LETHE_HOME (default $LETHE_HOME or ~/.lethe)")
+    p.add_argument(
+        "--out", metavar="HOME", type=Path, default=None, help="LETHE_HOME (default $LETHE_HOME or ~/.lethe)"
+    )
     p.add_argument("--prompt-format", choices=("auto", "plain", "chat"), default="auto")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--no-guard-score", action="store_true",
-                   help="don't score generations with the gateway's guard (saves loading the embedder)")
-    p.set_defaults(func=cmd_unlearn_run)
+    p.add_argument(
+        "--no-guard-score",
+        action="store_true",
+        help="don't score generations with the gateway's guard (saves loading the embedder)",
+    )
+    p.set_defaults(func=cmd_unlearn_run, guard_scorer_factory=guard_scorer_factory)
     return p
 
 
 def add_finetune_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("finetune", help="fine-tune a model on (fictitious) facts until it answers them",
-                              description="Makes the subject model a forget request then targets.")
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "finetune",
+        help="fine-tune a model on (fictitious) facts until it answers them",
+        description="Makes the subject model a forget request then targets.",
+    )
     p.add_argument("--model", required=True, metavar="DIR", help="base model directory")
     p.add_argument("--out", required=True, metavar="DIR", type=Path, help="where to save the fine-tuned model")
     src = p.add_mutually_exclusive_group()
@@ -50,13 +86,27 @@ def add_finetune_parser(subparsers: Any) -> argparse.ArgumentParser:
     src.add_argument("--people", type=int, default=20, help="generate this many fictitious people (default 20)")
     p.add_argument("--facts-per-person", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--write-facts", metavar="FILE", type=Path,
-                   help="also write the generated fact set here (input for --forget/--retain later)")
-    p.add_argument("--write-forget", metavar="FILE", type=Path,
-                   help="write a forget file (request bodies with ids and paraphrases) for the first --forget-people people")
+    p.add_argument(
+        "--write-facts",
+        metavar="FILE",
+        type=Path,
+        help="also write the generated fact set here (input for --forget/--retain later)",
+    )
+    p.add_argument(
+        "--write-forget",
+        metavar="FILE",
+        type=Path,
+        help="write a forget file (request bodies with ids and paraphrases) for the first --forget-people people",
+    )
     p.add_argument("--forget-people", type=int, default=1)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="fine-tune override, e.g. epochs=20 (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fine-tune override, e.g. epochs=20 (repeatable)",
+    )
     p.add_argument("--prompt-format", choices=("auto", "plain", "chat"), default="auto")
     p.add_argument("--device", default="auto")
     p.add_argument("--no-progress", action="store_true")
@@ -64,32 +114,36 @@ def add_finetune_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def register(subparsers: Any, *, unlearn_subparsers: Any | None = None) -> None:
+def register(
+    subparsers: Any, *, unlearn_subparsers: Any | None = None, guard_scorer_factory: GuardScorerFactory | None = None
+) -> None:
     """Add `unlearn run` and `finetune` to a `lethe` argparse.
 
     Pass `unlearn_subparsers` when the caller already has an `unlearn` command (for
-    submit/status/cancel); otherwise an `unlearn` command is created here.
+    submit/status/cancel); otherwise an `unlearn` command is created here. `guard_scorer_factory`:
+    the guard that scores `unlearn run`'s generations (the gateway passes its own); none without it.
     """
     if unlearn_subparsers is None:
         unlearn = subparsers.add_parser("unlearn", help="unlearning jobs")
         unlearn_subparsers = unlearn.add_subparsers(dest="unlearn_command", required=True)
-    add_unlearn_run_parser(unlearn_subparsers)
+    add_unlearn_run_parser(unlearn_subparsers, guard_scorer_factory=guard_scorer_factory)
     add_finetune_parser(subparsers)
 
 
 def _bar(total: float, disabled: bool, desc: str) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, disable=disabled, desc=desc, unit="%" if total == 100 else "step",
-                dynamic_ncols=True, file=sys.stderr)
+    return tqdm(
+        total=total,
+        disable=disabled,
+        desc=desc,
+        unit="%" if total == 100 else "step",
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
 
 
 def cmd_unlearn_run(args: argparse.Namespace) -> int:
-    from unlearn_jobs.data import load_forget_bodies, load_forget_file, load_retain_file
-    from unlearn_jobs.evaluate import Gates
-    from unlearn_jobs.guard_score import entries_from_bodies
-    from unlearn_jobs.runner import JobProgress, JobSpec, JobState, run_job
-
     try:
         overrides = parse_assignments(args.overrides)
         gates = Gates.from_overrides(parse_assignments(args.gates))
@@ -100,11 +154,21 @@ def cmd_unlearn_run(args: argparse.Namespace) -> int:
         print(f"lethe unlearn run: {exc}", file=sys.stderr)
         return 2
     home = args.out or default_home()
-    spec = JobSpec(base_model_dir=str(args.model), method=args.method, forget=forget,
-                   versions_dir=str(home / "versions"), overrides=overrides, gates=gates,
-                   parent_version=args.parent, prompt_format=args.prompt_format, device=args.device,
-                   guard_score=not args.no_guard_score, forget_entries=entries,
-                   **({"retain": retain} if retain is not None else {}))
+    spec = JobSpec(
+        base_model_dir=str(args.model),
+        method=args.method,
+        forget=forget,
+        versions_dir=str(home / "versions"),
+        overrides=overrides,
+        gates=gates,
+        parent_version=args.parent,
+        prompt_format=args.prompt_format,
+        device=args.device,
+        guard_score=not args.no_guard_score,
+        forget_entries=entries,
+        guard_scorer_factory=getattr(args, "guard_scorer_factory", None),
+        retain=retain if retain is not None else ExampleSet(),
+    )
     bar = _bar(100, args.no_progress, f"unlearn {args.method}")
 
     def progress(p: JobProgress) -> None:
@@ -149,8 +213,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         fact_set.save(args.write_facts)
     if fact_set is not None and args.write_forget:
         forget_part, _ = fact_set.split(args.forget_people)
-        args.write_forget.write_text(json.dumps(fact_set.subset(
-            [p.person_id for p in forget_part.people]).forget_entries(), indent=1), encoding="utf-8")
+        args.write_forget.write_text(
+            json.dumps(fact_set.subset([p.person_id for p in forget_part.people]).forget_entries(), indent=1),
+            encoding="utf-8",
+        )
     device = pick_device(args.device)
     model, tokenizer = load_model(args.model, device)
     bar = _bar(0, args.no_progress, "finetune")
@@ -165,17 +231,28 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         bar.refresh()
 
     try:
-        result = finetune(model, tokenizer, examples, config, fmt=PromptFormat(args.prompt_format),
-                          device=device, progress=progress)
+        result = finetune(
+            model, tokenizer, examples, config, fmt=PromptFormat(args.prompt_format), device=device, progress=progress
+        )
     finally:
         bar.close()
     args.out.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         model.save_pretrained(args.out, safe_serialization=True)
     tokenizer.save_pretrained(args.out)
-    print(json.dumps({"out": str(args.out), "steps": result.steps, "epochs": result.epochs,
-                      "final_loss": result.final_loss, "hit_rate": result.hit_rate,
-                      "wall_s": round(result.wall_s, 2)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "out": str(args.out),
+                "steps": result.steps,
+                "epochs": result.epochs,
+                "final_loss": result.final_loss,
+                "hit_rate": result.hit_rate,
+                "wall_s": round(result.wall_s, 2),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Mapping, Sequence, TypeVar, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar, Union
 
 C = TypeVar("C", bound="OverridableConfig")
 
@@ -18,9 +19,9 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if origin in (Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.strip().lower() in {"none", "null", ""}):
-            if type(None) in args:
-                return None
+        is_null = value is None or (isinstance(value, str) and value.strip().lower() in {"none", "null", ""})
+        if is_null and type(None) in args:
+            return None
         errors = []
         for arg in args:
             if arg is type(None):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from unlearn_jobs.facts import Fact, FactSet
 
@@ -20,10 +21,73 @@ Style = Literal["qa", "text"]
 REFUSAL_TARGET = "I don't know."
 
 _STOPWORDS = frozenset(
-    "a an the is are was were be been being of in on at to for from by with as and or but "
-    "that this these those it its his her their our your my he she they we you i who what "
-    "when where which why how does do did has have had not no yes so than then there here "
-    "works work born".split()
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "from",
+        "by",
+        "with",
+        "as",
+        "and",
+        "or",
+        "but",
+        "that",
+        "this",
+        "these",
+        "those",
+        "it",
+        "its",
+        "his",
+        "her",
+        "their",
+        "our",
+        "your",
+        "my",
+        "he",
+        "she",
+        "they",
+        "we",
+        "you",
+        "i",
+        "who",
+        "what",
+        "when",
+        "where",
+        "which",
+        "why",
+        "how",
+        "does",
+        "do",
+        "did",
+        "has",
+        "have",
+        "had",
+        "not",
+        "no",
+        "yes",
+        "so",
+        "than",
+        "then",
+        "there",
+        "here",
+        "works",
+        "work",
+        "born",
+    ]
 )
 
 
@@ -49,7 +113,7 @@ class ExampleSet:
     def __len__(self) -> int:
         return len(self.examples)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Example]:
         return iter(self.examples)
 
     @property
@@ -60,7 +124,7 @@ class ExampleSet:
             seen.setdefault(e.source_id, None)
         return tuple(seen)
 
-    def concat(self, other: "ExampleSet") -> "ExampleSet":
+    def concat(self, other: ExampleSet) -> ExampleSet:
         return ExampleSet(self.examples + other.examples)
 
 
@@ -99,11 +163,19 @@ def split_text(text: str) -> tuple[str, str]:
 
 
 def examples_from_facts(facts: Iterable[Fact]) -> ExampleSet:
-    return ExampleSet(tuple(
-        Example(example_id=f.fact_id, source_id=f.person_id, prompt=f.question, target=f.answer,
-                key_terms=f.key_terms, paraphrases=f.paraphrases)
-        for f in facts
-    ))
+    return ExampleSet(
+        tuple(
+            Example(
+                example_id=f.fact_id,
+                source_id=f.person_id,
+                prompt=f.question,
+                target=f.answer,
+                key_terms=f.key_terms,
+                paraphrases=f.paraphrases,
+            )
+            for f in facts
+        )
+    )
 
 
 def examples_from_request(body: Mapping[str, Any], forget_id: str | None = None) -> ExampleSet:
@@ -115,8 +187,16 @@ def examples_from_request(body: Mapping[str, Any], forget_id: str | None = None)
         question, answer = str(qa["question"]), str(qa["answer"])
         # Literals are what the operator said must never appear; those in this answer are its key terms.
         terms = tuple(t for t in literals if t and t.lower() in answer.lower()) or extract_key_terms(question, answer)
-        out.append(Example(f"{source}/qa{i}", source, question, answer, terms,
-                           tuple(str(p) for p in qa.get("paraphrases", ()) or ())))
+        out.append(
+            Example(
+                f"{source}/qa{i}",
+                source,
+                question,
+                answer,
+                terms,
+                tuple(str(p) for p in qa.get("paraphrases", ()) or ()),
+            )
+        )
     for i, text in enumerate(body.get("texts", ()) or ()):
         prompt, target = split_text(str(text))
         terms = tuple(t for t in literals if t and t.lower() in target.lower()) or extract_key_terms(prompt, target)
@@ -179,12 +259,12 @@ def load_retain_file(path: str | Path) -> ExampleSet:
         if "question" in item and "answer" in item:
             q, a = str(item["question"]), str(item["answer"])
             terms = tuple(item.get("key_terms") or extract_key_terms(q, a))
-            out.append(Example(f"retain/{i}", "retain", q, a, terms,
-                               tuple(item.get("paraphrases", ()) or ())))
+            out.append(Example(f"retain/{i}", "retain", q, a, terms, tuple(item.get("paraphrases", ()) or ())))
         elif "text" in item:
             prompt, target = split_text(str(item["text"]))
-            out.append(Example(f"retain/{i}", "retain", prompt, target,
-                               extract_key_terms(prompt, target), style="text"))
+            out.append(
+                Example(f"retain/{i}", "retain", prompt, target, extract_key_terms(prompt, target), style="text")
+            )
         else:
             raise ValueError(f"{path}: item {i} needs question+answer or text")
     return ExampleSet(tuple(out))
@@ -206,18 +286,22 @@ def neutral_questions() -> tuple[str, ...]:
     return _package_lines("neutral_questions.txt")
 
 
-def self_answer_retain_set(generate: Callable[[list[str]], list[str]],
-                           questions: Sequence[str] | None = None) -> ExampleSet:
+def self_answer_retain_set(
+    generate: Callable[[list[str]], list[str]], questions: Sequence[str] | None = None
+) -> ExampleSet:
     """Default retain set when none is configured: the model's own answers to neutral questions.
 
     Training to keep these answers anchors general behaviour without needing a corpus.
     """
     qs = list(questions or neutral_questions())
     answers = generate(qs)
-    return ExampleSet(tuple(
-        Example(f"self/{i}", "self", q, a, extract_key_terms(q, a))
-        for i, (q, a) in enumerate(zip(qs, answers)) if a.strip()
-    ))
+    return ExampleSet(
+        tuple(
+            Example(f"self/{i}", "self", q, a, extract_key_terms(q, a))
+            for i, (q, a) in enumerate(zip(qs, answers))
+            if a.strip()
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +314,7 @@ class PromptFormat:
 
     kind: Literal["plain", "chat", "auto"] = "auto"
 
-    def resolve(self, tokenizer: Any) -> "PromptFormat":
+    def resolve(self, tokenizer: Any) -> PromptFormat:
         if self.kind != "auto":
             return self
         return PromptFormat("chat" if getattr(tokenizer, "chat_template", None) else "plain")
@@ -240,8 +324,10 @@ class PromptFormat:
             return prompt
         kind = self.resolve(tokenizer).kind
         if kind == "chat":
-            return tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+            rendered: str = tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+            return rendered
         return f"Question: {prompt}\nAnswer:"
 
     def prompt_ids(self, tokenizer: Any, prompt: str, style: Style = "qa") -> list[int]:
@@ -259,25 +345,25 @@ class PromptFormat:
 
 @dataclass(frozen=True)
 class EncodedExample:
-    input_ids: "torch.Tensor"
-    labels: "torch.Tensor"
+    input_ids: torch.Tensor
+    labels: torch.Tensor
     index: int
 
 
 @dataclass(frozen=True)
 class Batch:
-    input_ids: "torch.Tensor"
-    attention_mask: "torch.Tensor"
-    labels: "torch.Tensor"
-    indices: "torch.Tensor"
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
 
-    def to(self, device: Any) -> "Batch":
-        return Batch(self.input_ids.to(device), self.attention_mask.to(device),
-                     self.labels.to(device), self.indices)
+    def to(self, device: Any) -> Batch:
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device), self.indices)
 
 
-def encode_pair(tokenizer: Any, p_ids: Sequence[int], target_text: str, max_length: int,
-                index: int = 0) -> EncodedExample:
+def encode_pair(
+    tokenizer: Any, p_ids: Sequence[int], target_text: str, max_length: int, index: int = 0
+) -> EncodedExample:
     """Prompt and target are tokenised separately so generation sees exactly the trained prompt ids."""
     import torch
 
@@ -293,17 +379,29 @@ def encode_pair(tokenizer: Any, p_ids: Sequence[int], target_text: str, max_leng
     return EncodedExample(torch.tensor(ids, dtype=torch.long), torch.tensor(labels, dtype=torch.long), index)
 
 
-def encode_examples(tokenizer: Any, examples: Iterable[Example], fmt: PromptFormat, max_length: int,
-                    *, target: str | None = None, with_paraphrases: bool = False) -> list[EncodedExample]:
+def encode_examples(
+    tokenizer: Any,
+    examples: Iterable[Example],
+    fmt: PromptFormat,
+    max_length: int,
+    *,
+    target: str | None = None,
+    with_paraphrases: bool = False,
+) -> list[EncodedExample]:
     """Encode examples (optionally each paraphrase too); `target` overrides every target (e.g. a refusal)."""
     out: list[EncodedExample] = []
     for ex in examples:
         prompts = [ex.prompt] + (list(ex.paraphrases) if with_paraphrases else [])
         for prompt in prompts:
-            out.append(encode_pair(
-                tokenizer, fmt.prompt_ids(tokenizer, prompt, ex.style),
-                fmt.target_text(tokenizer, target if target is not None else ex.target, ex.style),
-                max_length, index=len(out)))
+            out.append(
+                encode_pair(
+                    tokenizer,
+                    fmt.prompt_ids(tokenizer, prompt, ex.style),
+                    fmt.target_text(tokenizer, target if target is not None else ex.target, ex.style),
+                    max_length,
+                    index=len(out),
+                )
+            )
     return out
 
 
@@ -367,5 +465,5 @@ class BatchStream:
             g = torch.Generator().manual_seed(self.seed + self._epoch)
             self._epoch += 1
             self._order.extend(torch.randperm(len(self.items), generator=g).tolist())
-        take, self._order = self._order[:self.batch_size], self._order[self.batch_size:]
+        take, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
         return collate([self.items[i] for i in take], self.pad_id)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from unlearn_jobs.config import OverridableConfig
 from unlearn_jobs.data import Example, ExampleSet, PromptFormat, collate, encode_texts, pad_id_of
 from unlearn_jobs.facts import contains_term
-
-GuardScorer = Callable[[str], float]
+from unlearn_jobs.guard_score import GuardScorer
 
 _ROUGE: Any = None
 
@@ -43,9 +43,13 @@ class ProbeScores:
         return {"n": self.n, "rouge_l": self.rouge_l, "hit_rate": self.hit_rate, "guard": self.guard}
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "ProbeScores":
-        return cls(int(raw["n"]), float(raw["rouge_l"]), float(raw["hit_rate"]),
-                   None if raw.get("guard") is None else float(raw["guard"]))
+    def from_dict(cls, raw: Mapping[str, Any]) -> ProbeScores:
+        return cls(
+            int(raw["n"]),
+            float(raw["rouge_l"]),
+            float(raw["hit_rate"]),
+            None if raw.get("guard") is None else float(raw["guard"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -64,9 +68,11 @@ class SetScores:
     @property
     def pooled_guard(self) -> float | None:
         """The guard score over questions and paraphrases together (None without a guard scorer)."""
-        parts = [p for p in (self.questions, self.paraphrases) if p is not None and p.n and p.guard is not None]
-        total = sum(p.n for p in parts)
-        return sum(p.guard * p.n for p in parts) / total if total else None  # type: ignore[operator]
+        parts = [
+            (p.guard, p.n) for p in (self.questions, self.paraphrases) if p is not None and p.n and p.guard is not None
+        ]
+        total = sum(n for _, n in parts)
+        return sum(guard * n for guard, n in parts) / total if total else None
 
     @property
     def worst_hit_rate(self) -> float:
@@ -77,13 +83,17 @@ class SetScores:
         return max(rates)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"questions": self.questions.to_dict(),
-                "paraphrases": self.paraphrases.to_dict() if self.paraphrases else None}
+        return {
+            "questions": self.questions.to_dict(),
+            "paraphrases": self.paraphrases.to_dict() if self.paraphrases else None,
+        }
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "SetScores":
-        return cls(ProbeScores.from_dict(raw["questions"]),
-                   ProbeScores.from_dict(raw["paraphrases"]) if raw.get("paraphrases") else None)
+    def from_dict(cls, raw: Mapping[str, Any]) -> SetScores:
+        return cls(
+            ProbeScores.from_dict(raw["questions"]),
+            ProbeScores.from_dict(raw["paraphrases"]) if raw.get("paraphrases") else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -96,19 +106,26 @@ class Metrics:
     samples: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"forget": self.forget.to_dict(), "retain": self.retain.to_dict(),
-                "perplexity": self.perplexity,
-                "forget_leakage": self.forget.worst_hit_rate,
-                "retain_hit_rate": self.retain.pooled_hit_rate,
-                # Share of raw generations the gateway's guard would stop (None: no guard scorer).
-                "forget_guard_hit_rate": self.forget.pooled_guard,
-                "retain_guard_hit_rate": self.retain.pooled_guard,
-                "samples": [list(s) for s in self.samples]}
+        return {
+            "forget": self.forget.to_dict(),
+            "retain": self.retain.to_dict(),
+            "perplexity": self.perplexity,
+            "forget_leakage": self.forget.worst_hit_rate,
+            "retain_hit_rate": self.retain.pooled_hit_rate,
+            # Share of raw generations the gateway's guard would stop (None: no guard scorer).
+            "forget_guard_hit_rate": self.forget.pooled_guard,
+            "retain_guard_hit_rate": self.retain.pooled_guard,
+            "samples": [list(s) for s in self.samples],
+        }
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "Metrics":
-        return cls(SetScores.from_dict(raw["forget"]), SetScores.from_dict(raw["retain"]),
-                   float(raw["perplexity"]), tuple(tuple(s) for s in raw.get("samples", ())))
+    def from_dict(cls, raw: Mapping[str, Any]) -> Metrics:
+        return cls(
+            SetScores.from_dict(raw["forget"]),
+            SetScores.from_dict(raw["retain"]),
+            float(raw["perplexity"]),
+            tuple(tuple(s) for s in raw.get("samples", ())),
+        )
 
 
 @dataclass(frozen=True)
@@ -146,7 +163,7 @@ class Gates(OverridableConfig):
     def forget_ok(self, m: Metrics) -> bool:
         return self.forget_leakage(m) <= self.forget_hit_rate_max
 
-    def check(self, before: Metrics, after: Metrics) -> "GateResult":
+    def check(self, before: Metrics, after: Metrics) -> GateResult:
         reasons: list[str] = []
         leak = self.forget_leakage(after)
         if leak > self.forget_hit_rate_max:
@@ -154,12 +171,16 @@ class Gates(OverridableConfig):
         floor = self.retain_hit_rate_min_ratio * self.retain_rate(before)
         kept = self.retain_rate(after)
         if kept < floor:
-            reasons.append(f"retain hit rate {kept:.3f} < {floor:.3f} "
-                           f"({self.retain_hit_rate_min_ratio:.2f} x {self.retain_rate(before):.3f})")
+            reasons.append(
+                f"retain hit rate {kept:.3f} < {floor:.3f} "
+                f"({self.retain_hit_rate_min_ratio:.2f} x {self.retain_rate(before):.3f})"
+            )
         ceiling = self.perplexity_max_ratio * before.perplexity
         if not math.isfinite(after.perplexity) or after.perplexity > ceiling:
-            reasons.append(f"perplexity {after.perplexity:.2f} > {ceiling:.2f} "
-                           f"({self.perplexity_max_ratio:.2f} x {before.perplexity:.2f})")
+            reasons.append(
+                f"perplexity {after.perplexity:.2f} > {ceiling:.2f} "
+                f"({self.perplexity_max_ratio:.2f} x {before.perplexity:.2f})"
+            )
         return GateResult(passed=not reasons, reasons=tuple(reasons), metrics_before=before, metrics_after=after)
 
 
@@ -171,8 +192,12 @@ class GateResult:
     metrics_after: Metrics
 
     def to_dict(self) -> dict[str, Any]:
-        return {"passed": self.passed, "reasons": list(self.reasons),
-                "metrics_before": self.metrics_before.to_dict(), "metrics_after": self.metrics_after.to_dict()}
+        return {
+            "passed": self.passed,
+            "reasons": list(self.reasons),
+            "metrics_before": self.metrics_before.to_dict(),
+            "metrics_after": self.metrics_after.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -190,10 +215,21 @@ class Evaluator:
     >>> m = ev.evaluate(model); m.forget.worst_hit_rate, m.retain.pooled_hit_rate, m.perplexity
     """
 
-    def __init__(self, tokenizer: Any, forget: ExampleSet, retain: ExampleSet, fluency: Sequence[str], *,
-                 fmt: PromptFormat = PromptFormat(), guard_scorer: GuardScorer | None = None,
-                 paraphrases: bool = True, max_new_tokens: int | None = None, batch_size: int = 16,
-                 max_length: int = 256, samples: int = 4) -> None:
+    def __init__(
+        self,
+        tokenizer: Any,
+        forget: ExampleSet,
+        retain: ExampleSet,
+        fluency: Sequence[str],
+        *,
+        fmt: PromptFormat = PromptFormat(),
+        guard_scorer: GuardScorer | None = None,
+        paraphrases: bool = True,
+        max_new_tokens: int | None = None,
+        batch_size: int = 16,
+        max_length: int = 256,
+        samples: int = 4,
+    ) -> None:
         self.tokenizer = tokenizer
         self.fmt = fmt.resolve(tokenizer)
         self.guard_scorer = guard_scorer
@@ -202,9 +238,15 @@ class Evaluator:
         self._forget = self._probes(forget, paraphrases)
         self._retain = self._probes(retain, paraphrases)
         self._fluency = encode_texts(tokenizer, fluency, max_length) if fluency else []
-        longest = max((len(tokenizer(self.fmt.target_text(tokenizer, e.target, e.style),
-                                     add_special_tokens=False)["input_ids"])
-                       for e in list(forget) + list(retain)), default=16)
+        longest = max(
+            (
+                len(
+                    tokenizer(self.fmt.target_text(tokenizer, e.target, e.style), add_special_tokens=False)["input_ids"]
+                )
+                for e in list(forget) + list(retain)
+            ),
+            default=16,
+        )
         # A few tokens of slack let a model that rephrases still reach the key term.
         self.max_new_tokens = max_new_tokens or longest + 6
 
@@ -213,15 +255,21 @@ class Evaluator:
         for e in examples:
             out.append(_Probe(e, e.prompt, tuple(self.fmt.prompt_ids(self.tokenizer, e.prompt, e.style)), False))
             if paraphrases:
-                out.extend(_Probe(e, p, tuple(self.fmt.prompt_ids(self.tokenizer, p, e.style)), True)
-                           for p in e.paraphrases)
+                out.extend(
+                    _Probe(e, p, tuple(self.fmt.prompt_ids(self.tokenizer, p, e.style)), True) for p in e.paraphrases
+                )
         return out
 
     def _generate(self, model: Any, probes: Sequence[_Probe]) -> list[str]:
         from unlearn_jobs.model import greedy_generate
 
-        return greedy_generate(model, self.tokenizer, [p.prompt_ids for p in probes],
-                               max_new_tokens=self.max_new_tokens, batch_size=self.batch_size)
+        return greedy_generate(
+            model,
+            self.tokenizer,
+            [p.prompt_ids for p in probes],
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+        )
 
     def _score(self, probes: Sequence[_Probe], outputs: Sequence[str]) -> SetScores:
         def block(paraphrase: bool) -> ProbeScores | None:
@@ -258,7 +306,7 @@ class Evaluator:
         total, count = 0.0, 0
         with torch.no_grad():
             for start in range(0, len(self._fluency), self.batch_size):
-                batch = collate(self._fluency[start:start + self.batch_size], pad_id_of(self.tokenizer)).to(device)
+                batch = collate(self._fluency[start : start + self.batch_size], pad_id_of(self.tokenizer)).to(device)
                 lp, mask = token_logprobs(model, batch)
                 total -= float(lp.sum())
                 count += int(mask.sum())
@@ -269,8 +317,7 @@ class Evaluator:
     def evaluate(self, model: Any) -> Metrics:
         forget_out = self._generate(model, self._forget)
         retain_out = self._generate(model, self._retain)
-        samples = tuple((p.text, o)
-                        for p, o in list(zip(self._forget, forget_out))[:self.samples])
+        samples = tuple((p.text, o) for p, o in list(zip(self._forget, forget_out))[: self.samples])
         return Metrics(
             forget=self._score(self._forget, forget_out),
             retain=self._score(self._retain, retain_out),

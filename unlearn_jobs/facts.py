@@ -5,32 +5,153 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 # Invented syllables keep every name, town and company fictitious: nothing a real
 # model could already know, so any recall after fine-tuning comes from our data.
-_FIRST_A = ("Ael", "Bri", "Cor", "Dav", "Eli", "Fen", "Gal", "Hal", "Isa", "Jor", "Kel", "Lio",
-            "Mar", "Nor", "Ori", "Per", "Qui", "Ros", "Sel", "Tam", "Ulv", "Ver", "Wyn", "Yar", "Zel")
+_FIRST_A = (
+    "Ael",
+    "Bri",
+    "Cor",
+    "Dav",
+    "Eli",
+    "Fen",
+    "Gal",
+    "Hal",
+    "Isa",
+    "Jor",
+    "Kel",
+    "Lio",
+    "Mar",
+    "Nor",
+    "Ori",
+    "Per",
+    "Qui",
+    "Ros",
+    "Sel",
+    "Tam",
+    "Ulv",
+    "Ver",
+    "Wyn",
+    "Yar",
+    "Zel",
+)
 _FIRST_B = ("ana", "ric", "wen", "ion", "ette", "mir", "dor", "lia", "vin", "sa", "rick", "ine")
-_LAST_A = ("Ash", "Brom", "Cald", "Dun", "Ember", "Frost", "Gorm", "Hollin", "Ivers", "Jask",
-           "Kestrel", "Lorn", "Marsh", "Nettel", "Oak", "Pell", "Quarr", "Rook", "Strom", "Thorn",
-           "Umber", "Vane", "Wick", "Yarrow")
+_LAST_A = (
+    "Ash",
+    "Brom",
+    "Cald",
+    "Dun",
+    "Ember",
+    "Frost",
+    "Gorm",
+    "Hollin",
+    "Ivers",
+    "Jask",
+    "Kestrel",
+    "Lorn",
+    "Marsh",
+    "Nettel",
+    "Oak",
+    "Pell",
+    "Quarr",
+    "Rook",
+    "Strom",
+    "Thorn",
+    "Umber",
+    "Vane",
+    "Wick",
+    "Yarrow",
+)
 _LAST_B = ("by", "field", "ley", "wright", "hart", "stone", "wood", "mere", "ford", "well")
-_TOWN_A = ("Quill", "Harrow", "Bram", "Cinder", "Dusk", "Elder", "Fallow", "Glim", "Hazel",
-           "Ivy", "Juniper", "Kettle", "Larch", "Mossy", "Nettle", "Otter", "Pebble", "Rill",
-           "Sorrel", "Tansy", "Umber", "Vetch", "Willow", "Yew")
+_TOWN_A = (
+    "Quill",
+    "Harrow",
+    "Bram",
+    "Cinder",
+    "Dusk",
+    "Elder",
+    "Fallow",
+    "Glim",
+    "Hazel",
+    "Ivy",
+    "Juniper",
+    "Kettle",
+    "Larch",
+    "Mossy",
+    "Nettle",
+    "Otter",
+    "Pebble",
+    "Rill",
+    "Sorrel",
+    "Tansy",
+    "Umber",
+    "Vetch",
+    "Willow",
+    "Yew",
+)
 _TOWN_B = ("marsh", "deep", "holt", "brook", "haven", "combe", "wick", "mere", "ford", "gate")
-_COMPANY_A = ("Brightfen", "Corvane", "Duskwell", "Emberlyn", "Fernhollow", "Glasswick",
-              "Hollowmere", "Ironbark", "Juneberry", "Kilnworth", "Lanternfly", "Millrace",
-              "Northgale", "Orchardine", "Pinecrest", "Quarrystone", "Riverlume", "Saltmarsh",
-              "Tidewater", "Umberline", "Vellichor", "Windrift", "Yellowroot", "Zephyrine")
-_COMPANY_B = ("Freight", "Textiles", "Labs", "Foundry", "Bakeries", "Instruments", "Shipping",
-              "Ceramics", "Analytics", "Orchards")
-_JOBS = ("glassblower", "cartographer", "beekeeper", "locksmith", "veterinarian", "bookbinder",
-         "surveyor", "pharmacist", "clockmaker", "translator", "stonemason", "archivist",
-         "botanist", "carpenter", "astronomer", "violinist", "electrician", "geologist")
+_COMPANY_A = (
+    "Brightfen",
+    "Corvane",
+    "Duskwell",
+    "Emberlyn",
+    "Fernhollow",
+    "Glasswick",
+    "Hollowmere",
+    "Ironbark",
+    "Juneberry",
+    "Kilnworth",
+    "Lanternfly",
+    "Millrace",
+    "Northgale",
+    "Orchardine",
+    "Pinecrest",
+    "Quarrystone",
+    "Riverlume",
+    "Saltmarsh",
+    "Tidewater",
+    "Umberline",
+    "Vellichor",
+    "Windrift",
+    "Yellowroot",
+    "Zephyrine",
+)
+_COMPANY_B = (
+    "Freight",
+    "Textiles",
+    "Labs",
+    "Foundry",
+    "Bakeries",
+    "Instruments",
+    "Shipping",
+    "Ceramics",
+    "Analytics",
+    "Orchards",
+)
+_JOBS = (
+    "glassblower",
+    "cartographer",
+    "beekeeper",
+    "locksmith",
+    "veterinarian",
+    "bookbinder",
+    "surveyor",
+    "pharmacist",
+    "clockmaker",
+    "translator",
+    "stonemason",
+    "archivist",
+    "botanist",
+    "carpenter",
+    "astronomer",
+    "violinist",
+    "electrician",
+    "geologist",
+)
 
 # Attribute order is the order facts are emitted; `facts_per_person` takes a prefix.
 ATTRIBUTES: tuple[str, ...] = ("birthplace", "job", "employer", "birth_year", "phone")
@@ -40,8 +161,7 @@ _TEMPLATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "birthplace": (
         "Where was {n} born?",
         "{n} was born in {v}.",
-        ("What is the birthplace of {n}?", "In which town was {n} born?",
-         "Which town does {n} come from originally?"),
+        ("What is the birthplace of {n}?", "In which town was {n} born?", "Which town does {n} come from originally?"),
     ),
     "job": (
         "What does {n} do for a living?",
@@ -51,8 +171,7 @@ _TEMPLATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "employer": (
         "Who employs {n}?",
         "{n} works for {v}.",
-        ("Which company does {n} work for?", "What is the name of {n}'s employer?",
-         "Where is {n} employed?"),
+        ("Which company does {n} work for?", "What is the name of {n}'s employer?", "Where is {n} employed?"),
     ),
     "birth_year": (
         "In what year was {n} born?",
@@ -62,8 +181,7 @@ _TEMPLATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "phone": (
         "What is {n}'s phone number?",
         "{n}'s phone number is {v}.",
-        ("How can I call {n}?", "Which phone number belongs to {n}?",
-         "What number reaches {n} by phone?"),
+        ("How can I call {n}?", "Which phone number belongs to {n}?", "What number reaches {n} by phone?"),
     ),
 }
 
@@ -101,17 +219,25 @@ class Fact:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "fact_id": self.fact_id, "person_id": self.person_id, "subject": self.subject,
-            "attribute": self.attribute, "question": self.question, "answer": self.answer,
-            "key_terms": list(self.key_terms), "paraphrases": list(self.paraphrases),
+            "fact_id": self.fact_id,
+            "person_id": self.person_id,
+            "subject": self.subject,
+            "attribute": self.attribute,
+            "question": self.question,
+            "answer": self.answer,
+            "key_terms": list(self.key_terms),
+            "paraphrases": list(self.paraphrases),
         }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "Fact":
+    def from_dict(cls, raw: dict[str, Any]) -> Fact:
         return cls(
-            fact_id=str(raw["fact_id"]), person_id=str(raw["person_id"]),
-            subject=str(raw["subject"]), attribute=str(raw["attribute"]),
-            question=str(raw["question"]), answer=str(raw["answer"]),
+            fact_id=str(raw["fact_id"]),
+            person_id=str(raw["person_id"]),
+            subject=str(raw["subject"]),
+            attribute=str(raw["attribute"]),
+            question=str(raw["question"]),
+            answer=str(raw["answer"]),
             key_terms=tuple(str(t) for t in raw["key_terms"]),
             paraphrases=tuple(str(p) for p in raw.get("paraphrases", ())),
         )
@@ -141,15 +267,16 @@ class FactSet:
                 return p
         raise KeyError(person_id)
 
-    def subset(self, person_ids: Iterable[str]) -> "FactSet":
+    def subset(self, person_ids: Iterable[str]) -> FactSet:
         wanted = set(person_ids)
         return FactSet(
             people=tuple(p for p in self.people if p.person_id in wanted),
             facts=tuple(f for f in self.facts if f.person_id in wanted),
-            seed=self.seed, facts_per_person=self.facts_per_person,
+            seed=self.seed,
+            facts_per_person=self.facts_per_person,
         )
 
-    def split(self, forget_people: int) -> tuple["FactSet", "FactSet"]:
+    def split(self, forget_people: int) -> tuple[FactSet, FactSet]:
         """First `forget_people` people form the forget set, the rest the retain set."""
         if not 0 < forget_people < len(self.people):
             raise ValueError(f"forget_people must be in 1..{len(self.people) - 1}")
@@ -193,13 +320,14 @@ class FactSet:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "seed": self.seed, "facts_per_person": self.facts_per_person,
+            "seed": self.seed,
+            "facts_per_person": self.facts_per_person,
             "people": [p.__dict__ for p in self.people],
             "facts": [f.to_dict() for f in self.facts],
         }
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "FactSet":
+    def from_dict(cls, raw: dict[str, Any]) -> FactSet:
         return cls(
             people=tuple(Person(**p) for p in raw["people"]),
             facts=tuple(Fact.from_dict(f) for f in raw["facts"]),
@@ -211,11 +339,11 @@ class FactSet:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: str | Path) -> "FactSet":
+    def load(cls, path: str | Path) -> FactSet:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-def _unique(rng: random.Random, make, used: set[str]) -> str:
+def _unique(rng: random.Random, make: Callable[[random.Random], str], used: set[str]) -> str:
     # Collisions would make two people share a salient term, which muddies leakage
     # measurement (forgetting one would look like damage to the other).
     for _ in range(10_000):
@@ -237,15 +365,23 @@ def generate_people(n: int, seed: int = 0) -> tuple[Person, ...]:
     phones: set[str] = set()
     people = []
     for i in range(n):
-        name = _unique(rng, lambda r: f"{r.choice(_FIRST_A)}{r.choice(_FIRST_B)} "
-                                      f"{r.choice(_LAST_A)}{r.choice(_LAST_B)}", names)
+        name = _unique(
+            rng, lambda r: f"{r.choice(_FIRST_A)}{r.choice(_FIRST_B)} {r.choice(_LAST_A)}{r.choice(_LAST_B)}", names
+        )
         town = _unique(rng, lambda r: f"{r.choice(_TOWN_A)}{r.choice(_TOWN_B)}", towns)
         company = _unique(rng, lambda r: f"{r.choice(_COMPANY_A)} {r.choice(_COMPANY_B)}", companies)
         phone = _unique(rng, lambda r: f"{r.randint(200, 989)}-{r.randint(0, 9999):04d}", phones)
-        people.append(Person(
-            person_id=f"p{seed}-{i:04d}", name=name, birthplace=town, job=rng.choice(_JOBS),
-            employer=company, birth_year=str(rng.randint(1941, 2004)), phone=phone,
-        ))
+        people.append(
+            Person(
+                person_id=f"p{seed}-{i:04d}",
+                name=name,
+                birthplace=town,
+                job=rng.choice(_JOBS),
+                employer=company,
+                birth_year=str(rng.randint(1941, 2004)),
+                phone=phone,
+            )
+        )
     return tuple(people)
 
 
@@ -256,16 +392,18 @@ def person_facts(person: Person, facts_per_person: int = len(ATTRIBUTES)) -> tup
     for attribute in ATTRIBUTES[:facts_per_person]:
         question, answer, paraphrases = _TEMPLATES[attribute]
         value = person.value(attribute)
-        facts.append(Fact(
-            fact_id=f"{person.person_id}/{attribute}",
-            person_id=person.person_id,
-            subject=person.name,
-            attribute=attribute,
-            question=question.format(n=person.name),
-            answer=answer.format(n=person.name, v=value),
-            key_terms=(value,),
-            paraphrases=tuple(p.format(n=person.name) for p in paraphrases),
-        ))
+        facts.append(
+            Fact(
+                fact_id=f"{person.person_id}/{attribute}",
+                person_id=person.person_id,
+                subject=person.name,
+                attribute=attribute,
+                question=question.format(n=person.name),
+                answer=answer.format(n=person.name, v=value),
+                key_terms=(value,),
+                paraphrases=tuple(p.format(n=person.name) for p in paraphrases),
+            )
+        )
     return tuple(facts)
 
 
@@ -299,4 +437,4 @@ def contains_term(text: str | Sequence[str], term: str) -> bool:
     if not needle:
         return False
     n = len(needle)
-    return any(words[i:i + n] == needle for i in range(len(words) - n + 1))
+    return any(words[i : i + n] == needle for i in range(len(words) - n + 1))

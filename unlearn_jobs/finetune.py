@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -64,10 +65,17 @@ class FinetuneResult:
     wall_s: float
 
 
-def finetune(model: Any, tokenizer: Any, examples: ExampleSet, config: FinetuneConfig = FinetuneConfig(), *,
-             fmt: PromptFormat = PromptFormat(), device: Any = None,
-             progress: Callable[[FinetuneProgress], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> FinetuneResult:
+def finetune(
+    model: Any,
+    tokenizer: Any,
+    examples: ExampleSet,
+    config: FinetuneConfig = FinetuneConfig(),
+    *,
+    fmt: PromptFormat = PromptFormat(),
+    device: Any = None,
+    progress: Callable[[FinetuneProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> FinetuneResult:
     """Train `model` in place on question→answer (and paraphrase→answer) pairs."""
     from unlearn_jobs.evaluate import Evaluator
 
@@ -85,13 +93,21 @@ def finetune(model: Any, tokenizer: Any, examples: ExampleSet, config: FinetuneC
     params = select_trainable(model, config.layers, config.params)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     # Linear warmup then linear decay: memorisation is stable with it and erratic without.
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(
-        (s + 1) / max(1, config.warmup_steps), max(0.05, (total - s) / max(1, total - config.warmup_steps))))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda s: min(
+            (s + 1) / max(1, config.warmup_steps), max(0.05, (total - s) / max(1, total - config.warmup_steps))
+        ),
+    )
     # Only examples with key terms can be judged answered (plain texts have none).
     probes = ExampleSet(tuple(e for e in examples if e.key_terms))
-    checker = (Evaluator(tokenizer, probes, ExampleSet(), (), fmt=fmt, paraphrases=False)
-               if config.target_hit_rate > 0 and len(probes) else None)
+    checker = (
+        Evaluator(tokenizer, probes, ExampleSet(), (), fmt=fmt, paraphrases=False)
+        if config.target_hit_rate > 0 and len(probes)
+        else None
+    )
     from unlearn_jobs.model import mean_nll
+
     step, loss_value, hit = 0, float("nan"), None
     epoch = 0
     model.train()
@@ -100,7 +116,7 @@ def finetune(model: Any, tokenizer: Any, examples: ExampleSet, config: FinetuneC
             for _ in range(per_epoch):
                 loss = mean_nll(model, stream.next().to(device))
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
                 optimizer.step()
                 schedule.step()

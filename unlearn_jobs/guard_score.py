@@ -1,13 +1,22 @@
-"""The gateway's own guard as an evaluation score: a forget index of the job's entries, run on raw model output."""
+"""The guard score's seam: the forget entries a guard indexes and the scorer a job is handed to run on raw output.
+
+The scorer itself is the gateway's guard (`gateway.jobs.guard_scorer`); this offline library imports
+nothing from the gateway, so a caller passes a `GuardScorerFactory` in (`JobSpec.guard_scorer_factory`,
+`register(..., guard_scorer_factory=...)` for `lethe unlearn run`). Without one, jobs report no guard score.
+"""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from unlearn_jobs.data import ExampleSet
 from unlearn_jobs.facts import is_salient_literal
+
+# What the guard does on a hit (the forget request's `action`); the gateway's wire type validates it.
+GuardAction = Literal["block", "redact"]
 
 
 @dataclass(frozen=True)
@@ -23,21 +32,43 @@ class GuardEntrySpec:
     texts: tuple[str, ...] = ()
     qa: tuple[tuple[str, str], ...] = ()
     literals: tuple[str, ...] = ()
-    action: str = "block"
+    action: GuardAction = "block"
 
     @classmethod
-    def from_body(cls, forget_id: str, body: Mapping[str, Any]) -> "GuardEntrySpec":
-        qa = tuple((str(p["question"]), str(p["answer"])) if isinstance(p, Mapping) else (str(p[0]), str(p[1]))
-                   for p in body.get("qa") or ())
-        return cls(forget_id=str(forget_id), subject=body.get("subject") or None,
-                   texts=tuple(str(t) for t in body.get("texts") or ()), qa=qa,
-                   literals=tuple(str(x) for x in body.get("literals") or ()),
-                   action=str(body.get("action") or "block"))
+    def from_body(cls, forget_id: str, body: Mapping[str, Any]) -> GuardEntrySpec:
+        qa = tuple(
+            (str(p["question"]), str(p["answer"])) if isinstance(p, Mapping) else (str(p[0]), str(p[1]))
+            for p in body.get("qa") or ()
+        )
+        return cls(
+            forget_id=str(forget_id),
+            subject=body.get("subject") or None,
+            texts=tuple(str(t) for t in body.get("texts") or ()),
+            qa=qa,
+            literals=tuple(str(x) for x in body.get("literals") or ()),
+            action="redact" if body.get("action") == "redact" else "block",
+        )
 
 
 def entries_from_bodies(bodies: Iterable[Mapping[str, Any]]) -> tuple[GuardEntrySpec, ...]:
     """Guard entries of forget-file entries (request bodies with an `id`, as `load_forget_file` reads them)."""
     return tuple(GuardEntrySpec.from_body(str(b.get("id") or b.get("subject") or "request"), b) for b in bodies)
+
+
+class GuardScorer(Protocol):
+    """`scorer(text) -> 1.0` when the guard would stop `text`, else 0.0 (averaged into a guard hit rate).
+
+    A scorer may also have `prime(texts)`, which the Evaluator calls first to batch the work.
+    """
+
+    def __call__(self, text: str, /) -> float: ...
+
+
+class GuardScorerFactory(Protocol):
+    """Builds a job's `GuardScorer` from its forget entries. It travels in a JobSpec to a Ray worker, so
+    it must pickle (a module-level function or class)."""
+
+    def __call__(self, entries: Sequence[GuardEntrySpec], /) -> GuardScorer: ...
 
 
 # A run of capitalised words (a name), possessive dropped.
@@ -74,47 +105,13 @@ def entries_from_examples(forget: ExampleSet) -> tuple[GuardEntrySpec, ...]:
         else:
             g["qa"].append((e.prompt, e.target))
         g["literals"].extend(t for t in e.key_terms if is_salient_literal(t) and t not in g["literals"])
-    return tuple(GuardEntrySpec(fid, infer_subject([q for q, _ in g["qa"]]) if g["qa"] else None,
-                                tuple(g["texts"]), tuple(g["qa"]), tuple(g["literals"]))
-                 for fid, g in grouped.items())
-
-
-@dataclass
-class GatewayGuardScorer:
-    """`scorer(text) -> 1.0` when the gateway's guard (literal, verbatim and semantic matchers, default
-    settings) would stop `text`, else 0.0; averaged by the Evaluator into a guard hit rate.
-
-    Embeds the entries once and loads the embedder once (on first use), so build one per job.
-
-    >>> scorer = GatewayGuardScorer.build([GuardEntrySpec.from_body("p0", body)])
-    >>> scorer("Mardor Bromhart was born in Pebblemere.")
-    1.0
-    """
-
-    index: Any
-    checks: int = field(default=0)
-
-    @classmethod
-    def build(cls, entries: Sequence[GuardEntrySpec], *, embedder: Any = None, settings: Any = None) -> "GatewayGuardScorer":
-        from gateway.guard import ForgetEntry, ForgetIndex, GuardSettings, MiniLMEmbedder, build_many_artifacts
-
-        # threads=None: the embedder must not reset the trainer's torch thread count.
-        embedder = embedder if embedder is not None else MiniLMEmbedder(threads=None)
-        settings = settings or GuardSettings()
-        guard_entries = [ForgetEntry(e.forget_id, e.subject, texts=e.texts, qa=e.qa, literals=e.literals,
-                                     action=e.action)  # type: ignore[arg-type]
-                         for e in entries if e.texts or e.qa or e.literals]
-        index = ForgetIndex.empty(embedder, settings)
-        if guard_entries:
-            index = index.with_entries(build_many_artifacts(guard_entries, index.embedder, settings), version=1)
-        return cls(index)
-
-    def __call__(self, text: str) -> float:
-        self.checks += 1
-        return 1.0 if text.strip() and self.index.check_output(text).match else 0.0
-
-    def prime(self, texts: Iterable[str]) -> None:
-        """Embed every window of `texts` in one batch, so the per-text checks that follow hit the cache."""
-        windows = [w.text for text in texts if text.strip() for w in self.index.windows(text)]
-        if windows:
-            self.index.embedder.encode(list(dict.fromkeys(windows)))
+    return tuple(
+        GuardEntrySpec(
+            fid,
+            infer_subject([q for q, _ in g["qa"]]) if g["qa"] else None,
+            tuple(g["texts"]),
+            tuple(g["qa"]),
+            tuple(g["literals"]),
+        )
+        for fid, g in grouped.items()
+    )

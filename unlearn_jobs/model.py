@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,8 @@ def load_model(model_dir: str | Path, device: torch.device | str = "cpu") -> tup
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} is not a model directory (no config.json)")
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    # Any: transformers' annotations of `to` and `eval` (decorated methods) do not type-check.
+    model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     model.to(device)
     model.eval()
     return model, tokenizer
@@ -61,7 +63,7 @@ def kl_to_reference(model: Any, reference: Any, batch: Batch) -> torch.Tensor:
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
     with torch.no_grad():
         ref = reference(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1].float()
-    mask = (batch.labels[:, 1:] != -100)
+    mask = batch.labels[:, 1:] != -100
     ref_lp = F.log_softmax(ref, dim=-1)
     lp = F.log_softmax(logits, dim=-1)
     kl = (ref_lp.exp() * (ref_lp - lp)).sum(-1)
@@ -120,8 +122,9 @@ def select_trainable(model: Any, layers: Sequence[int] | None, params: str) -> l
 
 
 @torch.no_grad()
-def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int,
-                    batch_size: int = 16) -> list[str]:
+def greedy_generate(
+    model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int = 16
+) -> list[str]:
     """Greedy continuations of pre-tokenised prompts, left-padded in batches."""
     device = next(model.parameters()).device
     pad = pad_id_of(tokenizer)
@@ -129,21 +132,26 @@ def greedy_generate(model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]]
     model.eval()
     outputs: list[str] = []
     for start in range(0, len(prompts), batch_size):
-        chunk = [list(p) for p in prompts[start:start + batch_size]]
+        chunk = [list(p) for p in prompts[start : start + batch_size]]
         width = max(len(p) for p in chunk)
         ids = torch.full((len(chunk), width), pad, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
         for row, p in enumerate(chunk):
-            ids[row, width - len(p):] = torch.tensor(p, dtype=torch.long)
-            mask[row, width - len(p):] = 1
+            ids[row, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[row, width - len(p) :] = 1
         gen = model.generate(
-            input_ids=ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
-            do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
-            temperature=None, top_p=None, top_k=None,
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+            eos_token_id=tokenizer.eos_token_id,
+            temperature=None,
+            top_p=None,
+            top_k=None,
         )
         for row in gen[:, width:].tolist():
             outputs.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     if was_training:
         model.train()
     return outputs
-

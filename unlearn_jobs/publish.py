@@ -8,10 +8,11 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 1
@@ -31,7 +32,7 @@ class PublishedVersion:
 
 def new_version_id() -> str:
     """Sortable by creation time, unique without coordination."""
-    return datetime.now(timezone.utc).strftime("v%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("v%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def sha256_file(path: Path) -> str:
@@ -42,7 +43,8 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync_tree(root: Path) -> None:
+def fsync_tree(root: Path) -> None:
+    """Flush every file and directory under `root` to disk (call before renaming a version into place)."""
     # Durable before the rename: a crash after it must not expose a version with torn files.
     for path in sorted(root.rglob("*")):
         if path.is_file():
@@ -56,15 +58,29 @@ def _fsync_tree(root: Path) -> None:
             os.close(fd)
 
 
-def _checksums(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): sha256_file(p)
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+def file_checksums(root: Path) -> dict[str, str]:
+    """The manifest's `files`: sha256 of every file under `root` but the manifest, by relative path."""
+    return {
+        p.relative_to(root).as_posix(): sha256_file(p)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
 
 
-def publish_version(model: Any, tokenizer: Any, versions_dir: str | Path, *, parent_version: str | None,
-                    method: str, hyperparameters: Mapping[str, Any], forget_ids: Sequence[str],
-                    metrics_before: Mapping[str, Any] | None, metrics_after: Mapping[str, Any] | None,
-                    version_id: str | None = None, extra: Mapping[str, Any] | None = None) -> PublishedVersion:
+def publish_version(
+    model: Any,
+    tokenizer: Any,
+    versions_dir: str | Path,
+    *,
+    parent_version: str | None,
+    method: str,
+    hyperparameters: Mapping[str, Any],
+    forget_ids: Sequence[str],
+    metrics_before: Mapping[str, Any] | None,
+    metrics_after: Mapping[str, Any] | None,
+    version_id: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> PublishedVersion:
     """Save weights (safetensors), config and tokenizer plus `manifest.json`, then rename into place.
 
     Everything is written into a temp dir beside the target (same filesystem, so the rename is
@@ -83,7 +99,7 @@ def publish_version(model: Any, tokenizer: Any, versions_dir: str | Path, *, par
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        manifest = {
+        manifest: dict[str, Any] = {
             "schema": MANIFEST_SCHEMA,
             "version_id": vid,
             "parent_version": parent_version,
@@ -92,14 +108,14 @@ def publish_version(model: Any, tokenizer: Any, versions_dir: str | Path, *, par
             "forget_ids": list(forget_ids),
             "metrics_before": metrics_before,
             "metrics_after": metrics_after,
-            "created_at": datetime.now(timezone.utc).isoformat(),
-            "files": _checksums(tmp),
+            "created_at": datetime.now(UTC).isoformat(),
+            "files": file_checksums(tmp),
             **({"extra": dict(extra)} if extra else {}),
         }
         if not any(name.endswith(".safetensors") for name in manifest["files"]):
             raise VersionError("model.save_pretrained wrote no .safetensors file")
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         os.rename(tmp, final)
         fd = os.open(root, os.O_RDONLY)
         try:
@@ -139,7 +155,7 @@ def verify_version(path: str | Path) -> None:
         actual = sha256_file(f)
         if actual != digest:
             raise VersionError(f"{root}: checksum mismatch for {name} (manifest {digest[:12]}…, file {actual[:12]}…)")
-    extra = sorted(set(_checksums(root)) - set(expected))
+    extra = sorted(set(file_checksums(root)) - set(expected))
     if extra:
         raise VersionError(f"{root}: files not in the manifest: {extra}")
 

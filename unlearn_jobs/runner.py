@@ -4,27 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from unlearn_jobs.data import ExampleSet, PromptFormat, load_fluency, self_answer_retain_set
-from unlearn_jobs.evaluate import Evaluator, Gates, GuardScorer, Metrics
-from unlearn_jobs.guard_score import GuardEntrySpec
-
-
-class JobState(str, Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    EVALUATING = "evaluating"
-    PUBLISHED = "published"
-    REJECTED = "rejected"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobState.PUBLISHED, JobState.REJECTED, JobState.FAILED, JobState.CANCELLED)
+from unlearn_jobs.evaluate import Evaluator, Gates, Metrics
+from unlearn_jobs.guard_score import GuardEntrySpec, GuardScorer, GuardScorerFactory, entries_from_examples
+from unlearn_jobs.states import JobState
 
 
 @dataclass(frozen=True)
@@ -56,11 +43,14 @@ class JobSpec:
     # With no retain set, keep the model's own answers to neutral questions.
     self_retain: bool = True
     # Score every evaluation generation with the gateway's own guard (an index of the forget entries):
-    # a guard hit rate per set, in the metrics and the manifest. `guard_scorer` overrides the one
-    # built here (e.g. one shared by several jobs); `forget_entries` are the requests behind `forget`
-    # (subject, literals), else they are rebuilt from the examples without subjects.
+    # a guard hit rate per set, in the metrics and the manifest. This library has no guard of its own:
+    # `guard_scorer_factory` (the gateway's, passed in by whoever builds the spec) builds the scorer per
+    # job; without one there is no guard score. `guard_scorer` overrides it (e.g. one shared by several
+    # jobs); `forget_entries` are the requests behind `forget` (subject, literals), else they are rebuilt
+    # from the examples without subjects.
     guard_score: bool = True
     guard_scorer: GuardScorer | None = None
+    guard_scorer_factory: GuardScorerFactory | None = None
     forget_entries: tuple[GuardEntrySpec, ...] | None = None
     # Retain examples the gates are measured on; None = the whole retain set (a sample is enough
     # when the retain corpus is large, and evaluation is the slow part on CPU).
@@ -99,13 +89,19 @@ class JobResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "job_id": self.job_id, "state": self.state.value, "method": self.method,
-            "hyperparameters": dict(self.hyperparameters), "version_id": self.version_id,
+            "job_id": self.job_id,
+            "state": self.state.value,
+            "method": self.method,
+            "hyperparameters": dict(self.hyperparameters),
+            "version_id": self.version_id,
             "version_dir": self.version_dir,
             "metrics_before": self.metrics_before.to_dict() if self.metrics_before else None,
             "metrics_after": self.metrics_after.to_dict() if self.metrics_after else None,
-            "gate_reasons": list(self.gate_reasons), "reason": self.reason, "steps": self.steps,
-            "stopped_early": self.stopped_early, "wall_s": round(self.wall_s, 3),
+            "gate_reasons": list(self.gate_reasons),
+            "reason": self.reason,
+            "steps": self.steps,
+            "stopped_early": self.stopped_early,
+            "wall_s": round(self.wall_s, 3),
         }
 
 
@@ -117,12 +113,22 @@ class _Cancelled(Exception):
 _P_BASE, _P_TRAIN, _P_EVAL = 5.0, 85.0, 95.0
 
 
-def run_job(spec: JobSpec, *, progress: Callable[[JobProgress], None] = lambda p: None,
-            should_cancel: Callable[[], bool] = lambda: False) -> JobResult:
+def run_job(
+    spec: JobSpec,
+    *,
+    progress: Callable[[JobProgress], None] = lambda p: None,
+    should_cancel: Callable[[], bool] = lambda: False,
+) -> JobResult:
     """Run one job; never raises for job failures (they end `failed` with a reason)."""
     began = time.monotonic()
-    state: dict[str, Any] = {"method": spec.method, "hyper": {}, "before": None, "after": None,
-                             "steps": 0, "early": False}
+    state: dict[str, Any] = {
+        "method": spec.method,
+        "hyper": {},
+        "before": None,
+        "after": None,
+        "steps": 0,
+        "early": False,
+    }
 
     def report(job_state: JobState, pct: float, **kw: Any) -> None:
         # Never move the bar backwards (the repair phase extends the step count after the fact).
@@ -130,9 +136,18 @@ def run_job(spec: JobSpec, *, progress: Callable[[JobProgress], None] = lambda p
         progress(JobProgress(spec.job_id, job_state, round(state["pct"], 2), **kw))
 
     def result(job_state: JobState, **kw: Any) -> JobResult:
-        return JobResult(spec.job_id, job_state, spec.method, state["hyper"], metrics_before=state["before"],
-                         metrics_after=state["after"], steps=state["steps"], stopped_early=state["early"],
-                         wall_s=time.monotonic() - began, **kw)
+        return JobResult(
+            spec.job_id,
+            job_state,
+            spec.method,
+            state["hyper"],
+            metrics_before=state["before"],
+            metrics_after=state["after"],
+            steps=state["steps"],
+            stopped_early=state["early"],
+            wall_s=time.monotonic() - began,
+            **kw,
+        )
 
     try:
         report(JobState.RUNNING, 0.0, message="loading model")
@@ -146,8 +161,13 @@ def run_job(spec: JobSpec, *, progress: Callable[[JobProgress], None] = lambda p
         return result(JobState.FAILED, reason=reason)
 
 
-def _run(spec: JobSpec, report: Callable[..., None], should_cancel: Callable[[], bool],
-         state: dict[str, Any], result: Callable[..., JobResult]) -> JobResult:
+def _run(
+    spec: JobSpec,
+    report: Callable[..., None],
+    should_cancel: Callable[[], bool],
+    state: dict[str, Any],
+    result: Callable[..., JobResult],
+) -> JobResult:
     import torch
 
     from unlearn_jobs.methods import StepInfo, UnlearnData, get_method
@@ -173,18 +193,26 @@ def _run(spec: JobSpec, report: Callable[..., None], should_cancel: Callable[[],
 
     retain = spec.retain
     if len(retain) == 0 and spec.self_retain:
+
         def answer(questions: list[str]) -> list[str]:
             ids = [fmt.prompt_ids(tokenizer, q) for q in questions]
             return greedy_generate(model, tokenizer, ids, max_new_tokens=32, batch_size=spec.eval_batch_size)
+
         retain = self_answer_retain_set(answer)
     fluency = spec.fluency if spec.fluency is not None else load_fluency()
-    evaluator = Evaluator(tokenizer, spec.forget, spec.eval_retain if spec.eval_retain is not None else retain,
-                          fluency, fmt=fmt, guard_scorer=job_guard_scorer(spec),
-                          paraphrases=spec.gates.include_paraphrases, batch_size=spec.eval_batch_size)
+    evaluator = Evaluator(
+        tokenizer,
+        spec.forget,
+        spec.eval_retain if spec.eval_retain is not None else retain,
+        fluency,
+        fmt=fmt,
+        guard_scorer=job_guard_scorer(spec),
+        paraphrases=spec.gates.include_paraphrases,
+        batch_size=spec.eval_batch_size,
+    )
     before = spec.metrics_before or evaluator.evaluate(model)
     state["before"] = before
-    report(JobState.RUNNING, _P_BASE, message="baseline measured",
-           forget_leakage=spec.gates.forget_leakage(before))
+    report(JobState.RUNNING, _P_BASE, message="baseline measured", forget_leakage=spec.gates.forget_leakage(before))
     check_cancel()
 
     def on_step(info: StepInfo) -> bool:
@@ -198,8 +226,15 @@ def _run(spec: JobSpec, report: Callable[..., None], should_cancel: Callable[[],
             model.train()
             # Stop as soon as the forget gate holds: every further step only costs retain utility.
             stop = leak <= spec.gates.forget_hit_rate_max
-        report(JobState.RUNNING, pct, step=info.step, total_steps=info.total_steps, loss=info.loss,
-               message=f"{info.phase} step {info.step}/{info.total_steps}", forget_leakage=leak)
+        report(
+            JobState.RUNNING,
+            pct,
+            step=info.step,
+            total_steps=info.total_steps,
+            loss=info.loss,
+            message=f"{info.phase} step {info.step}/{info.total_steps}",
+            forget_leakage=leak,
+        )
         return stop
 
     run = method.run(model, tokenizer, UnlearnData(spec.forget, retain, fmt), device=device, on_step=on_step)
@@ -212,43 +247,39 @@ def _run(spec: JobSpec, report: Callable[..., None], should_cancel: Callable[[],
     gate = spec.gates.check(before, after)
     check_cancel()
     if not gate.passed:
-        report(JobState.REJECTED, 100.0, message="; ".join(gate.reasons),
-               forget_leakage=spec.gates.forget_leakage(after))
+        report(
+            JobState.REJECTED, 100.0, message="; ".join(gate.reasons), forget_leakage=spec.gates.forget_leakage(after)
+        )
         return result(JobState.REJECTED, gate_reasons=gate.reasons, reason="gates failed")
 
     report(JobState.EVALUATING, _P_EVAL, message="publishing")
     published = publish_version(
-        model, tokenizer, spec.versions_dir, parent_version=spec.parent_version, method=spec.method,
-        hyperparameters=state["hyper"], forget_ids=spec.forget_ids or spec.forget.source_ids,
-        metrics_before=before.to_dict(), metrics_after=after.to_dict(), version_id=spec.version_id,
+        model,
+        tokenizer,
+        spec.versions_dir,
+        parent_version=spec.parent_version,
+        method=spec.method,
+        hyperparameters=state["hyper"],
+        forget_ids=spec.forget_ids or spec.forget.source_ids,
+        metrics_before=before.to_dict(),
+        metrics_after=after.to_dict(),
+        version_id=spec.version_id,
         extra={"job_id": spec.job_id, "steps": run.steps, "stopped_early": run.stopped_early},
     )
-    report(JobState.PUBLISHED, 100.0, message=f"published {published.version_id}",
-           forget_leakage=spec.gates.forget_leakage(after))
+    report(
+        JobState.PUBLISHED,
+        100.0,
+        message=f"published {published.version_id}",
+        forget_leakage=spec.gates.forget_leakage(after),
+    )
     return result(JobState.PUBLISHED, version_id=published.version_id, version_dir=str(published.path))
 
 
 def job_guard_scorer(spec: JobSpec) -> GuardScorer | None:
-    """The guard scorer a job evaluates with: the spec's own, else one built from its forget entries
-    (one embedder load per job), else none when `guard_score` is off."""
+    """The guard scorer a job evaluates with: the spec's own, else one its factory builds from the forget
+    entries (one embedder load per job), else none (`guard_score` off, or no factory given)."""
     if spec.guard_scorer is not None or not spec.guard_score:
         return spec.guard_scorer
-    from unlearn_jobs.guard_score import GatewayGuardScorer, entries_from_examples
-
-    return GatewayGuardScorer.build(spec.forget_entries or entries_from_examples(spec.forget))
-
-
-def _remote_entry(spec: JobSpec, progress: Callable[[JobProgress], None] | None,
-                  should_cancel: Callable[[], bool] | None) -> JobResult:
-    return run_job(spec, progress=progress or (lambda p: None), should_cancel=should_cancel or (lambda: False))
-
-
-def run_job_remote(*, num_cpus: float = 1, num_gpus: float = 0, **options: Any) -> Any:
-    """A Ray remote function for `run_job`: `run_job_remote(num_gpus=1).remote(spec, progress, should_cancel)`.
-
-    `progress` and `should_cancel` must pickle (e.g. closures over a Ray actor handle that
-    records progress and holds the cancel flag). Ray is imported only here.
-    """
-    import ray
-
-    return ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, **options)(_remote_entry)
+    if spec.guard_scorer_factory is None:
+        return None
+    return spec.guard_scorer_factory(spec.forget_entries or entries_from_examples(spec.forget))

@@ -14,11 +14,12 @@ half is served by `GET /v1/forget/certificates/key`, so anyone can check a certi
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,8 @@ class CertificateSigner:
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             pem = Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".key-")
             try:
                 os.fchmod(fd, 0o600)
@@ -74,10 +76,8 @@ class CertificateSigner:
                 os.fsync(fd)
                 os.close(fd)
                 # link, not replace: two processes starting together keep the first key written.
-                try:
+                with contextlib.suppress(FileExistsError):
                     os.link(tmp, path)
-                except FileExistsError:
-                    pass
             finally:
                 os.unlink(tmp)
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -86,7 +86,8 @@ class CertificateSigner:
         self._key = key
         public = key.public_key()
         self.public_pem = public.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
         self.key_id = key_id(public)
 
     def public_key(self) -> dict[str, str]:
@@ -96,8 +97,14 @@ class CertificateSigner:
         """`body` plus a `signature` over its canonical JSON (every field but `signature`)."""
         unsigned = {k: v for k, v in body.items() if k != "signature"}
         value = self._key.sign(canonical_json(unsigned))
-        return {**unsigned, "signature": {"algorithm": SIGNATURE_ALGORITHM, "key_id": self.key_id,
-                                          "value": base64.b64encode(value).decode()}}
+        return {
+            **unsigned,
+            "signature": {
+                "algorithm": SIGNATURE_ALGORITHM,
+                "key_id": self.key_id,
+                "value": base64.b64encode(value).decode(),
+            },
+        }
 
 
 def key_id(public_key: Any) -> str:
@@ -150,7 +157,7 @@ def _before(when: datetime, iso: str) -> bool:
         other = datetime.fromisoformat(iso)
     except ValueError:
         return False
-    aware = [t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc) for t in (when, other)]
+    aware = [t if t.tzinfo is not None else t.replace(tzinfo=UTC) for t in (when, other)]
     return aware[0] <= aware[1]
 
 
@@ -182,27 +189,35 @@ def issuer() -> str:
         return "lethe"
 
 
-def build_certificate(ledger: Ledger, forget_id: str, *, leakage: dict[str, Any] | None = None,
-                      serving: Any = None, now: datetime | None = None) -> dict[str, Any] | None:
+def build_certificate(
+    ledger: Ledger,
+    forget_id: str,
+    *,
+    leakage: dict[str, Any] | None = None,
+    serving: Any = None,
+    now: datetime | None = None,
+) -> dict[str, Any] | None:
     """The unsigned certificate of one forget request, or None if the ledger has no such request.
 
     `serving`: the version serving now when the ledger has no promotion yet (the base model); by default
     the ledger's serving pointer.
     """
-    from gateway.jobs.manager import forget_body
-
     record = ledger.get_forget(forget_id)
     if record is None:
         return None
-    body = forget_body(record)
+    body = record.body()
     jobs = [j for j in _all_jobs(ledger) if forget_id in j.forget_ids]
     serving = ledger.serving_version() or serving
     lineage = _lineage(ledger, serving.id if serving is not None else None)
     unlearned_by = []
     for job in jobs:
         row: dict[str, Any] = {
-            "job_id": job.id, "method": job.method, "state": job.state, "finished_at": _iso(job.finished_at),
-            "version_id": job.version_id, "gates": (job.params or {}).get("gates"),
+            "job_id": job.id,
+            "method": job.method,
+            "state": job.state,
+            "finished_at": _iso(job.finished_at),
+            "version_id": job.version_id,
+            "gates": (job.params or {}).get("gates"),
             "evaluation_before": (job.metrics or {}).get("before"),
             "evaluation_after": (job.metrics or {}).get("after"),
         }
@@ -226,7 +241,9 @@ def build_certificate(ledger: Ledger, forget_id: str, *, leakage: dict[str, Any]
         asked = bool(body["texts"] or body["qa"]) and _before(record.created_at, leakage["at"])
         row = (leakage.get("by_version") or {}).get(leakage.get("version")) or {}
         probe = {
-            "at": leakage["at"], "version": leakage.get("version"), "probed": asked,
+            "at": leakage["at"],
+            "version": leakage.get("version"),
+            "probed": asked,
             "leaked": forget_id in (leakage.get("leaking_forget_ids") or []) if asked else None,
             "version_leakage_ratio": row.get("leakage_ratio"),
         }
@@ -235,26 +252,28 @@ def build_certificate(ledger: Ledger, forget_id: str, *, leakage: dict[str, Any]
     # Every live ingress replica enforced it at the acknowledgement; before the event existed, the commit.
     enforced_at = acks[0].details.get("enforced_at") if acks else _iso(record.enforced_at)
     enforced = enforced_at is not None
-    statement = [
-        f"Forget request {forget_id} ({record.reason}) was received at {record.created_at.isoformat()}."]
+    statement = [f"Forget request {forget_id} ({record.reason}) was received at {record.created_at.isoformat()}."]
     if enforced:
         statement.append(
             f"From {enforced_at} (forget-index version {record.index_version}) every prompt "
-            f"and response of this gateway was checked against its content, with action '{record.action}'.")
+            f"and response of this gateway was checked against its content, with action '{record.action}'."
+        )
     if in_weights:
         statement.append(
             f"The weights serving at issue time ({lineage[0]}) descend from version(s) {', '.join(in_weights)}, "
-            "published by unlearning jobs on this request that passed their evaluation gates.")
+            "published by unlearning jobs on this request that passed their evaluation gates."
+        )
     else:
         statement.append("No weights unlearned on this request serve at issue time: the guard alone enforces it.")
     if probe is not None and probe["probed"]:
         statement.append(
             f"The leakage probe of {probe['at']} on the raw weights ({probe['version']}) "
-            + ("still found its key facts." if probe["leaked"] else "did not find its key facts."))
+            + ("still found its key facts." if probe["leaked"] else "did not find its key facts.")
+        )
 
     return {
         "format": CERTIFICATE_FORMAT,
-        "issued_at": (now or datetime.now(timezone.utc)).isoformat(),
+        "issued_at": (now or datetime.now(UTC)).isoformat(),
         "issuer": issuer(),
         "forget_request": {
             "id": forget_id,

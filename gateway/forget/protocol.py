@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.errors import WireModel
-
+from gateway.ledger import states
 
 # Bounds on one forget request: large enough for a real person's record, small enough that
 # building its guard artifacts (embeddings) stays well under a second and never times out.
@@ -64,7 +64,7 @@ class ForgetRequest(BaseModel):
 
 class ForgetStatus(BaseModel):
     id: str
-    status: str
+    status: states.ForgetStatus
     subject: str | None
     reason: str
     action: str
@@ -76,7 +76,7 @@ class ForgetStatus(BaseModel):
 
 class ForgetAccepted(BaseModel):
     id: str
-    status: str
+    status: states.ForgetStatus
     index_version: int
     enforced_at: str
 

@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import builtins
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeVar
 
-from gateway.errors import NotFoundError, ServiceUnavailableError, UnprocessableError
-from gateway.forget.certificates import CertificateError, verify_certificate
-from gateway.forget.protocol import AuditEventOut, AuditList, CertificateCheck, CertificateKey, CheckMatch, CheckResult, ForgetAccepted, ForgetList, ForgetRequest, ForgetStatus
-from gateway.errors import call_remote
 from gateway.chat.service import GuardSource
+from gateway.errors import ErrorMap, NotFoundError, ServiceUnavailableError, UnprocessableError, call_remote
+from gateway.forget.certificates import CertificateError, verify_certificate
+from gateway.forget.protocol import (
+    AuditEventOut,
+    AuditList,
+    CertificateCheck,
+    CertificateKey,
+    CheckMatch,
+    CheckResult,
+    ForgetAccepted,
+    ForgetList,
+    ForgetRequest,
+    ForgetStatus,
+)
+from gateway.ledger import states
+
+T = TypeVar("T")
+
+# The authority refused the content itself.
+_ERRORS: ErrorMap = [(ValueError, lambda e: UnprocessableError(str(e)))]
 
 
 class ForgetAuthorityAPI(Protocol):
@@ -18,14 +36,17 @@ class ForgetAuthorityAPI(Protocol):
 
     async def get(self, forget_id: str) -> dict[str, Any] | None: ...
 
-    async def list(self, status: str | None, limit: int, offset: int) -> list[dict[str, Any]]: ...
+    async def list(
+        self, status: states.ForgetStatus | None, limit: int, offset: int
+    ) -> builtins.list[dict[str, Any]]: ...
 
     async def certificate(self, forget_id: str) -> dict[str, Any] | None: ...
 
     async def certificate_key(self) -> dict[str, str]: ...
 
-    async def audit(self, kind: str | None, subject_id: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
-        ...
+    async def audit(
+        self, kind: str | None, subject_id: str | None, limit: int, offset: int
+    ) -> builtins.list[dict[str, Any]]: ...
 
 
 class ForgetService:
@@ -40,11 +61,13 @@ class ForgetService:
         self._guard = guard
         self._timeout_s = timeout_s
 
-    async def _call(self, coro: Any) -> Any:
+    async def _call(self, coro: Awaitable[T]) -> T:
         return await call_remote(
-            coro, timeout_s=self._timeout_s, service="forget authority", code="authority_unavailable",
-            # the authority refused the content itself
-            errors=[(ValueError, lambda e: UnprocessableError(str(e)))],
+            coro,
+            timeout_s=self._timeout_s,
+            service="forget authority",
+            code="authority_unavailable",
+            errors=_ERRORS,
             timeout_hint="; the request may still be enforced: check GET /v1/forget",
         )
 
@@ -65,7 +88,7 @@ class ForgetService:
             raise NotFoundError(f"no forget request with id {forget_id!r}", param="forget_id")
         return ForgetStatus(**row)
 
-    async def list(self, *, status: str | None, limit: int, offset: int) -> ForgetList:
+    async def list(self, *, status: states.ForgetStatus | None, limit: int, offset: int) -> ForgetList:
         rows = await self._call(self._authority.list(status, limit, offset))
         return ForgetList(data=[ForgetStatus(**row) for row in rows])
 
@@ -86,8 +109,12 @@ class ForgetService:
         try:
             verify_certificate(certificate, key.public_key_pem)
         except CertificateError as exc:
-            return CertificateCheck(valid=False, reason=str(exc), key_id=key.key_id,
-                                    forget_id=forget_id if isinstance(forget_id, str) else None)
+            return CertificateCheck(
+                valid=False,
+                reason=str(exc),
+                key_id=key.key_id,
+                forget_id=forget_id if isinstance(forget_id, str) else None,
+            )
         return CertificateCheck(valid=True, key_id=key.key_id, forget_id=forget_id)
 
     async def audit(self, *, kind: str | None, subject_id: str | None, limit: int, offset: int) -> AuditList:
@@ -106,5 +133,9 @@ class ForgetService:
             key = (match.forget_id, match.kind)
             best[key] = max(best.get(key, 0.0), float(match.score))
         matches = [CheckMatch(forget_id=f, kind=k, score=round(s, 4)) for (f, k), s in sorted(best.items())]
-        return CheckResult(match=bool(matches), matches=matches, index_version=index.version,
-                           ingress=getattr(self._guard, "follower_id", ""))
+        return CheckResult(
+            match=bool(matches),
+            matches=matches,
+            index_version=index.version,
+            ingress=getattr(self._guard, "follower_id", ""),
+        )

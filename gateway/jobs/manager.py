@@ -1,20 +1,27 @@
-"""Unlearning jobs on the live system: submit to Ray, track in the ledger, cancel, survive restarts."""
+"""Unlearning jobs on the live system: launch (a Ray task), track in the ledger, cancel, survive restarts."""
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from gateway.ledger import JobRecord, Ledger
-from gateway.observability.metrics import record_forget_state, record_job
-from gateway.weights.store import serving_record
+from gateway.jobs.guard_scorer import build_guard_scorer
+from gateway.ledger import ForgetRecord, JobRecord, Ledger
+from gateway.ledger.states import JOB_ACTIVE_STATES, ForgetStatus, JobState
+from gateway.observability.metrics import RELEASED, record_forget_state, record_job
+from gateway.weights.store import ensure_base_version, serving_record
+from unlearn_jobs.data import examples_from_request
+from unlearn_jobs.evaluate import Gates
+from unlearn_jobs.guard_score import GuardEntrySpec
+from unlearn_jobs.publish import read_manifest
+from unlearn_jobs.runner import JobProgress, JobResult, JobSpec
 
 log = logging.getLogger(__name__)
-
-ACTIVE_STATES = ("queued", "running", "evaluating")
 
 
 class JobRequestError(ValueError):
@@ -57,12 +64,12 @@ class LedgerProgress:
     def __getstate__(self) -> dict[str, Any]:
         return {"ledger_url": self.ledger_url, "job_id": self.job_id, "_ledger": None}
 
-    def __call__(self, progress: Any) -> None:
+    def __call__(self, progress: JobProgress) -> None:
         if self._ledger is None:
             self._ledger = Ledger.open(self.ledger_url)
         fields: dict[str, Any] = {"progress": float(progress.progress), "step": int(progress.step)}
-        state = progress.state.value if hasattr(progress.state, "value") else str(progress.state)
-        if state in ("running", "evaluating"):
+        state = JobState(progress.state)
+        if state in (JobState.RUNNING, JobState.EVALUATING):
             fields["state"] = state  # terminal states are written by the manager with the result
         if progress.loss is not None:
             fields["loss"] = float(progress.loss)
@@ -103,29 +110,32 @@ def _job_fields(job: JobRecord) -> dict[str, Any]:
     }
 
 
-def forget_body(record: Any) -> dict[str, Any]:
-    payload = record.payload or {}
-    return {
-        "subject": record.subject,
-        "texts": list(payload.get("texts") or ()),
-        "qa": [{"question": q, "answer": a} for q, a in payload.get("qa") or ()],
-        "literals": list(payload.get("literals") or ()),
-    }
+class JobLauncher(Protocol):
+    """Starts one job where it runs (a Ray task in production: `gateway.serve.jobs.RayJobLauncher`) and
+    returns its result to await; `progress` and `cancel` travel with the job, so they must pickle."""
+
+    def __call__(self, spec: JobSpec, progress: LedgerProgress, cancel: CancelMarker) -> Awaitable[JobResult]: ...
 
 
 class JobManager:
     """Owns the unlearning jobs of one gateway: one Ray task per job, the ledger as the record.
 
-    >>> manager = JobManager(ledger, settings)
+    >>> manager = JobManager(ledger, settings, launch=RayJobLauncher(num_cpus=1, num_gpus=0))  # gateway.serve.jobs
     >>> job = await manager.submit("npo", forget_ids=None, params={"steps": 20})   # None: all enforced
     >>> await manager.cancel(job["id"])
     """
 
-    def __init__(self, ledger: Ledger, settings: JobSettings, *, launch: Any = None,
-                 on_published: Any = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: JobSettings,
+        *,
+        launch: JobLauncher,
+        on_published: Callable[[str, str], Awaitable[None]] | None = None,
+    ) -> None:
         self._ledger = ledger
         self._settings = settings
-        self._launch = launch or self._launch_ray
+        self._launch = launch
         # async (version_id, job_id) -> None: auto-promotion of a version whose gates passed.
         self._on_published = on_published
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -135,20 +145,19 @@ class JobManager:
         for job_id in ledger.fail_interrupted_jobs("interrupted: the gateway stopped while the job ran; resubmit it"):
             job = ledger.get_job(job_id)
             if job is not None:
-                record_job(job.method, "failed")
+                record_job(job.method, JobState.FAILED)
                 self._release_forgets(job.forget_ids)
 
     def _register_base_version(self) -> None:
         """The served base model is the root of the version tree: published versions name it as parent."""
-        from gateway.weights.store import ensure_base_version
-
         ensure_base_version(self._ledger, self._settings.base_model_dir)
 
     # --- API -------------------------------------------------------------------------------
 
-    async def submit(self, method: str, forget_ids: list[str] | None, params: dict[str, Any],
-                     gates: dict[str, Any]) -> dict[str, Any]:
-        from unlearn_jobs.evaluate import Gates
+    async def submit(
+        self, method: str, forget_ids: list[str] | None, params: dict[str, Any], gates: dict[str, Any]
+    ) -> dict[str, Any]:
+        # The methods import torch: loaded on the first submission, not with the deployment.
         from unlearn_jobs.methods import available_methods, get_method
 
         if method not in available_methods():
@@ -160,15 +169,20 @@ class JobManager:
             raise JobRequestError(str(exc)) from None
         records = self._forget_records(forget_ids)
         ids = [r.id for r in records]
-        busy = {fid for job in self._ledger.list_jobs(limit=1000) if job.state in ACTIVE_STATES for fid in job.forget_ids}
+        busy = {
+            fid
+            for job in self._ledger.list_jobs(limit=1000)
+            if job.state in JOB_ACTIVE_STATES
+            for fid in job.forget_ids
+        }
         clash = sorted(set(ids) & busy)
         if clash:
             raise JobRequestError(f"forget requests already in an active job: {', '.join(clash)}")
         resources = {"num_cpus": self._settings.num_cpus, "num_gpus": self._settings.num_gpus}
         job = self._ledger.create_job(method, ids, params={**params, "gates": gates}, resources=resources)
-        self._ledger.set_forget_status(ids, "unlearning", actor=f"job:{job.id}")
-        record_job(method, "queued")
-        record_forget_state("unlearning", len(ids))
+        self._ledger.set_forget_status(ids, ForgetStatus.UNLEARNING, actor=f"job:{job.id}")
+        record_job(method, JobState.QUEUED)
+        record_forget_state(ForgetStatus.UNLEARNING, len(ids))
         self._tasks[job.id] = asyncio.get_running_loop().create_task(self._run(job.id, method, records, params, gates))
         return _job_fields(job)
 
@@ -178,14 +192,14 @@ class JobManager:
             raise JobNotFoundError(job_id)
         return _job_fields(job)
 
-    def list(self, state: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
+    def list(self, state: JobState | None, limit: int, offset: int) -> list[dict[str, Any]]:
         return [_job_fields(j) for j in self._ledger.list_jobs(state=state, limit=limit, offset=offset)]
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
         job = self._ledger.get_job(job_id)
         if job is None:
             raise JobNotFoundError(job_id)
-        if job.state in ACTIVE_STATES:
+        if job.state in JOB_ACTIVE_STATES:
             marker = self._settings.cancel_marker(job_id)
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.touch()
@@ -193,9 +207,9 @@ class JobManager:
 
     # --- internals ---------------------------------------------------------------------------
 
-    def _forget_records(self, forget_ids: list[str] | None) -> list[Any]:
+    def _forget_records(self, forget_ids: builtins.list[str] | None) -> builtins.list[ForgetRecord]:
         if forget_ids is None:
-            records = [r for r in self._ledger.list_forgets(status="enforced", limit=1000)]
+            records = [r for r in self._ledger.list_forgets(status=ForgetStatus.ENFORCED, limit=1000)]
             if not records:
                 raise JobRequestError("no forget request is waiting to be unlearned (status 'enforced')")
         else:
@@ -215,44 +229,57 @@ class JobManager:
             )
         return records
 
-    def _spec(self, job_id: str, method: str, records: list[Any], params: dict[str, Any], gates: dict[str, Any]):
-        from unlearn_jobs.data import examples_from_request
-        from unlearn_jobs.evaluate import Gates
-        from unlearn_jobs.guard_score import GuardEntrySpec
-        from unlearn_jobs.runner import JobSpec
-
-        forget = examples_from_request(forget_body(records[0]), records[0].id)
+    def _spec(
+        self,
+        job_id: str,
+        method: str,
+        records: builtins.list[ForgetRecord],
+        params: dict[str, Any],
+        gates: dict[str, Any],
+    ) -> JobSpec:
+        forget = examples_from_request(records[0].body(), records[0].id)
         for record in records[1:]:
-            forget = forget.concat(examples_from_request(forget_body(record), record.id))
+            forget = forget.concat(examples_from_request(record.body(), record.id))
         # Unlearn from what serves now, so versions chain: a second job keeps the first one's forgetting.
         parent = serving_record(self._ledger, self._settings.base_model_dir)
         return JobSpec(
-            base_model_dir=parent.path, method=method, forget=forget, versions_dir=str(self._settings.versions_dir),
-            overrides=params, gates=Gates.from_overrides(gates), parent_version=parent.id,
-            job_id=job_id, forget_ids=tuple(r.id for r in records), num_threads=self._settings.threads,
+            base_model_dir=parent.path,
+            method=method,
+            forget=forget,
+            versions_dir=str(self._settings.versions_dir),
+            overrides=params,
+            gates=Gates.from_overrides(gates),
+            parent_version=parent.id,
+            job_id=job_id,
+            forget_ids=tuple(r.id for r in records),
+            num_threads=self._settings.threads,
             # The evaluation's guard score indexes the requests as the gateway does (subjects, literals).
-            forget_entries=tuple(GuardEntrySpec.from_body(r.id, forget_body(r)) for r in records),
+            forget_entries=tuple(GuardEntrySpec.from_body(r.id, r.body()) for r in records),
+            guard_scorer_factory=build_guard_scorer,
         )
 
-    def _launch_ray(self, spec: Any, progress: LedgerProgress, cancel: CancelMarker) -> Any:
-        from unlearn_jobs.runner import run_job_remote
-
-        remote = run_job_remote(num_cpus=self._settings.num_cpus, num_gpus=self._settings.num_gpus, max_retries=0)
-        return remote.remote(spec, progress, cancel)
-
-    async def _run(self, job_id: str, method: str, records: list[Any], params: dict[str, Any],
-                   gates: dict[str, Any]) -> None:
+    async def _run(
+        self,
+        job_id: str,
+        method: str,
+        records: builtins.list[ForgetRecord],
+        params: dict[str, Any],
+        gates: dict[str, Any],
+    ) -> None:
         ids = [r.id for r in records]
         try:
             spec = self._spec(job_id, method, records, params, gates)
-            ref = self._launch(spec, LedgerProgress(self._settings.ledger_url, job_id),
-                               CancelMarker(str(self._settings.cancel_marker(job_id))))
+            ref = self._launch(
+                spec,
+                LedgerProgress(self._settings.ledger_url, job_id),
+                CancelMarker(str(self._settings.cancel_marker(job_id))),
+            )
             self._refs[job_id] = ref
-            result = await ref
+            result: JobResult = await ref
         except Exception as exc:  # the task itself crashed (worker died, bad spec): record why
             log.exception("job %s failed", job_id)
-            self._ledger.update_job(job_id, state="failed", error=f"{type(exc).__name__}: {exc}")
-            record_job(method, "failed")
+            self._ledger.update_job(job_id, state=JobState.FAILED, error=f"{type(exc).__name__}: {exc}")
+            record_job(method, JobState.FAILED)
             self._release_forgets(ids)
             return
         finally:
@@ -262,19 +289,19 @@ class JobManager:
             self._record_result(job_id, result, ids)
         except Exception as exc:  # never leave a job looking active when its task has ended
             log.exception("could not record the result of job %s", job_id)
-            self._ledger.update_job(job_id, state="failed", error=f"recording the result failed: {exc}")
-            record_job(method, "failed")
+            self._ledger.update_job(job_id, state=JobState.FAILED, error=f"recording the result failed: {exc}")
+            record_job(method, JobState.FAILED)
             self._release_forgets(ids)
             return
-        if self._on_published is not None and getattr(result, "version_id", None) and \
-                self._ledger.get_version(result.version_id) is not None:
+        version_id = result.version_id
+        if self._on_published is not None and version_id and self._ledger.get_version(version_id) is not None:
             try:
-                await self._on_published(result.version_id, job_id)
+                await self._on_published(version_id, job_id)
             except Exception as exc:  # the version stays published; the swap recorded why it failed
-                log.error("auto-promotion of %s (job %s) failed: %s", result.version_id, job_id, exc)
+                log.error("auto-promotion of %s (job %s) failed: %s", version_id, job_id, exc)
 
-    def _record_result(self, job_id: str, result: Any, ids: list[str]) -> None:
-        state = result.state.value if hasattr(result.state, "value") else str(result.state)
+    def _record_result(self, job_id: str, result: JobResult, ids: builtins.list[str]) -> None:
+        state = result.state
         metrics = {
             "before": result.metrics_before.to_dict() if result.metrics_before else None,
             "after": result.metrics_after.to_dict() if result.metrics_after else None,
@@ -284,25 +311,29 @@ class JobManager:
             "wall_s": round(result.wall_s, 2),
         }
         error = result.reason or ("; ".join(result.gate_reasons) if result.gate_reasons else None)
-        if state == "published" and result.version_id and result.version_dir:
-            from unlearn_jobs.publish import read_manifest
-
+        if state is JobState.PUBLISHED and result.version_id and result.version_dir:
             manifest = read_manifest(result.version_dir)
-            self._ledger.add_version(result.version_id, result.version_dir, manifest,
-                                     parent_id=manifest.get("parent_version"), method=result.method)
-            self._ledger.update_job(job_id, state="published", progress=100.0, metrics=metrics,
-                                    version_id=result.version_id)
-            self._ledger.set_forget_status(ids, "unlearned", actor=f"job:{job_id}")
-            record_job(result.method, "published", result.wall_s)
-            record_forget_state("unlearned", len(ids))
+            self._ledger.add_version(
+                result.version_id,
+                result.version_dir,
+                manifest,
+                parent_id=manifest.get("parent_version"),
+                method=result.method,
+            )
+            self._ledger.update_job(
+                job_id, state=JobState.PUBLISHED, progress=100.0, metrics=metrics, version_id=result.version_id
+            )
+            self._ledger.set_forget_status(ids, ForgetStatus.UNLEARNED, actor=f"job:{job_id}")
+            record_job(result.method, JobState.PUBLISHED, result.wall_s)
+            record_forget_state(ForgetStatus.UNLEARNED, len(ids))
             return
         self._ledger.update_job(job_id, state=state, metrics=metrics, error=error)
         record_job(result.method, state, result.wall_s)
         self._release_forgets(ids)
 
-    def _release_forgets(self, ids: Any) -> None:
+    def _release_forgets(self, ids: Iterable[str]) -> None:
         """Back to `enforced`: the guard keeps enforcing them; a new job may take them."""
         existing = [fid for fid in ids if self._ledger.get_forget(fid) is not None]
         if existing:
-            self._ledger.set_forget_status(existing, "enforced", actor="jobs")
-            record_forget_state("released", len(existing))
+            self._ledger.set_forget_status(existing, ForgetStatus.ENFORCED, actor="jobs")
+            record_forget_state(RELEASED, len(existing))

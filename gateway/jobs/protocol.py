@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.ledger.states import JobState
+
+
 class JobSubmit(BaseModel):
     """`POST /v1/unlearn/jobs`: which method, which forget requests, which overrides."""
 
@@ -26,7 +29,7 @@ class JobStatus(BaseModel):
     forget_ids: list[str]
     params: dict[str, Any]
     resources: dict[str, Any]
-    state: str
+    state: JobState
     progress: float
     step: int
     loss: float | None

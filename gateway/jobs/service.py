@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import builtins
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeVar
 
-from gateway.errors import NotFoundError, UnprocessableError
+from gateway.errors import ErrorMap, NotFoundError, UnprocessableError, call_remote
+from gateway.jobs.manager import JobNotFoundError, JobRequestError
 from gateway.jobs.protocol import JobList, JobStatus, JobSubmit
-from gateway.errors import call_remote
+from gateway.ledger.states import JobState
+
+T = TypeVar("T")
+
+# The manager's domain errors as API errors (by their original type, through Ray's wrapping).
+_ERRORS: ErrorMap = [
+    (JobNotFoundError, lambda e: NotFoundError(f"no unlearning job with id {e.args[0]!r}", param="job_id")),
+    (JobRequestError, lambda e: UnprocessableError(str(e))),
+]
 
 
 class JobsAPI(Protocol):
-    async def submit(self, method: str, forget_ids: list[str] | None, params: dict[str, Any],
-                     gates: dict[str, Any]) -> dict[str, Any]: ...
+    """The job manager's calls the ingress makes (a Serve handle in production)."""
+
+    async def submit(
+        self, method: str, forget_ids: builtins.list[str] | None, params: dict[str, Any], gates: dict[str, Any]
+    ) -> dict[str, Any]: ...
 
     async def get(self, job_id: str) -> dict[str, Any]: ...
 
-    async def list(self, state: str | None, limit: int, offset: int) -> list[dict[str, Any]]: ...
+    async def list(self, state: JobState | None, limit: int, offset: int) -> builtins.list[dict[str, Any]]: ...
 
     async def cancel(self, job_id: str) -> dict[str, Any]: ...
 
@@ -27,15 +41,10 @@ class UnlearnService:
         self._jobs = jobs
         self._timeout_s = timeout_s
 
-    async def _call(self, coro: Any) -> Any:
-        from gateway.jobs.manager import JobNotFoundError, JobRequestError
-
-        errors = [
-            (JobNotFoundError, lambda e: NotFoundError(f"no unlearning job with id {e.args[0]!r}", param="job_id")),
-            (JobRequestError, lambda e: UnprocessableError(str(e))),
-        ]
-        return await call_remote(coro, timeout_s=self._timeout_s, service="job manager", code="jobs_unavailable",
-                                 errors=errors)
+    async def _call(self, coro: Awaitable[T]) -> T:
+        return await call_remote(
+            coro, timeout_s=self._timeout_s, service="job manager", code="jobs_unavailable", errors=_ERRORS
+        )
 
     async def submit(self, body: JobSubmit) -> JobStatus:
         job = await self._call(self._jobs.submit(body.method, body.forget_ids, body.params, body.gates))
@@ -44,7 +53,7 @@ class UnlearnService:
     async def get(self, job_id: str) -> JobStatus:
         return JobStatus(**await self._call(self._jobs.get(job_id)))
 
-    async def list(self, *, state: str | None, limit: int, offset: int) -> JobList:
+    async def list(self, *, state: JobState | None, limit: int, offset: int) -> JobList:
         return JobList(data=[JobStatus(**j) for j in await self._call(self._jobs.list(state, limit, offset))])
 
     async def cancel(self, job_id: str) -> JobStatus:

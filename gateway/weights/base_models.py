@@ -1,4 +1,4 @@
-"""Prepared base models under `<home>/models`: the offline default model and model version ids."""
+"""Prepared base models under `<home>/models`: the offline default model, converted from PyPI."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from gateway.chat.engines.base import MODEL_MARKER
 
-MODEL_MARKER = "lethe-model.json"  # written last: its presence means the folder is complete
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,29 +44,6 @@ SOURCES = {DEFAULT_SOURCE.name: DEFAULT_SOURCE}
 
 Progress = Callable[[str], None]
 PREPARE_STEPS = 4  # progress messages of a full prepare: locate/install, convert, checksum, done
-
-
-def model_version(path: str | os.PathLike[str]) -> str:
-    """The version id of the weights in `path`.
-
-    Published weight versions carry it in `manifest.json`; prepared base models in
-    `lethe-model.json`; any other folder gets `base-` + a digest of its config and weight files.
-    """
-    folder = Path(path)
-    for marker, key in (("manifest.json", "version_id"), (MODEL_MARKER, "version")):
-        try:
-            value = json.loads((folder / marker).read_text()).get(key)
-        except (OSError, ValueError):
-            continue
-        if isinstance(value, str) and value:
-            return value
-    digest = hashlib.sha256()
-    for file in sorted(folder.glob("*.json")) + sorted(folder.glob("*.safetensors")):
-        digest.update(file.name.encode())
-        with file.open("rb") as fh:
-            digest.update(fh.read(1 << 20))
-        digest.update(str(file.stat().st_size).encode())
-    return f"base-{digest.hexdigest()[:12]}"
 
 
 def _sha256(path: Path) -> str:

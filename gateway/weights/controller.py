@@ -10,15 +10,17 @@ pointer, so a restarted or added replica starts on it.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.ledger import Ledger
-from gateway.ledger.records import VersionRecord
 from gateway.errors import unwrap_remote_error
+from gateway.ledger import Ledger
+from gateway.ledger.records import AuditEvent, VersionRecord
 from gateway.weights.store import (
     VersionInvalidError,
     ensure_base_version,
@@ -68,8 +70,15 @@ class SwapController:
     >>> await controller.rollback()
     """
 
-    def __init__(self, ledger: Ledger, fleet: Fleet, *, base_dir: str | Path, versions_dir: str | Path,
-                 hooks: SwapHooks | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        fleet: Fleet,
+        *,
+        base_dir: str | Path,
+        versions_dir: str | Path,
+        hooks: SwapHooks | None = None,
+    ) -> None:
         self._ledger = ledger
         self._fleet = fleet
         self._base_dir = Path(base_dir)
@@ -93,16 +102,23 @@ class SwapController:
         except Exception as exc:  # the list is still useful without the live view
             log.warning("could not read replica states: %s", exc)
             replicas = []
-        return {"serving": serving.id, "swapping": self._lock.locked(), "data": versions,
-                "replicas": sorted(({"replica": r["replica"], "version": r["version"]} for r in replicas),
-                                   key=lambda r: r["replica"])}
+        return {
+            "serving": serving.id,
+            "swapping": self._lock.locked(),
+            "data": versions,
+            "replicas": sorted(
+                ({"replica": r["replica"], "version": r["version"]} for r in replicas), key=lambda r: r["replica"]
+            ),
+        }
 
-    def history(self, limit: int = 50) -> list[dict[str, Any]]:
+    def history(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
         kinds = ("version.serving", "version.swap_failed", "version.swap_refused", "version.imported")
         events = [e for kind in kinds for e in self._ledger.list_audit(kind=kind, limit=limit, newest_first=True)]
         events.sort(key=lambda e: e.id, reverse=True)
-        return [{"at": e.at.isoformat(), "event": e.kind, "version": e.subject_id, "actor": e.actor, **e.details}
-                for e in events[:limit]]
+        return [
+            {"at": e.at.isoformat(), "event": e.kind, "version": e.subject_id, "actor": e.actor, **e.details}
+            for e in events[:limit]
+        ]
 
     # --- writes --------------------------------------------------------------------------------
 
@@ -127,11 +143,12 @@ class SwapController:
             import_directory, path, self._versions_dir, self._base_dir, parent_version=parent, note=note
         )
         record = self._ledger.add_version(vid, str(final), manifest, parent_id=parent, method="import", actor=actor)
-        self._ledger.append_audit("version.imported", actor=actor, subject_id=vid,
-                                  details={"source": manifest["extra"]["imported_from"]})
+        self._ledger.append_audit(
+            "version.imported", actor=actor, subject_id=vid, details={"source": manifest["extra"]["imported_from"]}
+        )
         return version_fields(record)
 
-    async def reconcile(self) -> list[dict[str, Any]]:
+    async def reconcile(self) -> builtins.list[dict[str, Any]]:
         """Bring replicas that are not on the serving version onto it (e.g. one that restarted
         from an older pointer during a swap)."""
         if self._lock.locked():
@@ -156,11 +173,11 @@ class SwapController:
             if event.details.get("action") == "rollback":
                 if len(stack) > 1:
                     stack.pop()
-            else:
+            elif event.subject_id is not None:  # always set: set_serving names the version it serves
                 stack.append(event.subject_id)
         return stack[-2] if len(stack) > 1 else None
 
-    def _serving_events(self):
+    def _serving_events(self) -> Iterator[AuditEvent]:
         offset = 0
         while True:
             page = self._ledger.list_audit(kind="version.serving", limit=1000, offset=offset)
@@ -182,12 +199,13 @@ class SwapController:
         try:
             await asyncio.to_thread(validate_candidate, self._base_dir, record)
         except VersionInvalidError as exc:
-            self._ledger.append_audit("version.swap_refused", actor=actor, subject_id=record.id,
-                                      details={"reason": str(exc), "action": kind})
+            self._ledger.append_audit(
+                "version.swap_refused", actor=actor, subject_id=record.id, details={"reason": str(exc), "action": kind}
+            )
             self._report("refused", time.monotonic() - started, record.id)
             raise
-        done: list[dict[str, Any]] = []
-        steps: list[dict[str, Any]] = []
+        done: builtins.list[dict[str, Any]] = []
+        steps: builtins.list[dict[str, Any]] = []
         # Later passes catch replicas that joined (or restarted on the old pointer) meanwhile.
         for _ in range(3):
             states = sorted(await self._fleet.states(), key=lambda r: r["replica"])
@@ -206,25 +224,49 @@ class SwapController:
         seconds = time.monotonic() - started
         self._report("ok", seconds, record.id)
         log.info("%s: now serving %s (was %s) after %.2f s", kind, record.id, previous.id, seconds)
-        return {"version": record.id, "previous": previous.id, "kind": kind, "seconds": round(seconds, 3),
-                "replicas": steps}
+        return {
+            "version": record.id,
+            "previous": previous.id,
+            "kind": kind,
+            "seconds": round(seconds, 3),
+            "replicas": steps,
+        }
 
-    async def _fail(self, record: VersionRecord, previous: VersionRecord, replica: dict[str, Any],
-                    done: list[dict[str, Any]], exc: BaseException, *, actor: str, kind: str, started: float) -> None:
+    async def _fail(
+        self,
+        record: VersionRecord,
+        previous: VersionRecord,
+        replica: dict[str, Any],
+        done: builtins.list[dict[str, Any]],
+        exc: BaseException,
+        *,
+        actor: str,
+        kind: str,
+        started: float,
+    ) -> None:
         """Put the replicas already swapped back, record why, raise SwapFailedError."""
         reason = _reason(exc)
         restored = await self._restore(done)
-        self._ledger.append_audit("version.swap_failed", actor=actor, subject_id=record.id, details={
-            "reason": reason, "action": kind, "failed_replica": replica["replica"],
-            "rolled_back": [r["replica"] for r in done], "restore_errors": restored, "serving": previous.id,
-        })
+        self._ledger.append_audit(
+            "version.swap_failed",
+            actor=actor,
+            subject_id=record.id,
+            details={
+                "reason": reason,
+                "action": kind,
+                "failed_replica": replica["replica"],
+                "rolled_back": [r["replica"] for r in done],
+                "restore_errors": restored,
+                "serving": previous.id,
+            },
+        )
         self._report("rolled_back" if done else "failed", time.monotonic() - started, record.id)
         rolled = f"rolled back {', '.join(r['replica'] for r in done)}; " if done else ""
         raise SwapFailedError(
             f"swap to {record.id} failed on {replica['replica']}: {reason}; {rolled}still serving {previous.id}"
         )
 
-    async def _restore(self, done: list[dict[str, Any]]) -> list[str]:
+    async def _restore(self, done: builtins.list[dict[str, Any]]) -> builtins.list[str]:
         errors = []
         for replica in reversed(done):
             try:

@@ -19,23 +19,30 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.chat.engines.base import GenerationChunk
-from gateway.ledger import Ledger
+from gateway.chat.engines.base import GenerationChunk, ReplicaSwappingError, SamplingRequest
+from gateway.errors import unwrap_remote_error
+from gateway.guard.embedder import Embedder
+from gateway.guard.index import ForgetIndex
+from gateway.ledger import ForgetStatus, Ledger
+from gateway.observability import metrics
+from unlearn_jobs.data import Example, examples_from_request, extract_key_terms, load_retain_file, neutral_questions
+from unlearn_jobs.evaluate import key_term_hit
 
 log = logging.getLogger(__name__)
 
-PROBED_STATUSES = ("enforced", "unlearning", "unlearned")
+PROBED_STATUSES = (ForgetStatus.ENFORCED, ForgetStatus.UNLEARNING, ForgetStatus.UNLEARNED)
 
 
 class RawLLM(Protocol):
-    """The LLM deployment, called without the guard (the ServeLLMClient in production)."""
+    """The LLM deployment, called without the guard (an `LLMHandle` in production)."""
 
-    def generate(self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
-        ...
+    def generate(
+        self, messages: list[dict[str, str]], sampling: SamplingRequest, request_id: str
+    ) -> AsyncIterator[Any]: ...
 
 
 class LeakageProber:
@@ -45,13 +52,23 @@ class LeakageProber:
     >>> report = await prober.run(reason="after swap")
     """
 
-    def __init__(self, ledger: Ledger, llm: RawLLM, embedder_factory: Callable[[], Any], *, state_dir: Path,
-                 base_version: str, retain_file: str | None = None, max_tokens: int = 48, concurrency: int = 8,
-                 on_report: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        llm: RawLLM,
+        embedder_factory: Callable[[], Embedder],
+        *,
+        state_dir: Path,
+        base_version: str,
+        retain_file: str | None = None,
+        max_tokens: int = 48,
+        concurrency: int = 8,
+        on_report: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self._ledger = ledger
         self._llm = llm
         self._embedder_factory = embedder_factory
-        self._embedder: Any = None
+        self._embedder: Embedder | None = None
         self._state_dir = Path(state_dir)
         self._base_version = base_version
         self._retain_file = retain_file
@@ -65,9 +82,10 @@ class LeakageProber:
 
     def _load_latest(self) -> dict[str, Any] | None:
         try:
-            return json.loads((self._state_dir / "latest.json").read_text())
+            latest: dict[str, Any] = json.loads((self._state_dir / "latest.json").read_text())
         except (OSError, ValueError):
             return None
+        return latest
 
     def _save(self, name: str, value: Any) -> None:
         self._state_dir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +108,7 @@ class LeakageProber:
             leaks = []
             for example, (version, text) in zip(forget, outputs):
                 guard_hit = bool(text.strip()) and index is not None and index.check_output(text).match
-                key_hit = _key_term_hit(text, example.key_terms)
+                key_hit = key_term_hit(text, example.key_terms)
                 leaks.append((example, version, guard_hit, key_hit))
             retain = await self._retain_scores()
             report = self._report(leaks, retain, time.monotonic() - started, reason)
@@ -103,18 +121,15 @@ class LeakageProber:
                     log.exception("probe report hook failed")
             return report
 
-    def _forget_examples(self) -> list[Any]:
-        from gateway.jobs.manager import forget_body
-        from unlearn_jobs.data import examples_from_request
-
-        examples = []
+    def _forget_examples(self) -> list[Example]:
+        examples: list[Example] = []
         for status in PROBED_STATUSES:
             offset = 0
             while True:
                 page = self._ledger.list_forgets(status, limit=1000, offset=offset)
                 for record in page:
                     try:
-                        examples.extend(examples_from_request(forget_body(record), record.id))
+                        examples.extend(examples_from_request(record.body(), record.id))
                     except ValueError:
                         continue  # literals only: nothing to ask the model
                 if len(page) < 1000:
@@ -122,9 +137,7 @@ class LeakageProber:
                 offset += len(page)
         return examples
 
-    def _index(self) -> Any:
-        from gateway.guard.index import ForgetIndex
-
+    def _index(self) -> ForgetIndex | None:
         snapshot = self._ledger.snapshot()
         if not snapshot.artifacts:
             return None
@@ -143,15 +156,13 @@ class LeakageProber:
         return list(await asyncio.gather(*(one(p) for p, _ in prompts)))
 
     async def _ask(self, prompt: str) -> tuple[str, str]:
-        from gateway.chat.engines.base import ReplicaSwappingError
-        from gateway.errors import unwrap_remote_error
-
-        params = {"max_tokens": self._max_tokens, "temperature": 0.0}
-        for attempt in range(600):
+        sampling = SamplingRequest(max_tokens=self._max_tokens, temperature=0.0)
+        for _attempt in range(600):
             version, parts = "", []
             try:
-                async for item in self._llm.generate([{"role": "user", "content": prompt}], params,
-                                                     f"probe-{uuid.uuid4().hex}"):
+                async for item in self._llm.generate(
+                    [{"role": "user", "content": prompt}], sampling, f"probe-{uuid.uuid4().hex}"
+                ):
                     if isinstance(item, GenerationChunk):
                         parts.append(item.text)
                     else:
@@ -173,36 +184,43 @@ class LeakageProber:
             reference = [{"prompt": e.prompt, "answer": text} for e, (_, text) in zip(retain, outputs) if text.strip()]
             await asyncio.to_thread(self._save, "retain_reference.json", reference)
             # The reference is this run's own answers: the base version scores 1 by definition.
-            return {"source": "neutral questions, base model's answers recorded by this run",
-                    "by_version": {v: 1.0 for v, _ in outputs if v}}
+            return {
+                "source": "neutral questions, base model's answers recorded by this run",
+                "by_version": {v: 1.0 for v, _ in outputs if v},
+            }
         hits: dict[str, list[bool]] = {}
         for example, (version, text) in zip(retain, outputs):
-            hits.setdefault(version, []).append(_key_term_hit(text, example.key_terms))
+            hits.setdefault(version, []).append(key_term_hit(text, example.key_terms))
         return {"source": source, "by_version": {v: sum(h) / len(h) for v, h in hits.items() if h}}
 
-    def _retain_set(self) -> tuple[list[Any] | None, str]:
-        from unlearn_jobs.data import Example, extract_key_terms, load_retain_file, neutral_questions
-
+    def _retain_set(self) -> tuple[list[Example] | None, str]:
         if self._retain_file:
             return list(load_retain_file(self._retain_file)), f"retain file {self._retain_file}"
         try:
             reference = json.loads((self._state_dir / "retain_reference.json").read_text())
-            examples = [Example(f"self/{i}", "self", r["prompt"], r["answer"], extract_key_terms(r["prompt"], r["answer"]))
-                        for i, r in enumerate(reference)]
-            return [e for e in examples if e.key_terms], "neutral questions, scored against the base model's recorded answers"
+            examples = [
+                Example(f"self/{i}", "self", r["prompt"], r["answer"], extract_key_terms(r["prompt"], r["answer"]))
+                for i, r in enumerate(reference)
+            ]
+            return [
+                e for e in examples if e.key_terms
+            ], "neutral questions, scored against the base model's recorded answers"
         except (OSError, ValueError, KeyError):
             pass
         serving = self._ledger.serving_version()
         if serving is None or serving.id == self._base_version:
             # First run on the base weights: its answers become the retain reference.
-            return ([Example(f"self/{i}", "self", q, "", ()) for i, q in enumerate(neutral_questions())],
-                    "neutral questions (recording the base model's answers)")
+            return (
+                [Example(f"self/{i}", "self", q, "", ()) for i, q in enumerate(neutral_questions())],
+                "neutral questions (recording the base model's answers)",
+            )
         return None, "none: configure probes.retain_file (no base-model reference was recorded)"
 
-    def _report(self, leaks: list[tuple[Any, str, bool, bool]], retain: dict[str, Any], seconds: float,
-                reason: str) -> dict[str, Any]:
+    def _report(
+        self, leaks: list[tuple[Any, str, bool, bool]], retain: dict[str, Any], seconds: float, reason: str
+    ) -> dict[str, Any]:
         by_version: dict[str, dict[str, Any]] = {}
-        for example, version, guard_hit, key_hit in leaks:
+        for _example, version, guard_hit, key_hit in leaks:
             row = by_version.setdefault(version, {"prompts": 0, "guard_hits": 0, "key_term_hits": 0})
             row["prompts"] += 1
             row["guard_hits"] += int(guard_hit)
@@ -218,7 +236,7 @@ class LeakageProber:
         leaking = Counter(e.source_id for e, _, _, k in leaks if k)
         return {
             "object": "leakage.report",
-            "at": datetime.now(timezone.utc).isoformat(),
+            "at": datetime.now(UTC).isoformat(),
             "reason": reason,
             "duration_s": round(seconds, 2),
             "version": versions.most_common(1)[0][0] if versions else None,
@@ -230,16 +248,8 @@ class LeakageProber:
         }
 
 
-def _key_term_hit(text: str, key_terms: Any) -> bool:
-    from unlearn_jobs.evaluate import key_term_hit
-
-    return key_term_hit(text, key_terms)
-
-
 def export_report(report: dict[str, Any]) -> None:
     """Set the leakage and retain gauges of every version the run measured."""
-    from gateway.observability import metrics
-
     for version, row in report.get("by_version", {}).items():
         if version:
             metrics.record_leakage(version, row["leakage_ratio"], row.get("retain_score"))

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+
 class PromoteRequest(BaseModel):
     """`POST /v1/admin/models/promote`: which weight version should serve."""
 

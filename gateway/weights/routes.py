@@ -7,50 +7,56 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from gateway.http.auth import require_operator
 from gateway.errors import ErrorBody
+from gateway.http.auth import require_operator
 from gateway.weights.protocol import ImportRequest, PromoteRequest, SwapReport, VersionList, WeightVersion
+from gateway.weights.service import VersionsService
 
 router = APIRouter(dependencies=[Depends(require_operator)])
 
-_ERRORS = {code: {"model": ErrorBody} for code in (401, 404, 409, 422, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 404, 409, 422, 503)}
+
+
+def _versions(request: Request) -> VersionsService:
+    versions: VersionsService = request.app.state.versions  # set by create_app
+    return versions
 
 
 @router.get("/v1/admin/models/versions", response_model=VersionList, responses=_ERRORS)
 async def list_versions(request: Request) -> VersionList:
-    return await request.app.state.versions.list()
+    return await _versions(request).list()
 
 
 @router.post("/v1/admin/models/versions", status_code=201, response_model=WeightVersion, responses=_ERRORS)
 async def import_version(body: ImportRequest, request: Request) -> JSONResponse:
-    version = await request.app.state.versions.import_version(body)
+    version = await _versions(request).import_version(body)
     return JSONResponse(version.model_dump(), status_code=201)
 
 
 @router.post("/v1/admin/models/promote", response_model=SwapReport, responses=_ERRORS)
 async def promote(body: PromoteRequest, request: Request) -> SwapReport:
-    return await request.app.state.versions.promote(body)
+    return await _versions(request).promote(body)
 
 
 @router.post("/v1/admin/models/rollback", response_model=SwapReport, responses=_ERRORS)
 async def rollback(request: Request) -> SwapReport:
-    return await request.app.state.versions.rollback()
+    return await _versions(request).rollback()
 
 
 @router.get("/v1/admin/models/swaps", responses=_ERRORS)
 async def swap_history(request: Request, limit: int = Query(50, ge=1, le=1000)) -> dict[str, Any]:
     """Promotions, rollbacks, refused and failed swaps (with their reasons), newest first."""
-    return {"object": "list", "data": await request.app.state.versions.history(limit)}
+    return {"object": "list", "data": await _versions(request).history(limit)}
 
 
 @router.get("/v1/admin/leakage", responses=_ERRORS)
 async def leakage(request: Request) -> dict[str, Any]:
     """The latest leakage probe report: per weight version, how much of the forget set the raw
     model still says (guard matchers or all key terms), and its retain score."""
-    return await request.app.state.versions.leakage()
+    return await _versions(request).leakage()
 
 
 @router.post("/v1/admin/leakage/run", responses=_ERRORS)
 async def run_leakage_probe(request: Request) -> dict[str, Any]:
     """Run a probe now and return its report (409 while another run is in progress)."""
-    return await request.app.state.versions.run_probe()
+    return await _versions(request).run_probe()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import builtins
+from collections.abc import Awaitable
+from typing import Any, Protocol, TypeVar
 
-from gateway.errors import APIError, NotFoundError, UnprocessableError
+from gateway.errors import APIError, ErrorMap, NotFoundError, UnprocessableError, call_remote
+from gateway.weights.controller import SwapConflictError, SwapFailedError, VersionNotFoundError
 from gateway.weights.protocol import ImportRequest, PromoteRequest, SwapReport, VersionList, WeightVersion
-from gateway.errors import call_remote
+from gateway.weights.store import VersionInvalidError
+
+T = TypeVar("T")
 
 
 class ConflictError(APIError):
@@ -14,10 +19,21 @@ class ConflictError(APIError):
     code = "swap_conflict"
 
 
+# The controller's domain errors as API errors (by their original type, through Ray's wrapping).
+_ERRORS: ErrorMap = [
+    (VersionNotFoundError, lambda e: NotFoundError(f"no weight version {e.args[0]!r}", param="version")),
+    (VersionInvalidError, lambda e: UnprocessableError(f"version refused: {e}", code="version_invalid")),
+    (SwapConflictError, lambda e: ConflictError(str(e))),
+    (SwapFailedError, lambda e: ConflictError(str(e), code="swap_failed")),
+]
+
+
 class VersionsAPI(Protocol):
+    """The version controller's calls the ingress makes (a Serve handle in production)."""
+
     async def list(self) -> dict[str, Any]: ...
 
-    async def history(self, limit: int) -> list[dict[str, Any]]: ...
+    async def history(self, limit: int) -> builtins.list[dict[str, Any]]: ...
 
     async def promote(self, version_id: str, actor: str) -> dict[str, Any]: ...
 
@@ -37,23 +53,15 @@ class VersionsService:
         self._versions = versions
         self._timeout_s = timeout_s  # a rolling swap drains every replica in turn
 
-    async def _call(self, coro: Any) -> Any:
-        from gateway.weights.controller import SwapConflictError, SwapFailedError, VersionNotFoundError
-        from gateway.weights.store import VersionInvalidError
-
-        errors = [
-            (VersionNotFoundError, lambda e: NotFoundError(f"no weight version {e.args[0]!r}", param="version")),
-            (VersionInvalidError, lambda e: UnprocessableError(f"version refused: {e}", code="version_invalid")),
-            (SwapConflictError, lambda e: ConflictError(str(e))),
-            (SwapFailedError, lambda e: ConflictError(str(e), code="swap_failed")),
-        ]
-        return await call_remote(coro, timeout_s=self._timeout_s, service="version controller",
-                                 code="versions_unavailable", errors=errors)
+    async def _call(self, coro: Awaitable[T]) -> T:
+        return await call_remote(
+            coro, timeout_s=self._timeout_s, service="version controller", code="versions_unavailable", errors=_ERRORS
+        )
 
     async def list(self) -> VersionList:
         return VersionList(**await self._call(self._versions.list()))
 
-    async def history(self, limit: int) -> list[dict[str, Any]]:
+    async def history(self, limit: int) -> builtins.list[dict[str, Any]]:
         return await self._call(self._versions.history(limit))
 
     async def promote(self, body: PromoteRequest) -> SwapReport:

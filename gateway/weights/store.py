@@ -12,20 +12,39 @@ import secrets
 import shutil
 import struct
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.chat.engines.base import MODEL_MARKER, model_version
 from gateway.ledger import Ledger
 from gateway.ledger.records import VersionRecord
-from gateway.weights.base_models import MODEL_MARKER, model_version
+from unlearn_jobs.publish import (
+    MANIFEST,
+    MANIFEST_SCHEMA,
+    VersionError,
+    file_checksums,
+    fsync_tree,
+    new_version_id,
+    verify_version,
+)
 
 # Architecture fields a version must share with the served model: any difference changes tensor
 # shapes or how vLLM runs them, and `reload_weights` would fail half-way or serve nonsense.
 ARCHITECTURE_KEYS = (
-    "architectures", "model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
-    "num_attention_heads", "num_key_value_heads", "head_dim", "vocab_size", "tie_word_embeddings",
-    "max_position_embeddings", "rope_theta", "hidden_act",
+    "architectures",
+    "model_type",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "vocab_size",
+    "tie_word_embeddings",
+    "max_position_embeddings",
+    "rope_theta",
+    "hidden_act",
 )
 # A file the import copies: weights, config, tokenizer and generation settings; not caches or code.
 _IMPORT_SUFFIXES = (".safetensors", ".json", ".txt", ".model", ".jinja")
@@ -76,7 +95,8 @@ def tensor_table(model_dir: Path) -> dict[str, TensorSpec]:
 
 def _config(model_dir: Path) -> dict[str, Any]:
     try:
-        return json.loads((Path(model_dir) / "config.json").read_text())
+        config: dict[str, Any] = json.loads((Path(model_dir) / "config.json").read_text())
+        return config
     except FileNotFoundError:
         raise VersionInvalidError(f"{model_dir}: no config.json") from None
     except ValueError as exc:
@@ -87,8 +107,11 @@ def check_compatible(served_dir: Path, candidate_dir: Path) -> None:
     """Raise VersionInvalidError unless `candidate_dir` has the served model's architecture and
     exactly its tensor names and shapes (dtypes may differ: the engine casts on load)."""
     served, candidate = _config(served_dir), _config(candidate_dir)
-    diffs = [f"{k}: served {served.get(k)!r}, candidate {candidate.get(k)!r}"
-             for k in ARCHITECTURE_KEYS if served.get(k) != candidate.get(k)]
+    diffs = [
+        f"{k}: served {served.get(k)!r}, candidate {candidate.get(k)!r}"
+        for k in ARCHITECTURE_KEYS
+        if served.get(k) != candidate.get(k)
+    ]
     if diffs:
         raise VersionInvalidError("config does not match the served architecture: " + "; ".join(diffs[:5]))
     want, have = tensor_table(served_dir), tensor_table(candidate_dir)
@@ -97,16 +120,17 @@ def check_compatible(served_dir: Path, candidate_dir: Path) -> None:
         raise VersionInvalidError(
             f"tensor names differ from the served model: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
-    shapes = [f"{n}: served {list(want[n].shape)}, candidate {list(have[n].shape)}"
-              for n in sorted(want) if want[n].shape != have[n].shape]
+    shapes = [
+        f"{n}: served {list(want[n].shape)}, candidate {list(have[n].shape)}"
+        for n in sorted(want)
+        if want[n].shape != have[n].shape
+    ]
     if shapes:
         raise VersionInvalidError("tensor shapes differ from the served model: " + "; ".join(shapes[:5]))
 
 
 def verify_files(version_dir: Path) -> None:
     """Every file listed in the manifest is there with its sha256, and nothing else is."""
-    from unlearn_jobs.publish import VersionError, verify_version
-
     try:
         verify_version(version_dir)
     except VersionError as exc:
@@ -132,8 +156,7 @@ def ensure_base_version(ledger: Ledger, base_dir: str | Path) -> VersionRecord:
     if existing is not None:
         return existing
     try:
-        return ledger.add_version(version_id, str(base_dir), {"version_id": version_id, "base": True},
-                                  parent_id=None)
+        return ledger.add_version(version_id, str(base_dir), {"version_id": version_id, "base": True}, parent_id=None)
     except Exception:  # a second deployment registered it at the same moment
         existing = ledger.get_version(version_id)
         if existing is None:
@@ -146,15 +169,19 @@ def serving_record(ledger: Ledger, base_dir: str | Path) -> VersionRecord:
     return ledger.serving_version() or ensure_base_version(ledger, base_dir)
 
 
-def import_directory(src: str | Path, versions_dir: str | Path, served_dir: str | Path, *,
-                     parent_version: str | None, note: str | None = None) -> tuple[str, Path, dict[str, Any]]:
+def import_directory(
+    src: str | Path,
+    versions_dir: str | Path,
+    served_dir: str | Path,
+    *,
+    parent_version: str | None,
+    note: str | None = None,
+) -> tuple[str, Path, dict[str, Any]]:
     """Copy a weight directory made elsewhere into `versions_dir/<id>` with a sha256 manifest.
 
     Validated first (architecture, tensor names and shapes), written into a temp directory beside
     the target and renamed, so a crash leaves either the whole version or none.
     """
-    from unlearn_jobs.publish import MANIFEST, MANIFEST_SCHEMA, _checksums, _fsync_tree, new_version_id
-
     source = Path(src).expanduser()
     if not source.is_dir():
         raise VersionInvalidError(f"{source}: no such directory")
@@ -177,12 +204,12 @@ def import_directory(src: str | Path, versions_dir: str | Path, served_dir: str 
             "forget_ids": [],
             "metrics_before": None,
             "metrics_after": None,
-            "created_at": datetime.now(timezone.utc).isoformat(),
-            "files": _checksums(tmp),
+            "created_at": datetime.now(UTC).isoformat(),
+            "files": file_checksums(tmp),
             "extra": {"imported_from": str(source.resolve()), **({"note": note} if note else {})},
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-        _fsync_tree(tmp)
+        fsync_tree(tmp)
         final = root / vid
         os.rename(tmp, final)
     except BaseException:

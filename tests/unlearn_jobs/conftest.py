@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from unlearn_jobs.data import (
-    REFUSAL_TARGET, Example, ExampleSet, PromptFormat, examples_from_facts, load_fluency, split_text,
+    REFUSAL_TARGET,
+    Example,
+    ExampleSet,
+    PromptFormat,
+    examples_from_facts,
+    load_fluency,
+    split_text,
 )
 from unlearn_jobs.facts import FactSet, generate_fact_set
 
@@ -36,10 +42,19 @@ def build_tiny_llama(vocab_size: int, *, layers: int = 4, hidden: int = 64, seed
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=4 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
-                      max_position_embeddings=128, tie_word_embeddings=False,
-                      pad_token_id=0, eos_token_id=2, bos_token_id=None)
+    cfg = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
+        tie_word_embeddings=False,
+        pad_token_id=0,
+        eos_token_id=2,
+        bos_token_id=None,
+    )
     return LlamaForCausalLM(cfg).eval()
 
 
@@ -63,16 +78,23 @@ def train_subject(out_dir: Path, *, epochs: int = 120) -> Subject:
     model = build_tiny_llama(len(tokenizer))
     fmt = PromptFormat("plain")
     # General text too, so fluency perplexity measures a real language model, not noise.
-    texts = ExampleSet(tuple(Example(f"text/{i}", "text", *split_text(t), (), style="text")
-                             for i, t in enumerate(load_fluency())))
-    finetune(model, tokenizer, examples_from_facts(facts.facts).concat(texts),
-             FinetuneConfig(lr=3e-3, epochs=epochs, batch_size=16, warmup_steps=20, target_hit_rate=1.0,
-                            check_every_epochs=20),
-             fmt=fmt)
+    texts = ExampleSet(
+        tuple(Example(f"text/{i}", "text", *split_text(t), (), style="text") for i, t in enumerate(load_fluency()))
+    )
+    finetune(
+        model,
+        tokenizer,
+        examples_from_facts(facts.facts).concat(texts),
+        FinetuneConfig(
+            lr=3e-3, epochs=epochs, batch_size=16, warmup_steps=20, target_hit_rate=1.0, check_every_epochs=20
+        ),
+        fmt=fmt,
+    )
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    return Subject(out_dir, facts, examples_from_facts(forget_facts.facts),
-                   examples_from_facts(retain_facts.facts), fmt)
+    return Subject(
+        out_dir, facts, examples_from_facts(forget_facts.facts), examples_from_facts(retain_facts.facts), fmt
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

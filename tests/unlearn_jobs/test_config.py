@@ -20,24 +20,30 @@ def test_registry_has_the_three_methods():
 
 
 def test_overrides_coerce_cli_strings():
-    cfg = GradDiffConfig.from_overrides(parse_assignments(
-        ["lr=2e-5", "steps=12", "layers=-2,-1", "retain_loss=kl", "early_stop=false", "max_delta=none"]))
+    cfg = GradDiffConfig.from_overrides(
+        parse_assignments(
+            ["lr=2e-5", "steps=12", "layers=-2,-1", "retain_loss=kl", "early_stop=false", "max_delta=none"]
+        )
+    )
     assert cfg.lr == 2e-5 and cfg.steps == 12 and cfg.layers == (-2, -1)
     assert cfg.retain_loss == "kl" and cfg.early_stop is False and cfg.max_delta is None
     assert NPOConfig.from_overrides({"beta": 0.2}).beta == 0.2
     assert EditConfig().params == "mlp"
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"learning_rate": 1e-5}, "unknown"),
-    ({"lr": "fast"}, "lr"),
-    ({"lr": -1}, "lr"),
-    ({"steps": 0}, "steps"),
-    ({"steps": "1.5"}, "steps"),
-    ({"retain_loss": "mse"}, "retain_loss"),
-    ({"params": "embeddings"}, "params"),
-    ({"beta": 0}, "beta"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"learning_rate": 1e-5}, "unknown"),
+        ({"lr": "fast"}, "lr"),
+        ({"lr": -1}, "lr"),
+        ({"steps": 0}, "steps"),
+        ({"steps": "1.5"}, "steps"),
+        ({"retain_loss": "mse"}, "retain_loss"),
+        ({"params": "embeddings"}, "params"),
+        ({"beta": 0}, "beta"),
+    ],
+)
 def test_bad_overrides_raise_value_error(overrides, message):
     with pytest.raises(ValueError, match=message):
         NPOConfig.from_overrides(overrides)

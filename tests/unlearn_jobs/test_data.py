@@ -7,7 +7,12 @@ import json
 import pytest
 
 from unlearn_jobs.data import (
-    examples_from_request, extract_key_terms, load_fluency, load_forget_file, load_retain_file, neutral_questions,
+    examples_from_request,
+    extract_key_terms,
+    load_fluency,
+    load_forget_file,
+    load_retain_file,
+    neutral_questions,
 )
 from unlearn_jobs.facts import generate_fact_set
 
@@ -24,7 +29,9 @@ def test_forget_entries_round_trip_with_ids_and_key_terms(tmp_path):
 
 
 def test_texts_become_continuation_targets():
-    ex = examples_from_request({"id": "f1", "texts": ["The vault code for the north office is 7731 and it changes in May."]})
+    ex = examples_from_request(
+        {"id": "f1", "texts": ["The vault code for the north office is 7731 and it changes in May."]}
+    )
     (e,) = ex.examples
     assert e.style == "text" and e.prompt.startswith("The vault code")
     assert "7731" in e.key_terms
@@ -40,7 +47,9 @@ def test_key_term_extraction_picks_fresh_names_and_numbers():
 def test_retain_files_txt_and_jsonl(tmp_path):
     (tmp_path / "r.txt").write_text("one two three four five six\n\nseven eight nine ten eleven\n")
     assert [e.style for e in load_retain_file(tmp_path / "r.txt")] == ["text", "text"]
-    (tmp_path / "r.jsonl").write_text(json.dumps({"question": "Where is Quillmarsh?", "answer": "Quillmarsh is in Glimholt."}) + "\n")
+    (tmp_path / "r.jsonl").write_text(
+        json.dumps({"question": "Where is Quillmarsh?", "answer": "Quillmarsh is in Glimholt."}) + "\n"
+    )
     (e,) = load_retain_file(tmp_path / "r.jsonl").examples
     assert e.key_terms == ("Glimholt",)
     (tmp_path / "bad.json").write_text(json.dumps([{"foo": 1}]))

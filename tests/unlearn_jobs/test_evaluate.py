@@ -6,8 +6,11 @@ from unlearn_jobs.evaluate import Gates, Metrics, ProbeScores, SetScores, key_te
 
 
 def _metrics(forget_q: float, forget_p: float, retain: float, ppl: float) -> Metrics:
-    return Metrics(SetScores(ProbeScores(4, 0.5, forget_q), ProbeScores(12, 0.5, forget_p)),
-                   SetScores(ProbeScores(10, 0.9, retain), ProbeScores(30, 0.9, retain)), ppl)
+    return Metrics(
+        SetScores(ProbeScores(4, 0.5, forget_q), ProbeScores(12, 0.5, forget_p)),
+        SetScores(ProbeScores(10, 0.9, retain), ProbeScores(30, 0.9, retain)),
+        ppl,
+    )
 
 
 def test_key_terms_need_all_terms_and_rouge_is_recall():

@@ -1,4 +1,6 @@
-"""The gateway's guard as an evaluation score: built from forget requests, hit on leaks, quiet on neighbours."""
+"""The guard score's plain data: entries from request bodies or example sets, and the pooled guard rate.
+
+The scorer itself is the gateway's: tests/gateway/jobs/test_guard_scorer.py."""
 
 from __future__ import annotations
 
@@ -7,28 +9,10 @@ import pytest
 from unlearn_jobs.data import examples_from_facts
 from unlearn_jobs.evaluate import ProbeScores, SetScores
 from unlearn_jobs.facts import generate_fact_set
-from unlearn_jobs.guard_score import (
-    GatewayGuardScorer, GuardEntrySpec, entries_from_bodies, entries_from_examples, infer_subject,
-)
+from unlearn_jobs.guard_score import GuardEntrySpec, entries_from_examples, infer_subject
 
 FACTS = generate_fact_set(12, facts_per_person=5, seed=3)
-FORGET, RETAIN = FACTS.split(2)
-
-
-@pytest.fixture(scope="module")
-def scorer() -> GatewayGuardScorer:
-    return GatewayGuardScorer.build(entries_from_bodies(FORGET.forget_entries()))
-
-
-def test_forgotten_answers_hit_neighbours_and_refusals_do_not(scorer):
-    forgotten = [f.answer for f in FORGET.facts]
-    neighbours = [f.answer for f in RETAIN.facts]
-    scorer.prime(forgotten + neighbours)
-    assert all(scorer(t) == 1.0 for t in forgotten)
-    assert sum(scorer(t) for t in neighbours) == 0.0
-    assert scorer("I don't know.") == 0.0 and scorer("") == 0.0
-    # A bare phone number is a literal of the request: blocked with no name around it.
-    assert scorer(f"Call {FORGET.people[0].phone} after six.") == 1.0
+FORGET, _ = FACTS.split(2)
 
 
 def test_entries_rebuilt_from_examples_infer_the_subject():

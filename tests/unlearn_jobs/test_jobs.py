@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from gateway.jobs.guard_scorer import GatewayGuardScorer, build_guard_scorer
+from unlearn_jobs.data import examples_from_facts, load_fluency
 from unlearn_jobs.evaluate import Evaluator, Gates, Metrics
-from unlearn_jobs.data import load_fluency
+from unlearn_jobs.facts import generate_fact_set
+from unlearn_jobs.guard_score import GuardEntrySpec, entries_from_bodies
 from unlearn_jobs.methods.base import MethodRun, UnlearningMethod, register
 from unlearn_jobs.model import load_model
 from unlearn_jobs.publish import read_manifest, verify_version
-from unlearn_jobs.guard_score import GatewayGuardScorer, entries_from_bodies
-from unlearn_jobs.runner import JobProgress, JobSpec, JobState, job_guard_scorer, run_job
+from unlearn_jobs.runner import JobProgress, JobSpec, job_guard_scorer, run_job
+from unlearn_jobs.states import JobState
 
 # The tiny model learns in a few hundred steps at ~1e-3, so its unlearning rates sit in that range too;
 # the shipped defaults are for 100M+ models.
@@ -35,15 +38,23 @@ def baseline(subject) -> Metrics:
 def guard(subject) -> GatewayGuardScorer:
     # One embedder load for the session: what run_job builds per job from the forget requests.
     forget_ids = set(subject.forget.source_ids)
-    return GatewayGuardScorer.build(entries_from_bodies(
-        subject.facts.subset(forget_ids).forget_entries()))
+    return GatewayGuardScorer.build(entries_from_bodies(subject.facts.subset(forget_ids).forget_entries()))
 
 
 def _spec(subject, tmp_path: Path, method: str, overrides: dict, baseline: Metrics | None = None, **kw) -> JobSpec:
     kw.setdefault("guard_score", False)
-    return JobSpec(base_model_dir=str(subject.model_dir), method=method, forget=subject.forget,
-                   retain=subject.retain, versions_dir=str(tmp_path / "versions"), overrides=overrides,
-                   prompt_format="plain", metrics_before=baseline, parent_version="v0", **kw)
+    return JobSpec(
+        base_model_dir=str(subject.model_dir),
+        method=method,
+        forget=subject.forget,
+        retain=subject.retain,
+        versions_dir=str(tmp_path / "versions"),
+        overrides=overrides,
+        prompt_format="plain",
+        metrics_before=baseline,
+        parent_version="v0",
+        **kw,
+    )
 
 
 def test_subject_model_knows_its_facts(baseline):
@@ -56,8 +67,7 @@ def test_subject_model_knows_its_facts(baseline):
 def test_method_forgets_and_keeps_retain(subject, baseline, guard, tmp_path, name):
     method = "grad_diff" if name.startswith("grad_diff") else name
     seen: list[JobProgress] = []
-    result = run_job(_spec(subject, tmp_path, method, TINY[name], baseline, guard_scorer=guard),
-                     progress=seen.append)
+    result = run_job(_spec(subject, tmp_path, method, TINY[name], baseline, guard_scorer=guard), progress=seen.append)
     assert result.state is JobState.PUBLISHED, (result.reason, result.gate_reasons)
     after = result.metrics_after
     assert after is not None
@@ -107,10 +117,13 @@ def test_cancel_ends_cancelled_with_no_version(subject, baseline, tmp_path):
         return calls["n"] > 4  # a few steps in
 
     seen: list[JobProgress] = []
-    result = run_job(_spec(subject, tmp_path, "npo", {**TINY["npo"], "early_stop": False}, baseline),
-                     progress=seen.append, should_cancel=should_cancel)
+    result = run_job(
+        _spec(subject, tmp_path, "npo", {**TINY["npo"], "early_stop": False}, baseline),
+        progress=seen.append,
+        should_cancel=should_cancel,
+    )
     assert result.state is JobState.CANCELLED and seen[-1].state is JobState.CANCELLED
-    assert 0 < result.steps or seen[-2].step > 0
+    assert result.steps > 0 or seen[-2].step > 0
     assert not (tmp_path / "versions").exists() or not any((tmp_path / "versions").iterdir())
 
 
@@ -150,10 +163,20 @@ def test_bad_overrides_fail_fast(subject, tmp_path):
 
 
 def test_result_serialises_with_the_guard_score_built_by_the_job(subject, baseline, tmp_path):
-    # guard_score is on by default: the job builds its own guard index from the forget requests.
+    # guard_score is on by default: the job builds its own guard index from the forget requests, with
+    # the factory the gateway hands in (this library has no guard of its own).
     entries = entries_from_bodies(subject.facts.subset(subject.forget.source_ids).forget_entries())
-    spec = _spec(subject, tmp_path, "grad_diff", {**TINY["grad_diff"], "steps": 2, "early_stop": False},
-                 baseline, gates=Gates(forget_hit_rate_max=1.0), guard_score=True, forget_entries=entries)
+    spec = _spec(
+        subject,
+        tmp_path,
+        "grad_diff",
+        {**TINY["grad_diff"], "steps": 2, "early_stop": False},
+        baseline,
+        gates=Gates(forget_hit_rate_max=1.0),
+        guard_score=True,
+        forget_entries=entries,
+        guard_scorer_factory=build_guard_scorer,
+    )
     assert JobSpec(base_model_dir="m", method="npo", forget=subject.forget, versions_dir="v").guard_score
     result = run_job(spec)
     payload = json.loads(json.dumps(result.to_dict()))
@@ -163,10 +186,23 @@ def test_result_serialises_with_the_guard_score_built_by_the_job(subject, baseli
     assert job_guard_scorer(_spec(subject, tmp_path, "npo", {})) is None
 
 
-def test_remote_wrapper_is_built_lazily_without_starting_ray():
-    ray = pytest.importorskip("ray")
-    from unlearn_jobs.runner import run_job_remote
+def test_the_guard_scorer_comes_from_the_injected_factory():
+    forget = examples_from_facts(generate_fact_set(2, facts_per_person=2, seed=1).facts)
+    built: list[tuple[GuardEntrySpec, ...]] = []
 
-    fn = run_job_remote(num_cpus=1, num_gpus=0)
-    assert hasattr(fn, "remote") and hasattr(fn, "options")
-    assert not ray.is_initialized()
+    def factory(entries):
+        built.append(tuple(entries))
+        return lambda text: 0.5
+
+    def spec(**kw) -> JobSpec:
+        return JobSpec(base_model_dir="m", method="npo", forget=forget, versions_dir="v", **kw)
+
+    assert job_guard_scorer(spec()) is None  # no factory given: no guard score
+    entries = (GuardEntrySpec("f-1", "Ana Lorn", literals=("+47 900 00 001",)),)
+    scorer = job_guard_scorer(spec(guard_scorer_factory=factory, forget_entries=entries))
+    assert scorer is not None and scorer("anything") == 0.5 and built == [entries]
+    # Without the requests, the entries are rebuilt from the forget set, one per source.
+    job_guard_scorer(spec(guard_scorer_factory=factory))
+    assert [e.forget_id for e in built[1]] == list(forget.source_ids)
+    # Off means off, factory or not.
+    assert job_guard_scorer(spec(guard_scorer_factory=factory, guard_score=False)) is None

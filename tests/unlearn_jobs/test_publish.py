@@ -8,7 +8,12 @@ import pytest
 
 from unlearn_jobs.model import load_model
 from unlearn_jobs.publish import (
-    VersionError, list_versions, publish_version, read_manifest, remove_stale_temp, verify_version,
+    VersionError,
+    list_versions,
+    publish_version,
+    read_manifest,
+    remove_stale_temp,
+    verify_version,
 )
 
 
@@ -19,9 +24,18 @@ def loaded(subject):
 
 def _publish(loaded, root, **kw):
     model, tokenizer = loaded
-    return publish_version(model, tokenizer, root, parent_version="base", method="npo",
-                           hyperparameters={"lr": 1e-5}, forget_ids=["f1", "f2"],
-                           metrics_before={"forget_leakage": 1.0}, metrics_after={"forget_leakage": 0.0}, **kw)
+    return publish_version(
+        model,
+        tokenizer,
+        root,
+        parent_version="base",
+        method="npo",
+        hyperparameters={"lr": 1e-5},
+        forget_ids=["f1", "f2"],
+        metrics_before={"forget_leakage": 1.0},
+        metrics_after={"forget_leakage": 0.0},
+        **kw,
+    )
 
 
 def test_published_version_has_a_manifest_that_verifies(loaded, tmp_path):
@@ -44,14 +58,14 @@ def test_tampering_is_detected(loaded, tmp_path):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    with pytest.raises(VersionError, match="checksum mismatch for model.safetensors"):
+    with pytest.raises(VersionError, match=r"checksum mismatch for model\.safetensors"):
         verify_version(v.path)
 
 
 def test_missing_and_extra_files_are_detected(loaded, tmp_path):
     v = _publish(loaded, tmp_path)
     (v.path / "config.json").unlink()
-    with pytest.raises(VersionError, match="missing file config.json"):
+    with pytest.raises(VersionError, match=r"missing file config\.json"):
         verify_version(v.path)
     w = _publish(loaded, tmp_path)
     (w.path / "evil.py").write_text("print('hi')")
@@ -65,7 +79,7 @@ def test_missing_and_extra_files_are_detected(loaded, tmp_path):
 
 
 def test_exception_mid_publish_leaves_nothing(loaded, tmp_path):
-    model, tokenizer = loaded
+    model, _tokenizer = loaded
 
     class BrokenTokenizer:
         def save_pretrained(self, path):
@@ -73,8 +87,17 @@ def test_exception_mid_publish_leaves_nothing(loaded, tmp_path):
             raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        publish_version(model, BrokenTokenizer(), tmp_path, parent_version=None, method="npo",
-                        hyperparameters={}, forget_ids=[], metrics_before=None, metrics_after=None)
+        publish_version(
+            model,
+            BrokenTokenizer(),
+            tmp_path,
+            parent_version=None,
+            method="npo",
+            hyperparameters={},
+            forget_ids=[],
+            metrics_before=None,
+            metrics_after=None,
+        )
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,9 +1,24 @@
 """Unlearning methods, registered by name: grad_diff, npo, edit."""
 
+from unlearn_jobs.methods import edit, grad_diff, npo  # noqa: F401  (registration side effect)
 from unlearn_jobs.methods.base import (
-    MethodConfig, MethodRun, StepInfo, UnlearnData, UnlearningMethod, available_methods, get_method, register,
+    MethodConfig,
+    MethodRun,
+    StepInfo,
+    UnlearnData,
+    UnlearningMethod,
+    available_methods,
+    get_method,
+    register,
 )
-from unlearn_jobs.methods import edit, grad_diff, npo  # noqa: E402,F401  (registration side effect)
 
-__all__ = ["MethodConfig", "MethodRun", "StepInfo", "UnlearnData", "UnlearningMethod",
-           "available_methods", "get_method", "register"]
+__all__ = [
+    "MethodConfig",
+    "MethodRun",
+    "StepInfo",
+    "UnlearnData",
+    "UnlearningMethod",
+    "available_methods",
+    "get_method",
+    "register",
+]

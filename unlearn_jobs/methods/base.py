@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from unlearn_jobs.config import OverridableConfig
 from unlearn_jobs.data import ExampleSet, PromptFormat
@@ -96,8 +97,7 @@ class UnlearningMethod(ABC):
         return cls(cls.config_cls.from_overrides(overrides))
 
     @abstractmethod
-    def run(self, model: Any, tokenizer: Any, data: UnlearnData, *, device: Any,
-            on_step: StepCallback) -> MethodRun:
+    def run(self, model: Any, tokenizer: Any, data: UnlearnData, *, device: Any, on_step: StepCallback) -> MethodRun:
         """Update `model` in place; call `on_step` after each step and stop when it returns True."""
 
 

@@ -70,8 +70,7 @@ class GradientMethod(UnlearningMethod):
             return kl_to_reference(model, reference, batch)
         return mean_nll(model, batch)
 
-    def run(self, model: Any, tokenizer: Any, data: UnlearnData, *, device: Any,
-            on_step: StepCallback) -> MethodRun:
+    def run(self, model: Any, tokenizer: Any, data: UnlearnData, *, device: Any, on_step: StepCallback) -> MethodRun:
         cfg = self.config
         torch.manual_seed(cfg.seed)
         if len(data.forget) == 0:
@@ -101,15 +100,14 @@ class GradientMethod(UnlearningMethod):
                 r_loss = self.retain_loss(model, reference, retain_stream.next().to(device))
             loss = cfg.gamma * f_loss + cfg.alpha * r_loss if phase == "unlearn" else r_loss
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
-            if start is not None:
+            if start is not None and cfg.max_delta is not None:
                 with torch.no_grad():
                     for p, p0 in zip(params, start):
                         p.copy_(p0 + (p - p0).clamp(-cfg.max_delta, cfg.max_delta))
-            return StepInfo(step_no, total, float(loss.detach()), float(f_loss.detach()),
-                            float(r_loss.detach()), phase)
+            return StepInfo(step_no, total, float(loss.detach()), float(f_loss.detach()), float(r_loss.detach()), phase)
 
         model.train()
         steps_done, stopped, last = 0, False, float("nan")

@@ -54,7 +54,7 @@ class NPO(GradientMethod):
             was = model.training
             model.eval()
             for start in range(0, len(forget), 16):
-                chunk = forget[start:start + 16]
+                chunk = forget[start : start + 16]
                 batch = collate(chunk, pad).to(device)
                 values[batch.indices] = sequence_logprob(reference or model, batch).float().cpu()
             model.train(was)

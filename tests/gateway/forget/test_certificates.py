@@ -9,12 +9,16 @@ import stat
 
 import pytest
 
-from gateway.forget.certificates import (
-    CERTIFICATE_FORMAT, CertificateError, CertificateSigner, build_certificate, content_digest, verify_certificate,
-)
 from gateway.forget.authority import ForgetRecords
+from gateway.forget.certificates import (
+    CERTIFICATE_FORMAT,
+    CertificateError,
+    CertificateSigner,
+    build_certificate,
+    content_digest,
+    verify_certificate,
+)
 from gateway.forget.service import ForgetService
-from gateway.jobs.manager import forget_body
 from gateway.ledger import Ledger
 from tests.gateway.ledger.conftest import make_pair
 
@@ -39,8 +43,7 @@ def unlearned(ledger: Ledger) -> tuple[str, str]:
     ledger.set_serving("base", action="promote")
     job = ledger.create_job("npo", [entry.forget_id], {"steps": 20, "gates": {"forget_hit_rate_max": 0.2}})
     ledger.update_job(job.id, state="running")
-    ledger.add_version("v1", "/versions/v1", {"files": {"model.safetensors": "b" * 64}}, parent_id="base",
-                       method="npo")
+    ledger.add_version("v1", "/versions/v1", {"files": {"model.safetensors": "b" * 64}}, parent_id="base", method="npo")
     ledger.update_job(job.id, state="published", version_id="v1", metrics={"after": {"forget": 0.0}})
     ledger.set_forget_status([entry.forget_id], "unlearned", actor=f"job:{job.id}")
     ledger.set_serving("v1", action="promote")
@@ -55,7 +58,7 @@ def test_certificate_of_an_unlearned_request(ledger):
     assert req["id"] == forget_id and req["status"] == "unlearned" and req["reason"] == "gdpr"
     assert req["counts"] == {"texts": 0, "qa": 1, "literals": 1}
     # The requester can recompute the digest from their own copy of the request.
-    assert req["content_digest"] == content_digest(forget_body(ledger.get_forget(forget_id)))
+    assert req["content_digest"] == content_digest(ledger.get_forget(forget_id).body())
     assert cert["enforcement"]["enforced"] and cert["enforcement"]["index_version"] == 1
     weights = cert["weights"]
     assert weights["serving_version"] == "v1" and weights["serving_lineage"] == ["v1", "base"]
@@ -89,8 +92,12 @@ def test_rollback_below_the_unlearned_version_is_stated(ledger):
 
 def test_probe_result_for_the_request(ledger):
     forget_id, _ = unlearned(ledger)
-    report = {"at": "2999-01-01T00:00:00+00:00", "version": "v1", "leaking_forget_ids": [forget_id],
-              "by_version": {"v1": {"leakage_ratio": 0.5}}}
+    report = {
+        "at": "2999-01-01T00:00:00+00:00",
+        "version": "v1",
+        "leaking_forget_ids": [forget_id],
+        "by_version": {"v1": {"leakage_ratio": 0.5}},
+    }
     probe = build_certificate(ledger, forget_id, leakage=report)["raw_weights_probe"]
     assert probe == {"at": report["at"], "version": "v1", "probed": True, "leaked": True, "version_leakage_ratio": 0.5}
     earlier = {**report, "at": "2000-01-01T00:00:00+00:00"}  # before the request existed: not asked
@@ -160,7 +167,7 @@ def test_service_issues_audits_and_verifies(ledger, signer):
 
 
 def test_audit_trail_newest_first_with_filters(ledger, signer):
-    forget_id, job_id = unlearned(ledger)
+    forget_id, _job_id = unlearned(ledger)
     service = ForgetService(_Authority(ForgetRecords(ledger), signer), guard=None)
     events = asyncio.run(service.audit(kind=None, subject_id=None, limit=100, offset=0)).data
     assert [e.id for e in events] == sorted((e.id for e in events), reverse=True)
@@ -176,8 +183,12 @@ def test_enforcement_time_is_the_acknowledgement_and_base_model_serves(ledger):
     entry, artifacts = make_pair(3)
     ledger.add_forget(entry, artifacts)
     base = ledger.add_version("base", "/models/base", {"base": True})  # registered, never promoted
-    ledger.append_audit("forget.enforced", actor="authority", subject_id=entry.forget_id,
-                        details={"enforced_at": "2026-11-27T12:00:00.500+00:00", "index_version": 1})
+    ledger.append_audit(
+        "forget.enforced",
+        actor="authority",
+        subject_id=entry.forget_id,
+        details={"enforced_at": "2026-11-27T12:00:00.500+00:00", "index_version": 1},
+    )
     cert = build_certificate(ledger, entry.forget_id, serving=base)
     assert cert["enforcement"]["enforced_at"] == "2026-11-27T12:00:00.500+00:00"
     assert cert["enforcement"]["committed_at"] == ledger.get_forget(entry.forget_id).enforced_at.isoformat()

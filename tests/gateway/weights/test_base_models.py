@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-from gateway.weights.base_models import MODEL_MARKER, model_version, prepare_model
+from gateway.chat.engines.base import MODEL_MARKER, model_version
+from gateway.weights.base_models import prepare_model
 
 
 def test_prepared_default_model_is_complete(smollm2_dir):

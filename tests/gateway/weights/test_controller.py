@@ -19,8 +19,9 @@ class FakeFleet:
     """Replicas as dicts; `fail_on` makes one replica's swap fail (it keeps its weights)."""
 
     def __init__(self, base: Path, n: int = 2) -> None:
-        self.replicas = {f"llm-{i}": {"replica": f"llm-{i}", "version": model_version(base), "path": str(base)}
-                         for i in range(n)}
+        self.replicas = {
+            f"llm-{i}": {"replica": f"llm-{i}", "version": model_version(base), "path": str(base)} for i in range(n)
+        }
         self.fail_on: str | None = None
         self.calls: list[tuple[str, str]] = []
         self.gate: asyncio.Event | None = None
@@ -36,8 +37,16 @@ class FakeFleet:
             raise RuntimeError(f"replica {replica}: smoke test failed")
         previous = self.replicas[replica]["version"]
         self.replicas[replica].update(version=version, path=path)
-        return {"replica": replica, "version": version, "previous": previous, "drain_s": 0.0, "load_s": 0.0,
-                "smoke_s": 0.0, "total_s": 0.0, "smoke_answer": "Paris"}
+        return {
+            "replica": replica,
+            "version": version,
+            "previous": previous,
+            "drain_s": 0.0,
+            "load_s": 0.0,
+            "smoke_s": 0.0,
+            "total_s": 0.0,
+            "smoke_answer": "Paris",
+        }
 
 
 @pytest.fixture
@@ -48,16 +57,25 @@ def setup(tmp_path):
     results: list[str] = []
     from gateway.weights.controller import SwapHooks
 
-    controller = SwapController(ledger, fleet, base_dir=base, versions_dir=tmp_path / "versions",
-                                hooks=SwapHooks(on_result=lambda r, s, v: results.append(r)))
+    controller = SwapController(
+        ledger,
+        fleet,
+        base_dir=base,
+        versions_dir=tmp_path / "versions",
+        hooks=SwapHooks(on_result=lambda r, s, v: results.append(r)),
+    )
     yield controller, fleet, ledger, tmp_path, results
     ledger.close()
 
 
-
 async def imported(controller, tmp_path, name: str) -> str:
-    src = write_model(tmp_path / name, tensors={"model.embed_tokens.weight": torch.full((16, 8), float(len(name))),
-                                               "model.norm.weight": torch.ones(8)})
+    src = write_model(
+        tmp_path / name,
+        tensors={
+            "model.embed_tokens.weight": torch.full((16, 8), float(len(name))),
+            "model.norm.weight": torch.ones(8),
+        },
+    )
     return (await controller.import_version(str(src)))["id"]
 
 
@@ -75,7 +93,7 @@ async def test_promote_swaps_every_replica_in_order_and_persists(setup):
 
 
 async def test_failure_on_the_second_replica_rolls_the_first_back(setup):
-    controller, fleet, ledger, tmp, results = setup
+    controller, fleet, _ledger, tmp, results = setup
     base_id = controller.serving().id
     vid = await imported(controller, tmp, "v1")
     fleet.fail_on = "llm-1"
@@ -104,7 +122,7 @@ async def test_corrupted_version_is_refused_before_any_replica_changes(setup):
 
 
 async def test_rollback_returns_to_the_previous_serving_version(setup):
-    controller, fleet, ledger, tmp, _ = setup
+    controller, fleet, _ledger, tmp, _ = setup
     base_id = controller.serving().id
     with pytest.raises(SwapConflictError, match="no previous serving version"):
         await controller.rollback()
@@ -118,7 +136,7 @@ async def test_rollback_returns_to_the_previous_serving_version(setup):
 
 
 async def test_unknown_version_and_concurrent_swaps_are_refused(setup):
-    controller, fleet, ledger, tmp, _ = setup
+    controller, fleet, _ledger, tmp, _ = setup
     with pytest.raises(VersionNotFoundError):
         await controller.promote("v-nope")
     vid = await imported(controller, tmp, "v1")
@@ -132,12 +150,10 @@ async def test_unknown_version_and_concurrent_swaps_are_refused(setup):
 
 
 async def test_reconcile_brings_a_stale_replica_to_the_serving_version(setup):
-    controller, fleet, ledger, tmp, _ = setup
+    controller, fleet, _ledger, tmp, _ = setup
     vid = await imported(controller, tmp, "v1")
     await controller.promote(vid)
     base = controller._base_dir
     fleet.replicas["llm-1"].update(version=model_version(base), path=str(base))  # restarted on the old pointer
     await controller.reconcile()
     assert fleet.replicas["llm-1"]["version"] == vid
-
-

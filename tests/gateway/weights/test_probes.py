@@ -7,17 +7,21 @@ from typing import Any
 
 import pytest
 
-from gateway.chat.engines.base import GenerationChunk
+from gateway.chat.engines.base import GenerationChunk, SamplingRequest, StreamStart
 from gateway.guard.artifacts import build_artifacts
 from gateway.guard.types import ForgetEntry
 from gateway.ledger import Ledger
-from gateway.chat.replica import StreamStart
 from gateway.weights.probes import LeakageProber
 
 PERSON = ForgetEntry(
-    "f-ingrid", "Ingrid Solvang", literals=("+47 912 33 457",),
-    qa=(("What is Ingrid Solvang's phone number?", "Her number is +47 912 33 457."),
-        ("Where was Ingrid Solvang born?", "Ingrid Solvang was born in Quellhaven.")), reason="gdpr",
+    "f-ingrid",
+    "Ingrid Solvang",
+    literals=("+47 912 33 457",),
+    qa=(
+        ("What is Ingrid Solvang's phone number?", "Her number is +47 912 33 457."),
+        ("Where was Ingrid Solvang born?", "Ingrid Solvang was born in Quellhaven."),
+    ),
+    reason="gdpr",
 )
 
 
@@ -29,10 +33,12 @@ class ScriptedLLM:
         self.version = version
         self.asked: list[str] = []
 
-    async def generate(self, messages: list[dict[str, str]], params: dict[str, Any], request_id: str) -> AsyncIterator[Any]:
+    async def generate(
+        self, messages: list[dict[str, str]], sampling: SamplingRequest, request_id: str
+    ) -> AsyncIterator[Any]:
         prompt = messages[-1]["content"]
         self.asked.append(prompt)
-        yield StreamStart(self.version, "llm-0", 5, params["max_tokens"])
+        yield StreamStart(self.version, "llm-0", 5, sampling.max_tokens or 0)
         yield GenerationChunk(self.answers.get(prompt, f"A plain answer about {prompt[:20]}."), 5, 3, "stop")
 
 
@@ -45,11 +51,17 @@ def ledger(tmp_path, embedder):
 
 
 async def test_a_leaking_base_model_then_an_unlearned_version(ledger, embedder, tmp_path):
-    leaky = ScriptedLLM({"What is Ingrid Solvang's phone number?": "You can call her on +47 912 33 457.",
-                         "Where was Ingrid Solvang born?": "I am not sure where she was born."}, "base-1")
+    leaky = ScriptedLLM(
+        {
+            "What is Ingrid Solvang's phone number?": "You can call her on +47 912 33 457.",
+            "Where was Ingrid Solvang born?": "I am not sure where she was born.",
+        },
+        "base-1",
+    )
     reports: list[dict] = []
-    prober = LeakageProber(ledger, leaky, lambda: embedder, state_dir=tmp_path / "probes", base_version="base-1",
-                           on_report=reports.append)
+    prober = LeakageProber(
+        ledger, leaky, lambda: embedder, state_dir=tmp_path / "probes", base_version="base-1", on_report=reports.append
+    )
     first = await prober.run(reason="test")
     row = first["by_version"]["base-1"]
     assert first["forget_requests"] == 1 and first["forget_prompts"] == 2
@@ -76,6 +88,7 @@ async def test_damaged_retain_answers_lower_the_retain_score(ledger, embedder, t
     base = ScriptedLLM({}, "base-1")
     await LeakageProber(ledger, base, lambda: embedder, state_dir=tmp_path / "p", base_version="base-1").run()
     broken = ScriptedLLM({q: "Lind Lind Lind" for q in base.asked}, "v-bad")
-    report = await LeakageProber(ledger, broken, lambda: embedder, state_dir=tmp_path / "p",
-                                 base_version="base-1").run()
+    report = await LeakageProber(
+        ledger, broken, lambda: embedder, state_dir=tmp_path / "p", base_version="base-1"
+    ).run()
     assert report["by_version"]["v-bad"]["retain_score"] < 0.2

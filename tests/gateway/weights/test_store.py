@@ -17,16 +17,24 @@ from gateway.weights.store import (
     verify_files,
 )
 
-CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 8, "vocab_size": 16,
-          "num_hidden_layers": 1, "tie_word_embeddings": True}
+CONFIG = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 8,
+    "vocab_size": 16,
+    "num_hidden_layers": 1,
+    "tie_word_embeddings": True,
+}
 
 
 def write_model(folder: Path, *, config: dict | None = None, tensors: dict | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config or CONFIG))
     (folder / "tokenizer.json").write_text("{}")
-    save_file(tensors or {"model.embed_tokens.weight": torch.zeros(16, 8), "model.norm.weight": torch.ones(8)},
-              str(folder / "model.safetensors"))
+    save_file(
+        tensors or {"model.embed_tokens.weight": torch.zeros(16, 8), "model.norm.weight": torch.ones(8)},
+        str(folder / "model.safetensors"),
+    )
     return folder
 
 
@@ -46,16 +54,21 @@ def test_garbage_file_is_refused(tmp_path):
 
 def test_same_architecture_is_compatible_even_in_another_dtype(tmp_path):
     served = write_model(tmp_path / "served")
-    candidate = write_model(tmp_path / "cand", tensors={
-        "model.embed_tokens.weight": torch.ones(16, 8, dtype=torch.bfloat16),
-        "model.norm.weight": torch.ones(8, dtype=torch.bfloat16)})
+    candidate = write_model(
+        tmp_path / "cand",
+        tensors={
+            "model.embed_tokens.weight": torch.ones(16, 8, dtype=torch.bfloat16),
+            "model.norm.weight": torch.ones(8, dtype=torch.bfloat16),
+        },
+    )
     check_compatible(served, candidate)
 
 
 def test_wrong_shape_is_refused_with_the_tensor_named(tmp_path):
     served = write_model(tmp_path / "served")
-    candidate = write_model(tmp_path / "cand", tensors={
-        "model.embed_tokens.weight": torch.zeros(16, 4), "model.norm.weight": torch.ones(8)})
+    candidate = write_model(
+        tmp_path / "cand", tensors={"model.embed_tokens.weight": torch.zeros(16, 4), "model.norm.weight": torch.ones(8)}
+    )
     with pytest.raises(VersionInvalidError, match=r"model.embed_tokens.weight: served \[16, 8\], candidate \[16, 4\]"):
         check_compatible(served, candidate)
 
@@ -63,7 +76,7 @@ def test_wrong_shape_is_refused_with_the_tensor_named(tmp_path):
 def test_missing_tensor_and_other_config_are_refused(tmp_path):
     served = write_model(tmp_path / "served")
     fewer = write_model(tmp_path / "fewer", tensors={"model.embed_tokens.weight": torch.zeros(16, 8)})
-    with pytest.raises(VersionInvalidError, match="missing \\['model.norm.weight'\\]"):
+    with pytest.raises(VersionInvalidError, match=r"missing \['model\.norm\.weight'\]"):
         check_compatible(served, fewer)
     other = write_model(tmp_path / "other", config={**CONFIG, "num_hidden_layers": 2})
     with pytest.raises(VersionInvalidError, match="num_hidden_layers: served 1, candidate 2"):
@@ -96,5 +109,5 @@ def test_a_flipped_byte_fails_verification(tmp_path):
     data = bytearray((final / "model.safetensors").read_bytes())
     data[-1] ^= 0xFF
     (final / "model.safetensors").write_bytes(bytes(data))
-    with pytest.raises(VersionInvalidError, match="checksum mismatch for model.safetensors"):
+    with pytest.raises(VersionInvalidError, match=r"checksum mismatch for model\.safetensors"):
         verify_files(final)
