@@ -70,8 +70,12 @@ def main() -> int:
     for rnd in range(args.rounds):
         for mode in ("on", "off"):
             home = Path(tempfile.mkdtemp(prefix=f"lethe-bench-guard-{mode}-"))
-            env = {"LETHE_MODEL": args.model, "LETHE_INGRESS_REPLICAS": "2", "LETHE_ADMIN_TOKEN": TOKEN,
-                   "LETHE_GUARD_ENABLED": "true" if mode == "on" else "false"}
+            env = {
+                "LETHE_MODEL": args.model,
+                "LETHE_INGRESS_REPLICAS": "2",
+                "LETHE_ADMIN_TOKEN": TOKEN,
+                "LETHE_GUARD_ENABLED": "true" if mode == "on" else "false",
+            }
             server = LetheServer(home, env, home / "serve.log").start()
             try:
                 latencies = enforce(server.base_url, bodies)
@@ -91,15 +95,17 @@ def main() -> int:
 
     ms = [s * 1000 for s in enforce_s]
     on, off = statistics.median(tps["on"]), statistics.median(tps["off"])
-    report = "\n".join([
-        f"time to enforce (POST /v1/forget -> 201, 2 ingress replicas, {len(ms)} requests, "
-        f"index growing to {args.entries} people): p50 {pct(ms, 0.5):.0f} ms, p99 {pct(ms, 0.99):.0f} ms, "
-        f"max {max(ms):.0f} ms",
-        f"chat throughput at concurrency 8 ({args.requests} requests x {args.max_tokens} tokens, "
-        f"{args.entries} people in the index): guard on {on:.1f} tok/s, guard off {off:.1f} tok/s "
-        f"-> guard keeps {on / off:.1%} (rounds: on {[round(x, 1) for x in tps['on']]}, "
-        f"off {[round(x, 1) for x in tps['off']]})",
-    ])
+    report = "\n".join(
+        [
+            f"time to enforce (POST /v1/forget -> 201, 2 ingress replicas, {len(ms)} requests, "
+            f"index growing to {args.entries} people): p50 {pct(ms, 0.5):.0f} ms, p99 {pct(ms, 0.99):.0f} ms, "
+            f"max {max(ms):.0f} ms",
+            f"chat throughput at concurrency 8 ({args.requests} requests x {args.max_tokens} tokens, "
+            f"{args.entries} people in the index): guard on {on:.1f} tok/s, guard off {off:.1f} tok/s "
+            f"-> guard keeps {on / off:.1%} (rounds: on {[round(x, 1) for x in tps['on']]}, "
+            f"off {[round(x, 1) for x in tps['off']]})",
+        ]
+    )
     publish_report(report, args.out)
     return 0
 

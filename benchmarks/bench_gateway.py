@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
 from reporting import publish_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,8 +30,24 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-TOPICS = ["the sea", "a lighthouse", "winter", "a library", "trains", "the moon", "bread", "a garden",
-          "rivers", "a market", "clocks", "mountains", "bees", "a violin", "rain", "maps"]
+TOPICS = [
+    "the sea",
+    "a lighthouse",
+    "winter",
+    "a library",
+    "trains",
+    "the moon",
+    "bread",
+    "a garden",
+    "rivers",
+    "a market",
+    "clocks",
+    "mountains",
+    "bees",
+    "a violin",
+    "rain",
+    "maps",
+]
 
 
 def prompts(n: int) -> list[str]:
@@ -55,7 +72,7 @@ class PhaseResult:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def run_concurrent(fn, items: list[str], concurrency: int) -> PhaseResult:
@@ -86,16 +103,25 @@ class DirectVLLM:
 
         os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "0"
         os.environ["VLLM_CPU_KVCACHE_SPACE"] = "1"
-        self.engine = AsyncLLM.from_engine_args(AsyncEngineArgs(
-            model=self.model, dtype="bfloat16", max_model_len=2048, enforce_eager=True,
-            distributed_executor_backend="uni", seed=0, max_num_seqs=32))
+        self.engine = AsyncLLM.from_engine_args(
+            AsyncEngineArgs(
+                model=self.model,
+                dtype="bfloat16",
+                max_model_len=2048,
+                enforce_eager=True,
+                distributed_executor_backend="uni",
+                seed=0,
+                max_num_seqs=32,
+            )
+        )
 
     async def __call__(self, prompt: str) -> Sample:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        text = self.tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                            add_generation_prompt=True)
+        text = self.tok.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
         params = SamplingParams(max_tokens=self.max_tokens, temperature=0, output_kind=RequestOutputKind.DELTA)
         start = time.perf_counter()
         ttft = None
@@ -114,14 +140,19 @@ class GatewayClient:
     def __init__(self, base_url: str, model: str, max_tokens: int) -> None:
         import httpx
 
-        self.client = httpx.AsyncClient(base_url=base_url, timeout=300,
-                                        limits=httpx.Limits(max_connections=64))
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=300, limits=httpx.Limits(max_connections=64))
         self.model = model
         self.max_tokens = max_tokens
 
     async def __call__(self, prompt: str) -> Sample:
-        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "temperature": 0,
-                "max_tokens": self.max_tokens, "stream": True, "stream_options": {"include_usage": True}}
+        body = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": prompt}],
+            "temperature": 0,
+            "max_tokens": self.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         start = time.perf_counter()
         ttft = None
         tokens = 0
@@ -140,8 +171,9 @@ class GatewayClient:
 
 async def measure(fn, concurrencies: list[int], n_requests: int) -> dict[int, PhaseResult]:
     await fn("Warm up the engine.")
-    return {c: await run_concurrent(fn, prompts(n_requests if c > 1 else max(4, n_requests // 4)), c)
-            for c in concurrencies}
+    return {
+        c: await run_concurrent(fn, prompts(n_requests if c > 1 else max(4, n_requests // 4)), c) for c in concurrencies
+    }
 
 
 def main() -> int:
@@ -156,8 +188,10 @@ def main() -> int:
 
     from tests.support.lethe_server import LetheServer
 
-    results: dict[str, dict[int, list[PhaseResult]]] = {"direct": {c: [] for c in concurrencies},
-                                                        "gateway": {c: [] for c in concurrencies}}
+    results: dict[str, dict[int, list[PhaseResult]]] = {
+        "direct": {c: [] for c in concurrencies},
+        "gateway": {c: [] for c in concurrencies},
+    }
     for rnd in range(args.rounds):
         direct = DirectVLLM(args.model, args.max_tokens)
         direct.start()
@@ -178,8 +212,10 @@ def main() -> int:
             server.kill_leftovers()
         print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
 
-    lines = ["| path | concurrency | tokens/s (median of rounds) | TTFT p50 (ms) | TTFT p99 (ms) | requests |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| path | concurrency | tokens/s (median of rounds) | TTFT p50 (ms) | TTFT p99 (ms) | requests |",
+        "|---|---|---|---|---|---|",
+    ]
     summary: dict[tuple[str, int], tuple[float, float]] = {}
     for path in ("direct", "gateway"):
         for c in concurrencies:
@@ -187,8 +223,10 @@ def main() -> int:
             tps = statistics.median(p.tokens_per_s for p in phases)
             ttfts = [s.ttft_s * 1000 for p in phases for s in p.samples]
             summary[(path, c)] = (tps, pct(ttfts, 0.5))
-            lines.append(f"| {path} | {c} | {tps:.1f} | {pct(ttfts, 0.5):.1f} | {pct(ttfts, 0.99):.1f} | "
-                         f"{sum(len(p.samples) for p in phases)} |")
+            lines.append(
+                f"| {path} | {c} | {tps:.1f} | {pct(ttfts, 0.5):.1f} | {pct(ttfts, 0.99):.1f} | "
+                f"{sum(len(p.samples) for p in phases)} |"
+            )
     for c in concurrencies:
         ratio = summary[("gateway", c)][0] / summary[("direct", c)][0]
         added = summary[("gateway", c)][1] - summary[("direct", c)][1]

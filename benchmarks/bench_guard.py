@@ -46,8 +46,10 @@ def rss_mb() -> float:
 
 
 def fact(i: int, rng: random.Random) -> str:
-    return (f"{rng.choice(FIRST)} Person{i} was born in {rng.choice(CITIES)} in {1950 + i % 50} "
-            f"and works as a {rng.choice(JOBS)}.")
+    return (
+        f"{rng.choice(FIRST)} Person{i} was born in {rng.choice(CITIES)} in {1950 + i % 50} "
+        f"and works as a {rng.choice(JOBS)}."
+    )
 
 
 def synthetic_artifacts(n: int, base_texts: list[str], base: np.ndarray, model: str, seed: int = 0):
@@ -66,14 +68,25 @@ def synthetic_artifacts(n: int, base_texts: list[str], base: np.ndarray, model: 
         for j, i in enumerate(range(lo, hi)):
             text = base_texts[i % len(base_texts)].replace("Person", f"P{i}x")
             tokens = [w.text for w in words(FoldedText.of(text))]
-            shingles = sorted({hash64(" ".join(tokens[k:k + 5])) for k in range(len(tokens) - 4)})
-            out.append(EntryArtifacts(
-                forget_id=f"item-{i}", action="block", subject=None, model_name=model, dim=dim, ngram_n=5,
-                literal_keys=(("digits", f"47{90000000 + i}"),),
-                ngram_hashes=np.array(shingles, dtype="<u8").tobytes(),
-                output_vectors=vecs[j].tobytes(), output_anchors=((f"p{i}x", "born"),), question_vectors=b"",
-                subject_terms=(), attribute_terms=(), format=ARTIFACTS_FORMAT,
-            ))
+            shingles = sorted({hash64(" ".join(tokens[k : k + 5])) for k in range(len(tokens) - 4)})
+            out.append(
+                EntryArtifacts(
+                    forget_id=f"item-{i}",
+                    action="block",
+                    subject=None,
+                    model_name=model,
+                    dim=dim,
+                    ngram_n=5,
+                    literal_keys=(("digits", f"47{90000000 + i}"),),
+                    ngram_hashes=np.array(shingles, dtype="<u8").tobytes(),
+                    output_vectors=vecs[j].tobytes(),
+                    output_anchors=((f"p{i}x", "born"),),
+                    question_vectors=b"",
+                    subject_terms=(),
+                    attribute_terms=(),
+                    format=ARTIFACTS_FORMAT,
+                )
+            )
     return out
 
 
@@ -137,7 +150,10 @@ def bench_size(n: int, base_texts, base, embedder, inners: dict, queries: list[s
         seg = semantic.store.segments[0]
         stored = seg.vectors()
         rng = np.random.default_rng(1)
-        near = stored[rng.integers(0, len(stored), 200)] + rng.standard_normal((200, stored.shape[1])).astype(np.float32) * 0.02
+        near = (
+            stored[rng.integers(0, len(stored), 200)]
+            + rng.standard_normal((200, stored.shape[1])).astype(np.float32) * 0.02
+        )
         near /= np.linalg.norm(near, axis=1, keepdims=True)
         exact = faiss.IndexFlatIP(stored.shape[1])
         exact.add(stored)
@@ -163,13 +179,20 @@ def bench_size(n: int, base_texts, base, embedder, inners: dict, queries: list[s
         for name in inners
     }
     return {
-        "items": n, "segments": kinds, "build_s": round(build_s, 2), "index_rss_mb": round(rss1 - rss0, 1),
+        "items": n,
+        "segments": kinds,
+        "build_s": round(build_s, 2),
+        "index_rss_mb": round(rss1 - rss0, 1),
         "embedder": first,
         **{k: v for k, v in by_embedder[first].items() if not k.startswith(("embed_", "process_"))},
-        "check_warm_p50_ms": round(percentile(warm, 50), 2), "check_warm_p99_ms": round(percentile(warm, 99), 2),
-        "cpu_warm_p50_ms": round(percentile(warm_cpu, 50), 2), "cpu_warm_p99_ms": round(percentile(warm_cpu, 99), 2),
-        "faiss_p50_ms": round(percentile(search_only, 50), 3), "faiss_p99_ms": round(percentile(search_only, 99), 3),
-        "ann_recall": recall, "by_embedder": by_embedder,
+        "check_warm_p50_ms": round(percentile(warm, 50), 2),
+        "check_warm_p99_ms": round(percentile(warm, 99), 2),
+        "cpu_warm_p50_ms": round(percentile(warm_cpu, 50), 2),
+        "cpu_warm_p99_ms": round(percentile(warm_cpu, 99), 2),
+        "faiss_p50_ms": round(percentile(search_only, 50), 3),
+        "faiss_p99_ms": round(percentile(search_only, 99), 3),
+        "ann_recall": recall,
+        "by_embedder": by_embedder,
     }
 
 
@@ -180,9 +203,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads for index builds")
     parser.add_argument("--base", type=int, default=2000, help="sentences embedded for real")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--embedders", default="onnx,torch",
-                        help="embedder backends to time per check, side by side (the first builds the index); "
-                             "BACKEND:N runs one on N threads (default 1, the serving setting)")
+    parser.add_argument(
+        "--embedders",
+        default="onnx,torch",
+        help="embedder backends to time per check, side by side (the first builds the index); "
+        "BACKEND:N runs one on N threads (default 1, the serving setting)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -207,8 +233,9 @@ def main() -> None:
     base = inner.encode(base_texts)
     print(f"embedded {n_base} base sentences in {time.perf_counter() - t:.1f}s", flush=True)
     # One window each: half leak-like facts, half benign sentences.
-    query_texts = [fact(i, rng) if i % 2 else f"{QUERIES[i % len(QUERIES)][:-1]}, says note {i}."
-                   for i in range(args.queries)]
+    query_texts = [
+        fact(i, rng) if i % 2 else f"{QUERIES[i % len(QUERIES)][:-1]}, says note {i}." for i in range(args.queries)
+    ]
     settings = GuardSettings()
     results = []
     for n in sizes:

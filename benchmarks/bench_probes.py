@@ -58,16 +58,21 @@ def main() -> int:
         server.stop()
         server.kill_leftovers()
 
-    lines = ["## Leakage probe run", "",
-             f"Model `{Path(args.model).name}`, one LLM replica, {args.items} forget requests × {args.qa_per_item} QA, "
-             f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end.", ""]
+    lines = [
+        "## Leakage probe run",
+        "",
+        f"Model `{Path(args.model).name}`, one LLM replica, {args.items} forget requests × {args.qa_per_item} QA, "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end.",
+        "",
+    ]
     for n, (seconds, report) in enumerate(runs, start=1):
         row = next(iter(report["by_version"].values()))
         lines.append(
             f"- Run {n}: {seconds:.1f} s over HTTP ({report['duration_s']:.1f} s in the prober) for "
             f"{report['forget_prompts']} forget prompts + the retain questions "
             f"({report['forget_prompts'] / seconds:.1f} forget prompts/s overall); leakage ratio "
-            f"{row['leakage_ratio']:.2f}, retain score {row['retain_score']}; retain source: {report['retain_source']}.")
+            f"{row['leakage_ratio']:.2f}, retain score {row['retain_score']}; retain source: {report['retain_source']}."
+        )
     text = "\n".join(lines)
     publish_report(text, args.out)
     return 0

@@ -54,9 +54,15 @@ def load(base_url: str, model: str, max_tokens: int, stop: threading.Event, out:
         while not stop.is_set():
             start = time.monotonic()
             try:
-                resp = http.post("/v1/chat/completions", json={
-                    "model": model, "messages": [{"role": "user", "content": items[i % len(items)]}],
-                    "max_tokens": max_tokens, "temperature": 0})
+                resp = http.post(
+                    "/v1/chat/completions",
+                    json={
+                        "model": model,
+                        "messages": [{"role": "user", "content": items[i % len(items)]}],
+                        "max_tokens": max_tokens,
+                        "temperature": 0,
+                    },
+                )
                 ok = resp.status_code == 200
                 version = resp.headers.get("x-lethe-model-version", "")
             except httpx.HTTPError:
@@ -103,8 +109,12 @@ def main() -> int:
             resp = http.post("/v1/admin/models/versions", headers=AUTH, json={"path": str(variant)})
             resp.raise_for_status()
             variant_id = resp.json()["id"]
-            threads = [threading.Thread(target=load, args=(server.base_url, served, args.max_tokens, stop, requests, n),
-                                        daemon=True) for n in range(args.concurrency)]
+            threads = [
+                threading.Thread(
+                    target=load, args=(server.base_url, served, args.max_tokens, stop, requests, n), daemon=True
+                )
+                for n in range(args.concurrency)
+            ]
             for t in threads:
                 t.start()
             for n in range(args.swaps):
@@ -150,12 +160,19 @@ def main() -> int:
         f"- End-to-end swap (HTTP promote → 200, all replicas): median {statistics.median(end_to_end):.2f} s, "
         f"max {max(end_to_end):.2f} s (target ≤ 5 s).",
         "- Per replica (median of {n}): drain {d:.2f} s, load {l:.2f} s, smoke test {s:.2f} s, total {t:.2f} s.".format(
-            n=len(steps), d=statistics.median(x["drain_s"] for x in steps), l=load_s,
-            s=statistics.median(x["smoke_s"] for x in steps), t=statistics.median(x["total_s"] for x in steps)),
-        (f"- Latency steady: p50 {pct(steady, 0.5):.3f} s, p99 {pct(steady, 0.99):.3f} s (n={len(steady)}).\n"
-         f"- Latency overlapping a swap: p50 {pct(swapping, 0.5):.3f} s, p99 {pct(swapping, 0.99):.3f} s "
-         f"(n={len(swapping)}); p99 ratio {pct(swapping, 0.99) / pct(steady, 0.99):.2f}× (target ≤ 2×).")
-        if steady and swapping else "- No chat traffic (--concurrency 0): swap times without requests to drain.",
+            n=len(steps),
+            d=statistics.median(x["drain_s"] for x in steps),
+            l=load_s,
+            s=statistics.median(x["smoke_s"] for x in steps),
+            t=statistics.median(x["total_s"] for x in steps),
+        ),
+        (
+            f"- Latency steady: p50 {pct(steady, 0.5):.3f} s, p99 {pct(steady, 0.99):.3f} s (n={len(steady)}).\n"
+            f"- Latency overlapping a swap: p50 {pct(swapping, 0.5):.3f} s, p99 {pct(swapping, 0.99):.3f} s "
+            f"(n={len(swapping)}); p99 ratio {pct(swapping, 0.99) / pct(steady, 0.99):.2f}× (target ≤ 2×)."
+        )
+        if steady and swapping
+        else "- No chat traffic (--concurrency 0): swap times without requests to drain.",
         f"- Weight load rate: {rate / 1e6:.0f} MB/s (bytes of safetensors / median `reload_weights` time).",
         f"- At that rate, on paper: 7B bf16 (14 GB) ≈ {14e9 / rate:.0f} s per replica; 70B bf16 (140 GB) "
         f"≈ {140e9 / rate:.0f} s from one reader, ≈ {17.5e9 / rate:.0f} s with 8 tensor-parallel workers "

@@ -23,16 +23,32 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from gateway.jobs.guard_scorer import GatewayGuardScorer  # noqa: E402
 from unlearn_jobs.config import parse_assignments  # noqa: E402
 from unlearn_jobs.data import ExampleSet, PromptFormat, examples_from_facts, load_fluency  # noqa: E402
 from unlearn_jobs.evaluate import Evaluator, Gates, Metrics  # noqa: E402
 from unlearn_jobs.facts import generate_fact_set  # noqa: E402
+from unlearn_jobs.guard_score import entries_from_bodies  # noqa: E402
 
 # Per-method settings for a 135M model; each is a job override, so the CLI's --set can change them.
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "grad_diff": {"lr": 5e-5, "steps": 20, "check_every": 2, "batch_size": 4, "retain_batch_size": 4, "repair_steps": 3},
-    "grad_diff_kl": {"lr": 5e-5, "steps": 20, "check_every": 2, "batch_size": 4, "retain_batch_size": 4,
-                     "retain_loss": "kl", "repair_steps": 3},
+    "grad_diff": {
+        "lr": 5e-5,
+        "steps": 20,
+        "check_every": 2,
+        "batch_size": 4,
+        "retain_batch_size": 4,
+        "repair_steps": 3,
+    },
+    "grad_diff_kl": {
+        "lr": 5e-5,
+        "steps": 20,
+        "check_every": 2,
+        "batch_size": 4,
+        "retain_batch_size": 4,
+        "retain_loss": "kl",
+        "repair_steps": 3,
+    },
     "npo": {"lr": 5e-5, "steps": 20, "check_every": 2, "batch_size": 4, "retain_batch_size": 4, "repair_steps": 3},
     # Run 4 (40 x 5, all layers): 60 unbounded steps failed the perplexity gate; 20 bounded ones passed all.
     "edit": {"lr": 3e-4, "steps": 20, "max_delta": 0.005, "batch_size": 4, "retain_batch_size": 4},
@@ -55,7 +71,9 @@ def _row(name: str, m: Metrics, base: Metrics | None, wall_s: float | None, extr
         "retain_hit_q": m.retain.questions.hit_rate,
         "retain_hit_p": rpara.hit_rate if rpara else None,
         "retain_hit": m.retain.pooled_hit_rate,
-        "retain_rel": (m.retain.pooled_hit_rate / base.retain.pooled_hit_rate) if base and base.retain.pooled_hit_rate else None,
+        "retain_rel": (m.retain.pooled_hit_rate / base.retain.pooled_hit_rate)
+        if base and base.retain.pooled_hit_rate
+        else None,
         "retain_rouge_q": m.retain.questions.rouge_l,
         "perplexity": m.perplexity,
         "guard_forget": m.forget.pooled_guard,
@@ -74,29 +92,43 @@ def _fmt(v: Any) -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    cols = [("name", "model"), ("forget_hit_q", "forget hit (Q)"), ("forget_hit_p", "forget hit (para)"),
-            ("forget_rouge_q", "forget ROUGE-L (Q)"), ("forget_rouge_p", "forget ROUGE-L (para)"),
-            ("retain_hit_q", "retain hit (Q)"), ("retain_hit_p", "retain hit (para)"),
-            ("retain_rel", "retain vs subject"), ("perplexity", "ppl"),
-            ("guard_forget", "guard hit forget"), ("guard_retain", "guard hit retain"), ("wall_s", "wall s"),
-            ("train_s", "of which steps s"),
-            ("state", "job"), ("steps", "steps")]
+    cols = [
+        ("name", "model"),
+        ("forget_hit_q", "forget hit (Q)"),
+        ("forget_hit_p", "forget hit (para)"),
+        ("forget_rouge_q", "forget ROUGE-L (Q)"),
+        ("forget_rouge_p", "forget ROUGE-L (para)"),
+        ("retain_hit_q", "retain hit (Q)"),
+        ("retain_hit_p", "retain hit (para)"),
+        ("retain_rel", "retain vs subject"),
+        ("perplexity", "ppl"),
+        ("guard_forget", "guard hit forget"),
+        ("guard_retain", "guard hit retain"),
+        ("wall_s", "wall s"),
+        ("train_s", "of which steps s"),
+        ("state", "job"),
+        ("steps", "steps"),
+    ]
     lines = ["| " + " | ".join(h for _, h in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join(_fmt(r.get(k)) for k, _ in cols) + " |")
     return "\n".join(lines)
 
 
-def _finetune_cached(base: Path, out: Path, examples: ExampleSet, cfg: Any, fmt: PromptFormat, label: str,
-                     device: Any = "cpu") -> float:
+def _finetune_cached(
+    base: Path, out: Path, examples: ExampleSet, cfg: Any, fmt: PromptFormat, label: str, device: Any = "cpu"
+) -> float:
     """Fine-tune `base` on `examples` into `out` unless an identical run is already there; returns wall s."""
     import torch
 
     from unlearn_jobs.finetune import finetune
     from unlearn_jobs.model import load_model
 
-    key = hashlib.sha256(json.dumps({"base": str(base), "cfg": cfg.to_dict(), "fmt": fmt.kind,
-                                     "ex": [dataclasses.astuple(e) for e in examples]}).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        json.dumps(
+            {"base": str(base), "cfg": cfg.to_dict(), "fmt": fmt.kind, "ex": [dataclasses.astuple(e) for e in examples]}
+        ).encode()
+    ).hexdigest()[:16]
     stamp = out / "bench-finetune.json"
     if stamp.is_file() and json.loads(stamp.read_text()).get("key") == key:
         wall = float(json.loads(stamp.read_text())["wall_s"])
@@ -135,33 +167,63 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--facts-per-person", type=int, default=5)
     ap.add_argument("--forget-frac", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--prompt-format", choices=("plain", "chat"), default="plain",
-                    help="plain is ~2.5x shorter than SmolLM2's chat template (which adds a system turn)")
-    ap.add_argument("--train-paraphrases", type=int, default=1,
-                    help="paraphrases per fact used in fine-tuning; the rest are held out for evaluation")
+    ap.add_argument(
+        "--prompt-format",
+        choices=("plain", "chat"),
+        default="plain",
+        help="plain is ~2.5x shorter than SmolLM2's chat template (which adds a system turn)",
+    )
+    ap.add_argument(
+        "--train-paraphrases",
+        type=int,
+        default=1,
+        help="paraphrases per fact used in fine-tuning; the rest are held out for evaluation",
+    )
     ap.add_argument("--ft-epochs", type=int, default=6)
     ap.add_argument("--ft-lr", type=float, default=2e-4)
     ap.add_argument("--ft-batch", type=int, default=8)
-    ap.add_argument("--ft-target-hit", type=float, default=0.0,
-                    help="stop fine-tuning once this share of training questions is answered (0 = run all epochs)")
+    ap.add_argument(
+        "--ft-target-hit",
+        type=float,
+        default=0.0,
+        help="stop fine-tuning once this share of training questions is answered (0 = run all epochs)",
+    )
     ap.add_argument("--ft-check-every", type=int, default=2, help="epochs between those checks")
     ap.add_argument("--eval-retain", type=int, default=20, help="retain facts sampled for evaluation (0 = all)")
     ap.add_argument("--methods", default="grad_diff,grad_diff_kl,npo,edit")
     ap.add_argument("--steps", type=int, default=None, help="max unlearning steps for every method")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE",
-                    help="per-method override, e.g. npo.lr=5e-5 (repeatable)")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="METHOD.KEY=VALUE",
+        help="per-method override, e.g. npo.lr=5e-5 (repeatable)",
+    )
     ap.add_argument("--threads", type=int, default=int(os.environ.get("LETHE_BENCH_THREADS", "2")))
-    ap.add_argument("--train-layers", type=int, default=0,
-                    help="fine-tune (and unlearn) only the top K decoder layers (0 = all): a CPU shortcut")
+    ap.add_argument(
+        "--train-layers",
+        type=int,
+        default=0,
+        help="fine-tune (and unlearn) only the top K decoder layers (0 = all): a CPU shortcut",
+    )
     ap.add_argument("--fluency", type=int, default=0, help="first N fluency sentences for perplexity (0 = all)")
     ap.add_argument("--skip-base", action="store_true", help="don't evaluate the base model")
     ap.add_argument("--skip-retrain", action="store_true", help="skip the retrain-from-base anchor")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    ap.add_argument("--measure", action="append", default=[], metavar="NAME=DIR",
-                    help="only evaluate these model dirs (anchors, published versions) with this run's "
-                         "evaluation, no training; the first is the reference for 'retain vs subject' (repeatable)")
-    ap.add_argument("--no-guard", action="store_true",
-                    help="don't score generations with the gateway's guard (needs the embedder and faiss)")
+    ap.add_argument(
+        "--measure",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="only evaluate these model dirs (anchors, published versions) with this run's "
+        "evaluation, no training; the first is the reference for 'retain vs subject' (repeatable)",
+    )
+    ap.add_argument(
+        "--no-guard",
+        action="store_true",
+        help="don't score generations with the gateway's guard (needs the embedder and faiss)",
+    )
     args = ap.parse_args(argv)
 
     if not (args.model / "config.json").is_file():
@@ -192,27 +254,36 @@ def main(argv: list[str] | None = None) -> int:
         return ExampleSet(tuple(dataclasses.replace(e, paraphrases=e.paraphrases[:k]) for e in ex))
 
     top = tuple(range(-args.train_layers, 0)) if args.train_layers else None
-    ft_cfg = FinetuneConfig(lr=args.ft_lr, epochs=args.ft_epochs, batch_size=args.ft_batch, warmup_steps=5,
-                            paraphrases=args.train_paraphrases > 0, layers=top,
-                            target_hit_rate=args.ft_target_hit,
-                            # Only meaningful with a target; left at its default otherwise so older caches match.
-                            **({"check_every_epochs": args.ft_check_every} if args.ft_target_hit else {}))
-    fluency = load_fluency()[:args.fluency or None]
+    ft_cfg = FinetuneConfig(
+        lr=args.ft_lr,
+        epochs=args.ft_epochs,
+        batch_size=args.ft_batch,
+        warmup_steps=5,
+        paraphrases=args.train_paraphrases > 0,
+        layers=top,
+        target_hit_rate=args.ft_target_hit,
+        # Only meaningful with a target; left at its default otherwise so older caches match.
+        **({"check_every_epochs": args.ft_check_every} if args.ft_target_hit else {}),
+    )
+    fluency = load_fluency()[: args.fluency or None]
     subject_dir = out / "subject"
     retrain_dir = out / "retrain"
     measured = [(name, Path(path).expanduser()) for name, _, path in (m.partition("=") for m in args.measure)]
     if measured:
         subject_dir, subject_ft_s = measured[0][1], None
     else:
-        subject_ft_s = _finetune_cached(args.model, subject_dir, trained_on(forget.concat(retain)), ft_cfg, fmt,
-                                        "subject", device)
+        subject_ft_s = _finetune_cached(
+            args.model, subject_dir, trained_on(forget.concat(retain)), ft_cfg, fmt, "subject", device
+        )
 
-    eval_retain = retain if not args.eval_retain else ExampleSet(retain.examples[:: max(1, len(retain) // args.eval_retain)][:args.eval_retain])
+    eval_retain = (
+        retain
+        if not args.eval_retain
+        else ExampleSet(retain.examples[:: max(1, len(retain) // args.eval_retain)][: args.eval_retain])
+    )
     _, tokenizer = load_model(subject_dir)
     guard = None
     if not args.no_guard:
-        from unlearn_jobs.guard_score import GatewayGuardScorer, entries_from_bodies
-
         # The gateway's guard over the forget requests, as POST /v1/forget would index them; one
         # embedder for the whole run, shared by the anchors' evaluations and every job.
         guard = GatewayGuardScorer.build(entries_from_bodies(forget_fs.forget_entries()))
@@ -230,11 +301,15 @@ def main(argv: list[str] | None = None) -> int:
         for name, path in measured:
             m, eval_s = measure(path)
             reference = reference or m
-            rows.append(_row(name, m, reference, None, {"path": str(path), "eval_s": eval_s,
-                                                        "samples": list(m.samples)}))
+            rows.append(
+                _row(name, m, reference, None, {"path": str(path), "eval_s": eval_s, "samples": list(m.samples)})
+            )
             print(markdown_table(rows), flush=True)
-        (out / "measure.json").write_text(json.dumps({"command": " ".join([Path(sys.executable).name, *sys.argv]),
-                                                      "rows": rows}, indent=1, default=str))
+        (out / "measure.json").write_text(
+            json.dumps(
+                {"command": " ".join([Path(sys.executable).name, *sys.argv]), "rows": rows}, indent=1, default=str
+            )
+        )
         return 0
     if not args.skip_base:
         base_m, _ = measure(args.model)
@@ -257,16 +332,27 @@ def main(argv: list[str] | None = None) -> int:
         # Knowledge fine-tuned into the top K layers is unlearned there too (and it keeps steps cheap).
         # A variant "npo:kl" starts from npo's settings and takes its own --set npo:kl.KEY=VALUE.
         defaults = METHOD_DEFAULTS.get(variant, METHOD_DEFAULTS.get(_method_name(variant), {}))
-        overrides = {**defaults, **({"layers": top} if top else {}),
-                     **per_method.get(variant, {})}
+        overrides = {**defaults, **({"layers": top} if top else {}), **per_method.get(variant, {})}
         if args.steps:
             overrides["steps"] = args.steps
-        spec = JobSpec(base_model_dir=str(subject_dir), method=_method_name(variant), forget=forget,
-                       retain=retain, versions_dir=str(out / "versions"), overrides=overrides,
-                       gates=Gates(), metrics_before=subject_m, prompt_format=fmt.kind,
-                       parent_version="subject", fluency=fluency, eval_batch_size=20,
-                       eval_retain=eval_retain, device=str(device), guard_score=guard is not None,
-                       guard_scorer=guard)
+        spec = JobSpec(
+            base_model_dir=str(subject_dir),
+            method=_method_name(variant),
+            forget=forget,
+            retain=retain,
+            versions_dir=str(out / "versions"),
+            overrides=overrides,
+            gates=Gates(),
+            metrics_before=subject_m,
+            prompt_format=fmt.kind,
+            parent_version="subject",
+            fluency=fluency,
+            eval_batch_size=20,
+            eval_retain=eval_retain,
+            device=str(device),
+            guard_score=guard is not None,
+            guard_scorer=guard,
+        )
         leaks: list[tuple[int, float]] = []
         phase_at: dict[str, float] = {}
 
@@ -284,16 +370,25 @@ def main(argv: list[str] | None = None) -> int:
         res = run_job(spec, progress=progress)
         wall = time.monotonic() - t
         train_s = phase_at["eval"] - phase_at.get("train", t) if "eval" in phase_at else None
-        row_extra = {"train_s": train_s, "state": res.state.value, "steps": res.steps, "gate_reasons": list(res.gate_reasons),
-                     "reason": res.reason, "overrides": overrides, "leakage_trace": leaks,
-                     "samples": list(res.metrics_after.samples) if res.metrics_after else []}
+        row_extra = {
+            "train_s": train_s,
+            "state": res.state.value,
+            "steps": res.steps,
+            "gate_reasons": list(res.gate_reasons),
+            "reason": res.reason,
+            "overrides": overrides,
+            "leakage_trace": leaks,
+            "samples": list(res.metrics_after.samples) if res.metrics_after else [],
+        }
         if res.metrics_after is not None:
             rows.append(_row(variant, res.metrics_after, subject_m, wall, row_extra))
         else:
             rows.append({"name": variant, "wall_s": wall, **row_extra})
         results.append(rows[-1])
-        print(f"[{variant}] {res.state.value} in {wall:.0f}s, {res.steps} steps {res.gate_reasons or ''} {res.reason}",
-              flush=True)
+        print(
+            f"[{variant}] {res.state.value} in {wall:.0f}s, {res.steps} steps {res.gate_reasons or ''} {res.reason}",
+            flush=True,
+        )
         print(markdown_table(rows), flush=True)
 
     # The retrain anchor comes last: the methods need only the subject, and a retrain can be
@@ -301,18 +396,29 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_retrain:
         retrain_ft_s = _finetune_cached(args.model, retrain_dir, trained_on(retain), ft_cfg, fmt, "retrain", device)
         retrain_m, _ = measure(retrain_dir)
-        rows.insert(len(rows) - len(results), _row("retrain on retain only", retrain_m, subject_m, retrain_ft_s,
-                                                   {"state": "anchor"}))
+        rows.insert(
+            len(rows) - len(results),
+            _row("retrain on retain only", retrain_m, subject_m, retrain_ft_s, {"state": "anchor"}),
+        )
 
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "args": {k: str(v) for k, v in vars(args).items()},
-        "sizes": {"people": args.people, "facts": len(facts.facts), "forget_people": n_forget,
-                  "forget_facts": len(forget), "retain_facts": len(retain), "eval_retain_facts": len(eval_retain)},
+        "sizes": {
+            "people": args.people,
+            "facts": len(facts.facts),
+            "forget_people": n_forget,
+            "forget_facts": len(forget),
+            "retain_facts": len(retain),
+            "eval_retain_facts": len(eval_retain),
+        },
         "threads": args.threads,
         "device": str(device),
-        "machine": {"cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg(),
-                    "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_at_end": os.getloadavg(),
+            "gpu": torch.cuda.get_device_name(0) if device.type == "cuda" else None,
+        },
         "total_wall_s": time.monotonic() - began_all,
         "rows": rows,
         "samples": {"subject": list(subject_m.samples)},
