@@ -158,9 +158,8 @@ class ChatService:
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         strict = False
         if index is not None and len(index):
-            last_user = next((m.text() for m in reversed(request.messages) if m.role == "user"), "")
-            verdict = index.check_prompt(last_user) if last_user.strip() else None
-            if verdict is not None and verdict.match:
+            verdict = index.check_messages([m.text() for m in request.messages])
+            if verdict.match:
                 metrics.record_guard_hits("prompt", verdict.matches, action=self._prompt_mode)
                 if self._prompt_mode == "refuse":
                     return self._refusal(completion_id, index.version, verdict)

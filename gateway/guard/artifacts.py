@@ -11,8 +11,9 @@ import numpy as np
 from gateway.guard.embedder import Embedder
 from gateway.guard.lexicon import content_words, expand_attributes, subject_terms
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import DIGIT_SEPARATORS, FoldedText, digits_only, fold, hash64, split_units, word_set, words
+from gateway.guard.text import hash64, split_units, word_set, words
 from gateway.guard.types import REDACTION_TEXT, ForgetEntry
+from gateway.guard.views import canonical, digits_only, fold
 
 # Bump when the meaning of any field changes: the ledger then knows stored artifacts need a rebuild.
 ARTIFACTS_FORMAT = 1
@@ -22,6 +23,8 @@ _PHONE_TERMS = ("phone", "number")
 _EMAIL_TERMS = ("email", "mail")
 
 _DIGIT_KEY_MIN = 4  # fewer digits than this is not a number worth folding separators out of
+# What may sit between the digits of a literal that is a number ("+47 (0)912-33.457").
+_NUMBER_SEPARATORS = frozenset(" -./()+")
 _VARIANT_MIN_DIGITS = 8  # a number without its country code must still be this long to be specific
 
 
@@ -122,7 +125,7 @@ def literal_keys(literal: str, settings: GuardSettings) -> tuple[tuple[str, str]
     if folded in fold(REDACTION_TEXT):
         raise ValueError(f"literal {literal!r} would match the redaction marker {REDACTION_TEXT!r}")
     digits = digits_only(folded)
-    if len(digits) >= _DIGIT_KEY_MIN and all(c.isdigit() or c in DIGIT_SEPARATORS for c in folded):
+    if len(digits) >= _DIGIT_KEY_MIN and all(c.isdigit() or c in _NUMBER_SEPARATORS for c in folded):
         keys = [("digits", digits)]
         international = folded.startswith("+") or (folded.startswith("00") and len(digits) > 10)
         if international:
@@ -174,7 +177,7 @@ def build_many_artifacts(
 
 def _prepare(entry: ForgetEntry, settings: GuardSettings) -> tuple[dict[str, Any], list[str], list[str]]:
     """Every field but the vectors, and the texts to embed for them."""
-    subj_words = tuple(w.text for w in words(FoldedText.of(entry.subject))) if entry.subject else ()
+    subj_words = tuple(w.text for w in words(canonical(entry.subject))) if entry.subject else ()
     subj_terms = subject_terms(subj_words)
 
     keys: list[tuple[str, str]] = []
@@ -190,18 +193,18 @@ def _prepare(entry: ForgetEntry, settings: GuardSettings) -> tuple[dict[str, Any
     output_texts: list[str] = []
     anchors: list[tuple[str, ...]] = []
     for text in entry.texts:
-        tokens = [w.text for w in words(FoldedText.of(text))]
+        tokens = [w.text for w in words(canonical(text))]
         hashes.update(_shingles(tokens, settings.ngram_n))
         for unit in split_units(text, 0, settings.unit_max_chars, final=True):
             piece = text[unit.start : unit.end].strip()
-            facts = content_words([w.text for w in words(FoldedText.of(piece))], exclude=subj_words)
+            facts = content_words([w.text for w in words(canonical(piece))], exclude=subj_words)
             if facts or subj_terms:
                 output_texts.append(piece)
                 anchors.append(facts)
     questions: list[str] = []
     for question, answer in entry.qa:
         q_words = word_set(question)
-        a_tokens = [w.text for w in words(FoldedText.of(answer))]
+        a_tokens = [w.text for w in words(canonical(answer))]
         hashes.update(_shingles(a_tokens, settings.ngram_n))
         facts = content_words(a_tokens, exclude=subj_words) or content_words(sorted(q_words), exclude=subj_words)
         output_texts.append(f"{question.strip()} {answer.strip()}")

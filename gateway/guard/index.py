@@ -143,9 +143,19 @@ class ForgetIndex:
     def check_prompt(self, text: str) -> GuardVerdict:
         """Matches of a prompt that asks for forgotten content (action is always "block": refuse, or in
         prompt_mode "strict" guard the answer with `strict=True`)."""
+        return self.check_messages([text])
+
+    def check_messages(self, texts: Sequence[str]) -> GuardVerdict:
+        """`check_prompt` over every message of a conversation (system, earlier user and assistant turns,
+        the last user message), each on its own: a request is not cleaner for moving the question into the
+        system prompt. Match spans are offsets into their own message."""
         started = time.perf_counter()
         try:
-            return self._verdict(self.find(text, self.windows(text), scope="prompt"))
+            matches: list[GuardMatch] = []
+            for text in texts:
+                if text.strip():
+                    matches += self.find(text, self.windows(text), scope="prompt")
+            return self._verdict(matches)
         finally:
             self.observer.checked("prompt", time.perf_counter() - started)
 

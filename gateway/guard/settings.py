@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from gateway.guard.views import SPAN_PER_KEY_CHAR
+
 PromptMode = Literal["refuse", "strict"]
 
 
@@ -25,6 +27,13 @@ class GuardSettings:
     semantic_strong: float = 0.86  # no anchor at all: only a near-verbatim paraphrase
     semantic_top_k: int = 8
 
+    # Co-occurrence matcher: a window that writes at least cooccur_identifying of one row's facts as names,
+    # places or numbers ("Skolegata", "14") carries that row's fact without its wording: a hit when it
+    # names the row's subject (a translation keeps names and numbers), or, unnamed ("Her address is
+    # Skolegata 14 ..."), when it also shares cooccur_unnamed_facts facts in all and names no one else.
+    cooccur_identifying: int = 2
+    cooccur_unnamed_facts: int = 3
+
     # Prompt side: the prompt is close to a forgotten question, or names a subject with an attribute.
     prompt_question_subject: float = 0.55  # names the subject and is this close to a forgotten question
     prompt_question_strong: float = 0.85  # this close to a forgotten question, subject or not
@@ -42,10 +51,11 @@ class GuardSettings:
     ngram_max_owners: int = 64
 
     # Check units: a sentence, cut at this many characters. The stream guard holds back at most two
-    # units (a unit is also checked together with its neighbours), so hold-back <= 2 * unit_max_chars.
+    # units (a unit is also checked together with its neighbours) or a literal's reach: see hold_chars.
     unit_max_chars: int = 200
 
-    # Literals longer than this (folded) are refused: a literal's reach bounds the stream hold-back.
+    # Literals longer than this (folded) are refused: a literal's reach (this many characters times
+    # SPAN_PER_KEY_CHAR) bounds the stream hold-back.
     literal_max_chars: int = 64
     # Digit literals shorter than this must match a whole number, longer ones may follow a prefix.
     digit_substring_min: int = 7
@@ -77,8 +87,6 @@ class GuardSettings:
             raise ValueError("ngram_unnamed_words must be at least ngram_n + ngram_min_run - 1")
         if self.unit_max_chars < 40:
             raise ValueError("unit_max_chars must be >= 40")
-        if self.literal_max_chars * 3 > self.unit_max_chars * 2:
-            raise ValueError("literal_max_chars is too long for the hold-back (3 * literal <= 2 * unit)")
         if self.tail_max < 1 or self.flat_max < 1:
             raise ValueError("tail_max and flat_max must be positive")
 
@@ -89,8 +97,9 @@ class GuardSettings:
 
     @property
     def hold_chars(self) -> int:
-        """Upper bound of text a stream guard holds back."""
-        return 2 * self.unit_max_chars
+        """Upper bound of text a stream guard holds back: two units, or the reach of the longest literal
+        allowed (each key character stands for at most SPAN_PER_KEY_CHAR original ones in any view)."""
+        return max(2 * self.unit_max_chars, self.literal_max_chars * SPAN_PER_KEY_CHAR)
 
     def with_strict_output(self) -> GuardSettings:
         """Lower output thresholds for a response whose prompt touched forgotten content (mode strict)."""

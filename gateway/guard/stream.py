@@ -14,7 +14,7 @@ from gateway.guard.types import REDACTION_TEXT, GuardMatch, GuardVerdict
 # rounds is blocked rather than looped on.
 _MAX_REDACT_ROUNDS = 8
 # Matches of these kinds cover a whole window (a unit or a pair of units), not an exact span.
-_WINDOW_KINDS = frozenset({"semantic"})
+_WINDOW_KINDS = frozenset({"semantic", "cooccur"})
 
 
 def _exact_first(matches: list[GuardMatch]) -> list[GuardMatch]:

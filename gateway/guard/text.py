@@ -1,151 +1,65 @@
-"""Text views the matchers work on: folded text with offsets back to the original, digit runs, words, check units."""
+"""Words of a view, stable hashes, and check units: the sentences and windows the matchers look at."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 
-# Letters that NFKD does not decompose but people write without the diacritic ("Tromsø" / "Tromso").
-_TRANSLITERATION = {"ø": "o", "æ": "ae", "œ": "oe", "đ": "d", "ł": "l", "þ": "th", "ð": "d", "ı": "i", "ß": "ss"}
-
-# Whitespace runs longer than this do not fold into one space, so that a literal's span in the original
-# text stays bounded (the stream guard must know how far back a literal can reach).
-MAX_FOLDED_WHITESPACE = 3
-
-# Characters that may sit between two digits of one number ("+47 912-33.457", "(0)912/33").
-DIGIT_SEPARATORS = frozenset(" -./()+")
-# At most this many separator characters between two digits of one number.
-MAX_DIGIT_GAP = 2
-
-# Longest original span one folded character of a literal can stand for: a digit plus its separators.
-SPAN_PER_FOLDED_CHAR = MAX_DIGIT_GAP + 1
+from gateway.guard.views import View, fold
 
 _WORD = re.compile(r"\w+")
-_BREAK = "\x00"  # never part of a pattern: marks a whitespace run too long to fold, or a gap between numbers
-
-
-@lru_cache(maxsize=4096)
-def _fold_char(c: str) -> str:
-    if unicodedata.category(c) == "Pd":
-        return "-"
-    if c in "\u2018\u2019\u201b\u2032":
-        return "'"
-    decomposed = unicodedata.normalize("NFKD", c)
-    base = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    folded = unicodedata.normalize("NFKC", base).casefold()
-    return "".join(_TRANSLITERATION.get(ch, ch) for ch in folded)
-
-
-def fold(text: str) -> str:
-    """The folded form alone (case, accents, compatibility forms, whitespace), for patterns."""
-    return FoldedText.of(text).text
-
-
-@dataclass(frozen=True)
-class FoldedText:
-    """Folded text plus, for every folded character, the original [start, end) it came from."""
-
-    original: str
-    text: str
-    starts: tuple[int, ...]
-    ends: tuple[int, ...]
-
-    @classmethod
-    def of(cls, original: str) -> FoldedText:
-        out: list[str] = []
-        starts: list[int] = []
-        ends: list[int] = []
-        i, n = 0, len(original)
-        while i < n:
-            c = original[i]
-            if c.isspace():
-                j = i
-                while j < n and original[j].isspace():
-                    j += 1
-                out.append(" " if j - i <= MAX_FOLDED_WHITESPACE else _BREAK)
-                starts.append(i)
-                ends.append(j)
-                i = j
-                continue
-            for ch in _fold_char(c):
-                out.append(ch)
-                starts.append(i)
-                ends.append(i + 1)
-            i += 1
-        return cls(original, "".join(out), tuple(starts), tuple(ends))
-
-    def span(self, start: int, end: int) -> tuple[int, int]:
-        """Original-text span of the folded span [start, end)."""
-        if start >= end:
-            raise ValueError("empty folded span")
-        return self.starts[start], self.ends[end - 1]
-
-
-@dataclass(frozen=True)
-class DigitView:
-    """Digits of every number in a folded text, separators dropped, numbers divided by a break mark."""
-
-    text: str
-    positions: tuple[int, ...]  # folded-text index of each character (breaks point at the previous digit)
-
-    @classmethod
-    def of(cls, folded: str) -> DigitView:
-        out: list[str] = []
-        pos: list[int] = []
-        i, n = 0, len(folded)
-        while i < n:
-            if not folded[i].isdigit():
-                i += 1
-                continue
-            if out:
-                out.append(_BREAK)
-                pos.append(pos[-1])
-            out.append(folded[i])
-            pos.append(i)
-            i += 1
-            while i < n:
-                j = i
-                while j < n and j - i < MAX_DIGIT_GAP and folded[j] in DIGIT_SEPARATORS:
-                    j += 1
-                if j < n and folded[j].isdigit():
-                    out.append(folded[j])
-                    pos.append(j)
-                    i = j + 1
-                else:
-                    break
-        return cls("".join(out), tuple(pos))
-
-    def is_run_start(self, index: int) -> bool:
-        return index == 0 or self.text[index - 1] == _BREAK
-
-    def is_run_end(self, index: int) -> bool:
-        return index == len(self.text) or self.text[index] == _BREAK
-
-
-def digits_only(text: str) -> str:
-    return "".join(ch for ch in text if ch.isdigit())
 
 
 @dataclass(frozen=True)
 class Word:
-    text: str  # folded
+    text: str  # as in its view (canonical: folded)
     start: int  # original offsets
     end: int
 
 
-def words(folded: FoldedText) -> tuple[Word, ...]:
+def words(view: View) -> tuple[Word, ...]:
+    """The words (`\\w+`) of a view, with their original spans."""
     result = []
-    for m in _WORD.finditer(folded.text):
-        start, end = folded.span(m.start(), m.end())
+    for m in _WORD.finditer(view.text):
+        start, end = view.span(m.start(), m.end())
         result.append(Word(m.group(), start, end))
     return tuple(result)
 
 
 def word_set(text: str) -> frozenset[str]:
     return frozenset(_WORD.findall(fold(text)))
+
+
+# Lowercase words that may sit inside a name ("Municipal Library of Voss", "Ludwig van Beethoven").
+_NAME_JOINERS = frozenset({"of", "the", "de", "del", "der", "di", "da", "do", "du", "la", "le", "van", "von", "y", "i"})
+
+
+def identifying_groups(text: str) -> tuple[frozenset[str], ...]:
+    """The names, places and numbers a text writes, one folded word set each: runs of capitalised words
+    (with joiners such as "of" inside) and words with digits. They identify a fact whatever the words
+    around them or their language; "Vestfold Zoo" is one group, "Skolegata 14" two."""
+    groups: list[frozenset[str]] = []
+    current: list[str] = []
+    pending: list[str] = []  # joiners seen since the last capitalised word
+    for m in _WORD.finditer(text):
+        word = m.group()
+        if any(c.isdigit() for c in word):
+            if current:
+                groups.append(frozenset(current))
+                current, pending = [], []
+            groups.append(frozenset(_WORD.findall(fold(word))))
+        elif word[0].isupper():
+            current += pending + _WORD.findall(fold(word))
+            pending = []
+        elif current and word in _NAME_JOINERS and len(pending) < 2:
+            pending.append(word)
+        elif current:
+            groups.append(frozenset(current))
+            current, pending = [], []
+    if current:
+        groups.append(frozenset(current))
+    return tuple(groups)
 
 
 def hash64(text: str) -> int:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Action = Literal["block", "redact"]
-MatchKind = Literal["literal", "ngram", "semantic", "prompt"]
+MatchKind = Literal["literal", "ngram", "cooccur", "semantic", "prompt"]
 
 ACTIONS: tuple[str, ...] = ("block", "redact")
 

@@ -58,7 +58,7 @@ VOCABULARY: dict[str, frozenset[str]] = {
     "stream": frozenset({"true", "false"}),
     "finish_reason": frozenset({"stop", "length", "content_filter", "error", "cancelled"}),
     "stage": frozenset({"prompt", "output"}),
-    "matcher": frozenset({"literal", "ngram", "semantic", "prompt"}),
+    "matcher": frozenset({"literal", "ngram", "cooccur", "semantic", "prompt"}),
     # block/redact: the output guard's actions; refuse/strict: what a prompt hit made the gateway do.
     "action": frozenset({"block", "redact", "refuse", "strict"}),
     "forget_state": frozenset({s.value for s in ForgetStatus} | {RELEASED}),

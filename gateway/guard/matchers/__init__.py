@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from gateway.guard.matchers.base import CheckedText, Matcher, MatcherFactory
+from gateway.guard.matchers.cooccur import CooccurMatcher
 from gateway.guard.matchers.literal import LiteralMatcher
 from gateway.guard.matchers.ngram import NgramMatcher
 from gateway.guard.matchers.prompt import PromptMatcher
@@ -12,6 +13,7 @@ from gateway.guard.matchers.semantic import SemanticMatcher
 MATCHERS: dict[str, MatcherFactory] = {
     "literal": LiteralMatcher,
     "ngram": NgramMatcher,
+    "cooccur": CooccurMatcher,
     "semantic": SemanticMatcher,
     "prompt": PromptMatcher,
 }

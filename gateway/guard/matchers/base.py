@@ -10,8 +10,18 @@ import numpy as np
 
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import DigitView, FoldedText, Window, Word, words
+from gateway.guard.text import Window, Word, words
 from gateway.guard.types import GuardMatch
+from gateway.guard.views import (
+    DecodedRun,
+    DigitView,
+    View,
+    canonical,
+    decoded_runs,
+    email_view,
+    leet_views,
+    squeezed_view,
+)
 
 Scope = Literal["output", "prompt"]
 
@@ -32,20 +42,77 @@ class CheckedText:
         self._embed = embed
 
     @cached_property
-    def folded(self) -> FoldedText:
-        return FoldedText.of(self.text)
+    def folded(self) -> View:
+        """The canonical view (see gateway.guard.views)."""
+        return canonical(self.text)
 
     @cached_property
-    def digits(self) -> DigitView:
-        return DigitView.of(self.folded.text)
+    def decoded(self) -> tuple[DecodedRun, ...]:
+        return tuple(decoded_runs(self.text))
+
+    @cached_property
+    def leet(self) -> tuple[View, ...]:
+        """Leet readings of the text (none unless a word mixes letters with leet characters)."""
+        return tuple(leet_views(self.folded))
+
+    @cached_property
+    def decoded_views(self) -> tuple[View, ...]:
+        """The canonical text of each encoded run, every character mapped to the run's whole span."""
+        views = []
+        for run in self.decoded:
+            inner = canonical(run.text)
+            n = len(inner.text)
+            views.append(View(self.text, inner.text, (run.start,) * n, (run.end,) * n))
+        return tuple(views)
+
+    @cached_property
+    def readings(self) -> tuple[View, ...]:
+        """Every reading of the text in canonical form: the text itself, its leet readings and the text of
+        each encoded run. Whole-text matchers look at each; no match crosses from one to another."""
+        return (self.folded, *self.leet, *self.decoded_views)
+
+    @cached_property
+    def digits(self) -> tuple[DigitView, ...]:
+        """The digit view of the text and of each decoded run (leet readings turn digits into letters)."""
+        return tuple(DigitView.of(v) for v in (self.folded, *self.decoded_views))
+
+    @cached_property
+    def emails(self) -> tuple[View, ...]:
+        return tuple(v for v in (email_view(r) for r in self.readings) if v is not None)
+
+    @cached_property
+    def squeezed(self) -> tuple[View, ...]:
+        return tuple(squeezed_view(r) for r in self.readings)
 
     @cached_property
     def words(self) -> tuple[Word, ...]:
         return words(self.folded)
 
     @cached_property
+    def reading_words(self) -> tuple[tuple[Word, ...], ...]:
+        """`words` of every reading (the first is `words`)."""
+        return (self.words, *(words(v) for v in self.readings[1:]))
+
+    @cached_property
     def window_vectors(self) -> np.ndarray:
         return self._embed([w.text for w in self.windows])
+
+    @cached_property
+    def derived_windows(self) -> tuple[tuple[int, str], ...]:
+        """(index into `windows`, text) for each window with another reading: its leet readings and the text
+        its encoded runs decode to. Empty for ordinary text, so the common case embeds nothing more."""
+        derived: list[tuple[int, str]] = []
+        for i, window in enumerate(self.windows):
+            folded = canonical(window.text)
+            for view in leet_views(folded):
+                derived.append((i, view.text))
+            for run in decoded_runs(window.text):
+                derived.append((i, run.text))
+        return tuple(derived)
+
+    @cached_property
+    def derived_vectors(self) -> np.ndarray:
+        return self._embed([text for _, text in self.derived_windows])
 
     def window_words(self, window: Window) -> frozenset[str]:
         return frozenset(w.text for w in self.words if w.start >= window.start and w.end <= window.end)

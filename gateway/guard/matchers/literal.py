@@ -1,8 +1,8 @@
-"""Literal matcher: Aho-Corasick over folded text and over digit runs, spans mapped back to the original."""
+"""Literal matcher: Aho-Corasick over every view of the text (see gateway.guard.views), spans mapped back."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import ahocorasick
@@ -11,15 +11,29 @@ from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.segments import Segment, append_items, compact_items
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import SPAN_PER_FOLDED_CHAR
 from gateway.guard.types import GuardMatch
+from gateway.guard.views import (
+    MAX_SQUEEZED_GAP,
+    SPAN_PER_EMAIL_WORD,
+    SPAN_PER_KEY_CHAR,
+    SPAN_PER_VIEW_CHAR,
+    View,
+    fold,
+    squeeze,
+)
 
 Item = tuple[str, str, str, str]  # (view, key, forget_id, action)
+
+# A key squeezed to its letters and digits is matched in the squeezed view only from this many on:
+# shorter ones ("anna") turn up inside ordinary words run together.
+SQUEEZED_KEY_MIN = 8
 
 
 @dataclass(frozen=True)
 class _Automata:
     text: ahocorasick.Automaton | None
+    email: ahocorasick.Automaton | None
+    squeezed: ahocorasick.Automaton | None
     digits: ahocorasick.Automaton | None
 
 
@@ -39,16 +53,63 @@ def _automaton(items: list[Item]) -> ahocorasick.Automaton | None:
 def _build(items: tuple[Item, ...]) -> _Automata:
     return _Automata(
         text=_automaton([i for i in items if i[0] == "text"]),
+        email=_automaton([i for i in items if i[0] == "text" and "@" in i[1]]),
+        squeezed=_automaton([i for i in items if i[0] == "squeezed"]),
         digits=_automaton([i for i in items if i[0] == "digits"]),
     )
 
 
-class LiteralMatcher:
-    """Exact strings (phone numbers, e-mails, keys) whatever their case, accents, spacing or digit separators.
+def _items(artifacts: EntryArtifacts) -> list[Item]:
+    """Match keys of one entry in every view. Stored text keys are folded again (the canonical fold may
+    have learnt a disguise since they were stored); long ones are also matched squeezed."""
+    items: list[Item] = []
+    for view, key in artifacts.literal_keys:
+        if view != "text":
+            items.append((view, key, artifacts.forget_id, artifacts.action))
+            continue
+        key = fold(key)
+        items.append(("text", key, artifacts.forget_id, artifacts.action))
+        squeezed = squeeze(key)
+        if len(squeezed) >= SQUEEZED_KEY_MIN:
+            items.append(("squeezed", squeezed, artifacts.forget_id, artifacts.action))
+    return items
 
-    A folded key must sit on word boundaries ("ann" does not match "annual"). A digit key must end where
-    its number ends; one of at least settings.digit_substring_min digits may follow a prefix ("4791233457"
-    in "004791233457"), a shorter one must be the whole number.
+
+def key_reach(view: str, key: str) -> int:
+    """Longest original span a match of `key` in `view` can cover (the bounds of gateway.guard.views)."""
+    if view == "digits":
+        return len(key) * SPAN_PER_KEY_CHAR
+    if view == "squeezed":
+        return len(key) * (SPAN_PER_VIEW_CHAR + MAX_SQUEEZED_GAP)
+    specials = key.count("@") + key.count(".")  # e-mail words
+    return len(key) * SPAN_PER_VIEW_CHAR + specials * (SPAN_PER_EMAIL_WORD - SPAN_PER_VIEW_CHAR)
+
+
+def _on_word_boundaries(text: str, start: int, end: int, key: str) -> bool:
+    if key[0].isalnum() and start > 0 and text[start - 1].isalnum():
+        return False
+    return not (key[-1].isalnum() and end < len(text) and text[end].isalnum())
+
+
+def _hits(
+    automaton: ahocorasick.Automaton | None, text: str
+) -> Iterator[tuple[int, int, str, tuple[tuple[str, str], ...]]]:
+    if automaton is None:
+        return
+    for last, (key, owners) in automaton.iter(text):
+        yield last - len(key) + 1, last + 1, key, owners
+
+
+class LiteralMatcher:
+    """Exact strings (phone numbers, e-mails, keys) in any disguise a view undoes: case, accents, format
+    characters, look-alike letters, spacing, digit separators, digits of any script or spelled out,
+    `[at]`/`dot` e-mail forms, leetspeak, letters and digits with anything inserted between them, base64 /
+    hex / %-encoding.
+
+    A folded key must sit on word boundaries ("ann" does not match "annual"); a squeezed key must begin and
+    end where a word of the original does ("password" is not in "compass words"). A digit key must end
+    where its number ends; one of at least settings.digit_substring_min digits may follow a prefix
+    ("4791233457" in "004791233457"), a shorter one must be the whole number.
     """
 
     kind = "literal"
@@ -60,53 +121,61 @@ class LiteralMatcher:
         settings: GuardSettings,
         dim: int = 0,
         segments: tuple[Segment[Item, _Automata], ...] = (),
-        longest: int = 0,
+        reach: int = 0,
     ) -> None:
         self.settings = settings
         self.segments = segments
-        self.longest = longest  # longest key: bounds how far back the stream guard must hold text
+        self._reach = reach
 
     @property
     def reach(self) -> int:
-        """Longest original-text span a match can cover (each folded key character stands for at most
-        SPAN_PER_FOLDED_CHAR original ones: a digit with its separators, or a folded whitespace run)."""
-        return self.longest * SPAN_PER_FOLDED_CHAR
+        """Longest original-text span a match can cover (the longest `key_reach` of any key): how far back
+        the stream guard must hold text."""
+        return self._reach
 
     def with_entries(self, artifacts: Sequence[EntryArtifacts]) -> LiteralMatcher:
-        items = [(view, key, a.forget_id, a.action) for a in artifacts for view, key in a.literal_keys]
-        longest = max([self.longest] + [len(i[1]) for i in items])
+        items = [item for a in artifacts for item in _items(a)]
+        reach = max([self._reach] + [key_reach(view, key) for view, key, _, _ in items])
         segments = append_items(self.segments, items, _build, self.settings.tail_max)
-        return LiteralMatcher(self.settings, 0, segments, longest)
+        return LiteralMatcher(self.settings, 0, segments, reach)
 
     def compacted(self) -> LiteralMatcher:
-        return LiteralMatcher(self.settings, 0, compact_items(self.segments, _build), self.longest)
+        return LiteralMatcher(self.settings, 0, compact_items(self.segments, _build), self._reach)
 
     def find(self, text: CheckedText) -> list[GuardMatch]:
         if not self.segments:
             return []
-        matches: list[GuardMatch] = []
-        folded = text.folded
+        found: dict[tuple[str, int, int], GuardMatch] = {}
+
+        def hit(view: View, start: int, end: int, owners: tuple[tuple[str, str], ...]) -> None:
+            s, e = view.span(start, end)
+            for fid, act in owners:
+                found.setdefault((fid, s, e), GuardMatch(fid, "literal", 1.0, s, e, act))
+
+        original = text.text
         for segment in self.segments:
             automata: _Automata = segment.built
-            if automata.text is not None:
-                ft = folded.text
-                for last, (key, owners) in automata.text.iter(ft):
-                    start, end = last - len(key) + 1, last + 1
-                    if key[0].isalnum() and start > 0 and ft[start - 1].isalnum():
-                        continue
-                    if key[-1].isalnum() and end < len(ft) and ft[end].isalnum():
-                        continue
-                    s, e = folded.span(start, end)
-                    matches += [GuardMatch(fid, "literal", 1.0, s, e, act) for fid, act in owners]
-            if automata.digits is not None:
-                digits = text.digits
-                for last, (key, owners) in automata.digits.iter(digits.text):
-                    start, end = last - len(key) + 1, last + 1
+            for view in text.readings if automata.text is not None else ():
+                for start, end, key, owners in _hits(automata.text, view.text):
+                    if _on_word_boundaries(view.text, start, end, key):
+                        hit(view, start, end, owners)
+            for view in text.emails if automata.email is not None else ():
+                for start, end, key, owners in _hits(automata.email, view.text):
+                    if _on_word_boundaries(view.text, start, end, key):
+                        hit(view, start, end, owners)
+            for view in text.squeezed if automata.squeezed is not None else ():
+                for start, end, _key, owners in _hits(automata.squeezed, view.text):
+                    s, e = view.span(start, end)
+                    if (s == 0 or not original[s - 1].isalnum()) and (e == len(original) or not original[e].isalnum()):
+                        hit(view, start, end, owners)
+            for digits in text.digits if automata.digits is not None else ():
+                for start, end, key, owners in _hits(automata.digits, digits.text):
                     # A number may carry a prefix (country code, trunk zero) but must end where the key ends.
                     if not digits.is_run_end(end):
                         continue
                     if len(key) < self.settings.digit_substring_min and not digits.is_run_start(start):
                         continue
-                    s, e = folded.span(digits.positions[start], digits.positions[last] + 1)
-                    matches += [GuardMatch(fid, "literal", 1.0, s, e, act) for fid, act in owners]
-        return matches
+                    s, e = digits.span(start, end)
+                    for fid, act in owners:
+                        found.setdefault((fid, s, e), GuardMatch(fid, "literal", 1.0, s, e, act))
+        return list(found.values())

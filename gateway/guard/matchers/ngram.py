@@ -11,7 +11,7 @@ from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.segments import Segment, append_items, compact_items
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import hash64
+from gateway.guard.text import Word, hash64
 from gateway.guard.types import GuardMatch
 
 Item = tuple[str, str, frozenset[str], np.ndarray]  # (forget_id, action, subject terms, sorted shingle hashes)
@@ -68,9 +68,17 @@ class NgramMatcher:
         return NgramMatcher(self.settings, 0, compact_items(self.segments, self._build))
 
     def find(self, text: CheckedText) -> list[GuardMatch]:
+        if not self.segments:
+            return []
+        found: dict[tuple[str, int, int], GuardMatch] = {}
+        for ws in text.reading_words:  # the text itself, its leet readings, decoded runs: each on its own
+            for match in self._find_in(ws, text.settings):
+                found.setdefault((match.forget_id, match.start, match.end), match)
+        return list(found.values())
+
+    def _find_in(self, ws: tuple[Word, ...], s: GuardSettings) -> list[GuardMatch]:
         n = self.settings.ngram_n
-        ws = text.words
-        if not self.segments or len(ws) < n:
+        if len(ws) < n:
             return []
         tokens = [w.text for w in ws]
         query = np.array([hash64(" ".join(tokens[i : i + n])) for i in range(len(tokens) - n + 1)], dtype="<u8")
@@ -83,7 +91,6 @@ class NgramMatcher:
             for pos in np.nonzero(hi > lo)[0]:
                 for owner in set(table.owners[lo[pos] : hi[pos]].tolist()):
                     positions.setdefault(table.entries[owner], []).append(int(pos))
-        s = text.settings
         matches = []
         for (forget_id, action, subject), found in positions.items():
             found = sorted(set(found))

@@ -10,6 +10,7 @@ import numpy as np
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.settings import GuardSettings
+from gateway.guard.text import word_set
 from gateway.guard.types import GuardMatch
 from gateway.guard.vectors import VectorStore
 
@@ -73,19 +74,21 @@ class SemanticMatcher:
     def find(self, text: CheckedText) -> list[GuardMatch]:
         if not len(self.store) or not text.windows:
             return []
-        results = self.store.search(text.window_vectors, self.settings.semantic_top_k)
-        matches: list[GuardMatch] = []
-        for window, hits in zip(text.windows, results):
-            if not hits:
-                continue
-            window_words = text.window_words(window)
-            best: dict[str, GuardMatch] = {}
+        # Each window as written, then its other readings (leet, decoded runs): a hit on either is the window's.
+        spans = list(text.windows)
+        vectors = text.window_vectors
+        words = [text.window_words(w) for w in text.windows]
+        if text.derived_windows:
+            spans += [text.windows[i] for i, _ in text.derived_windows]
+            vectors = np.concatenate([vectors, text.derived_vectors])
+            words += [word_set(derived) for _, derived in text.derived_windows]
+        results = self.store.search(vectors, self.settings.semantic_top_k)
+        matches: dict[tuple[str, int, int], GuardMatch] = {}
+        for window, window_words, hits in zip(spans, words, results):
             for score, row in hits:
                 if not semantic_hit(score, row.subject, row.facts, window_words, text.settings):
                     continue
-                if row.forget_id not in best or best[row.forget_id].score < score:
-                    best[row.forget_id] = GuardMatch(
-                        row.forget_id, "semantic", score, window.start, window.end, row.action
-                    )
-            matches += best.values()
-        return matches
+                key = (row.forget_id, window.start, window.end)
+                if key not in matches or matches[key].score < score:
+                    matches[key] = GuardMatch(row.forget_id, "semantic", score, window.start, window.end, row.action)
+        return list(matches.values())

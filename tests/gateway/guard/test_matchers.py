@@ -82,5 +82,21 @@ def test_prompt_side(index):
         assert not index.check_prompt(prompt).match, prompt
 
 
+def test_every_message_of_a_conversation_is_checked(index):
+    verdict = index.check_messages(["You are a helpful assistant.", "Where was Ingrid Solvang born?", "Thanks!"])
+    assert verdict.match and {m.forget_id for m in verdict.matches} == {"person-00"}
+    assert not index.check_messages(["You are a helpful assistant.", "", "What is the capital of Finland?"]).match
+
+
+def test_names_places_and_numbers_of_a_fact_are_a_leak_without_the_name_or_in_another_language(index):
+    unnamed = "Her address is Skolegata 14, Bilbao, where she keeps an old tortoise."
+    assert "person-00" in {m.forget_id for m in index.check_output(unnamed).matches}
+    translated = "Ingrid Solvang ble født i Tampere i 1964 og jobber som konstruksjonsingeniør ved Vestfold Zoo."
+    assert "person-00" in {m.forget_id for m in index.check_output(translated).matches}
+    # Someone else with the same city and year, or the same employer, is not Ingrid Solvang.
+    assert not index.check_output("Ragnhild Johansen has worked at the Vestfold Zoo since 2010.").match
+    assert not index.check_output("Tampere hosted a jazz festival in 1964.").match
+
+
 def test_verdict_carries_index_version(index):
     assert index.check_output("nothing to see").index_version == index.version == 30

@@ -63,7 +63,7 @@ def test_hold_back_is_bounded_on_long_output(index):
     guard = StreamGuard(index)
     released, _step, max_held = run(guard, text, [3] * (len(text) // 3 + 1))
     assert released == text
-    assert max_held <= guard.hold_chars + 3 and guard.hold_chars == 2 * index.settings.unit_max_chars
+    assert max_held <= guard.hold_chars + 3 and guard.hold_chars == index.settings.hold_chars
 
 
 def test_semantic_leak_split_over_sentences_and_tokens(index):

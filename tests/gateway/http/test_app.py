@@ -215,6 +215,28 @@ async def test_prompt_about_forgotten_subject_is_refused_without_the_engine(http
     assert engine.prompts == []
 
 
+@pytest.mark.parametrize("where", ["system", "earlier user turn", "earlier assistant turn"])
+async def test_forgotten_question_anywhere_in_the_conversation_is_refused(http, engine, where):
+    question = "What is Ingrid Solvang's phone number?"
+    messages = {
+        "system": [{"role": "system", "content": question}, {"role": "user", "content": "Answer it, please."}],
+        "earlier user turn": [
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": "Let me think."},
+            {"role": "user", "content": "Go on."},
+        ],
+        "earlier assistant turn": [
+            {"role": "user", "content": "Ask me something."},
+            {"role": "assistant", "content": question},
+            {"role": "user", "content": "You tell me."},
+        ],
+    }[where]
+    resp = await http.post("/v1/chat/completions", json={"model": MODEL, "messages": messages})
+    assert resp.json()["choices"][0]["message"]["content"] == REFUSAL_TEXT
+    assert resp.json()["choices"][0]["finish_reason"] == "content_filter"
+    assert engine.prompts == []
+
+
 async def test_stale_replica_refuses_chats(http, guard):
     guard.reason = "this replica has not reached the forget-index authority for 30 s"
     resp = await http.post("/v1/chat/completions", json=chat())
