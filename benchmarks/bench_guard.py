@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway.guard import CachedEmbedder, ForgetIndex, GuardSettings, MiniLMEmbedder
 from gateway.guard.artifacts import ARTIFACTS_FORMAT, EntryArtifacts
-from gateway.guard.text import FoldedText, hash64, words
+from gateway.guard.text import hash64, words
+from gateway.guard.views import canonical
 
 FIRST = ["Ingrid", "Sindre", "Marit", "Eirik", "Solveig", "Haakon", "Liv", "Tormod", "Ragnhild", "Audun", "Oda"]
 CITIES = ["Tromsø", "Bergen", "Trondheim", "Lyon", "Porto", "Graz", "Utrecht", "Tampere", "Aarhus", "Cork"]
@@ -67,7 +68,7 @@ def synthetic_artifacts(n: int, base_texts: list[str], base: np.ndarray, model: 
         vecs = vecs.astype(np.float32)
         for j, i in enumerate(range(lo, hi)):
             text = base_texts[i % len(base_texts)].replace("Person", f"P{i}x")
-            tokens = [w.text for w in words(FoldedText.of(text))]
+            tokens = [w.text for w in words(canonical(text))]
             shingles = sorted({hash64(" ".join(tokens[k : k + 5])) for k in range(len(tokens) - 4)})
             out.append(
                 EntryArtifacts(

@@ -6,6 +6,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from gateway.guard.lexicon import STOPWORDS
 from gateway.guard.views import View, fold
 
 _WORD = re.compile(r"\w+")
@@ -32,34 +33,63 @@ def word_set(text: str) -> frozenset[str]:
 
 
 # Lowercase words that may sit inside a name ("Municipal Library of Voss", "Ludwig van Beethoven").
-_NAME_JOINERS = frozenset({"of", "the", "de", "del", "der", "di", "da", "do", "du", "la", "le", "van", "von", "y", "i"})
+_NAME_JOINERS = frozenset(
+    {"of", "the", "de", "del", "der", "den", "des", "di", "da", "das", "do", "dos", "du", "la", "le", "les"}
+    | {"van", "von", "y", "i", "e", "af", "av", "og", "und", "and", "&"}
+)
+# A number identifies only from this many digits on ("7" or "3" turns up everywhere, "1987" does not).
+_IDENTIFYING_DIGITS = 2
 
 
 def identifying_groups(text: str) -> tuple[frozenset[str], ...]:
     """The names, places and numbers a text writes, one folded word set each: runs of capitalised words
-    (with joiners such as "of" inside) and words with digits. They identify a fact whatever the words
-    around them or their language; "Vestfold Zoo" is one group, "Skolegata 14" two."""
+    (with joiners such as "of" or "das" inside) and numbers of at least two digits ("1,200" is one). They
+    identify a fact whatever the words around them or their language; "Vestfold Zoo" is one group,
+    "Skolegata 14" two."""
     groups: list[frozenset[str]] = []
     current: list[str] = []
     pending: list[str] = []  # joiners seen since the last capitalised word
-    for m in _WORD.finditer(text):
+    last_end = 0
+    for m in re.finditer(r"\d+(?:[.,]\d+)*|\w+|&", text):
         word = m.group()
-        if any(c.isdigit() for c in word):
+        if current and text[last_end : m.start()].strip(" -'\u2019"):
+            groups.append(frozenset(current))  # a comma, a line break, a bracket: the next name is another
+            current, pending = [], []
+        last_end = m.end()
+        if word[0].isdigit() or any(c.isdigit() for c in word):
             if current:
                 groups.append(frozenset(current))
                 current, pending = [], []
-            groups.append(frozenset(_WORD.findall(fold(word))))
-        elif word[0].isupper():
+            if sum(c.isdigit() for c in word) >= _IDENTIFYING_DIGITS:
+                groups.append(frozenset(_WORD.findall(fold(word))))
+        elif word[0].isupper() and len(word) > 1 and word.casefold() not in STOPWORDS:
             current += pending + _WORD.findall(fold(word))
             pending = []
-        elif current and word in _NAME_JOINERS and len(pending) < 2:
-            pending.append(word)
+        elif current and word.casefold() in _NAME_JOINERS and len(pending) < 2:
+            pending.append(word.casefold())
         elif current:
             groups.append(frozenset(current))
             current, pending = [], []
     if current:
         groups.append(frozenset(current))
     return tuple(groups)
+
+
+# Titles that may stand before a name without making it someone else's ("Dr. Aukrust").
+_TITLES = frozenset(
+    {"mr", "mrs", "ms", "miss", "dr", "prof", "professor", "sir", "herr", "frau", "m", "mme", "sr", "sra"}
+)
+
+
+def names_subject(
+    groups: tuple[frozenset[str], ...], words: frozenset[str], terms: frozenset[str], full_name: frozenset[str]
+) -> bool:
+    """Whether a text names the subject whose identifying `terms` (the surname) are among its `words`,
+    rather than someone else of the same surname: a name written beside the surname ("Luca Kjærgaard")
+    must be one of the subject's own (`full_name`) or a title."""
+    if not terms or not terms <= words:
+        return False
+    return not any(group & terms and group - full_name - _TITLES for group in groups)
 
 
 def hash64(text: str) -> int:

@@ -28,6 +28,7 @@ import json
 import re
 import unicodedata
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
@@ -42,10 +43,11 @@ MAX_ABSORBED = 5
 SPAN_PER_VIEW_CHAR = MAX_ABSORBED + 1
 # Separator characters (whitespace, punctuation, symbols) allowed between two digits of one number.
 MAX_DIGIT_GAP = MAX_ABSORBED
-# Original characters allowed between two characters of a squeezed key ("s k - l i v e", "ab\n  cd").
-MAX_SQUEEZED_GAP = 3
+# Original characters allowed between two characters of a squeezed key ("s k - l i v e", "t, o, -, k",
+# '"sk-live-a", "YVoG"', 'live" + "_a'): with a character's own span, at most SPAN_PER_KEY_CHAR.
+MAX_SQUEEZED_GAP = 6
 # An e-mail word (" [at] ", " (dot) ") stands for at most this many original characters.
-SPAN_PER_EMAIL_WORD = 9
+SPAN_PER_EMAIL_WORD = 12
 # The bound every view keeps: a key of k characters found in any view covers at most
 # k * SPAN_PER_KEY_CHAR original characters (a digit spelled as a word with the separators before it,
 # "quatre, ", is the longest). The stream guard holds back that much behind the longest key.
@@ -74,6 +76,14 @@ def _confusable_letters() -> dict[str, str]:
     return mapping
 
 
+def has_confusables(text: str) -> bool:
+    """Whether the text has a letter of another script that looks like an ASCII one."""
+    if text.isascii():
+        return False
+    confusables = _confusable_letters()
+    return any(c in confusables for c in text)
+
+
 @lru_cache(maxsize=8192)
 def fold_char(c: str) -> str:
     """The canonical form of one character: "" for a format character, else folded (may be longer)."""
@@ -86,10 +96,12 @@ def fold_char(c: str) -> str:
         return "'"
     if category == "Nd":
         return str(unicodedata.decimal(c))
+    confusables = _confusable_letters()
+    if c in confusables:  # before case folding: Cyrillic "Н" looks like "H", its lowercase "н" like no letter
+        return confusables[c]
     decomposed = unicodedata.normalize("NFKD", c)
     base = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     folded = unicodedata.normalize("NFKC", base).casefold()
-    confusables = _confusable_letters()
     out = []
     for ch in folded:
         if ch.isspace() or unicodedata.category(ch) == "Cf":
@@ -120,10 +132,11 @@ class View:
 
     def derive(self, chars: list[tuple[str, int, int]]) -> View:
         """A view of this view: (character, start, end) in this view's coordinates, mapped to the original."""
-        text = "".join(c for c, _, _ in chars)
-        starts = tuple(self.starts[s] for _, s, _ in chars)
-        ends = tuple(self.ends[e - 1] for _, _, e in chars)
-        return View(self.original, text, starts, ends)
+        starts, ends = self.starts, self.ends
+        text = "".join([c for c, _, _ in chars])
+        return View(
+            self.original, text, tuple([starts[s] for _, s, _ in chars]), tuple([ends[e - 1] for _, _, e in chars])
+        )
 
 
 def canonical(original: str) -> View:
@@ -184,12 +197,24 @@ _NORDIC_DIGITS = {
     "null": 0, "noll": 0, "ein": 1, "ett": 1, "en": 1, "to": 2, "tva": 2, "tre": 3, "fire": 4, "fyra": 4,
     "fem": 5, "seks": 6, "sex": 6, "sju": 7, "syv": 7, "atte": 8, "atta": 8, "ni": 9, "nio": 9,
 }  # fmt: skip
-_ZERO_WORDS = {"oh": 0}  # "nine oh one"
+_NORDIC_NUMBERS = {
+    "ti": 10, "tio": 10, "elleve": 11, "elva": 11, "tolv": 12, "tretten": 13, "tretton": 13, "fjorten": 14,
+    "fjorton": 14, "femten": 15, "femton": 15, "seksten": 16, "sexton": 16, "sytten": 17, "sjutton": 17,
+    "atten": 18, "arton": 18, "nitten": 19, "nitton": 19,
+}  # fmt: skip
+_NORDIC_TENS = {
+    "tjue": 20, "tjugo": 20, "tyve": 20, "tretti": 30, "trettio": 30, "forti": 40, "forty": 40, "fyrtio": 40,
+    "femti": 50, "femtio": 50, "seksti": 60, "sextio": 60, "sytti": 70, "sjuttio": 70, "atti": 80, "attio": 80,
+    "nitti": 90, "nittio": 90,
+}  # fmt: skip
+_ZERO_WORDS = {"oh": 0, "meia": 6}  # "nine oh one"; Brazilian "meia" (half a dozen) for six
 _REPEAT_WORDS = {
     "double": 2, "doble": 2, "doppio": 2, "doppia": 2, "duplo": 2, "dubbel": 2, "doppel": 2, "dobbel": 2,
     "triple": 3, "triplo": 3, "tripla": 3, "trippel": 3, "tripel": 3,
 }  # fmt: skip
 _NUMBER_TOKEN = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)*")
+# Words between the tens and the unit of one number: "cuarenta y siete", "quarenta e sete", "vingt et un".
+_TENS_JOINERS = frozenset({"y", "e", "et", "und", "og", "and"})
 
 
 @lru_cache(maxsize=65536)
@@ -201,6 +226,14 @@ def spoken_number(token: str, accented: str = "") -> str | None:
         return str(_NORDIC_DIGITS[token])
     if token in _ZERO_WORDS:
         return str(_ZERO_WORDS[token])
+    if token in _NORDIC_NUMBERS:
+        return str(_NORDIC_NUMBERS[token])
+    for tens, value in _NORDIC_TENS.items():  # Norwegian/Swedish compounds: "trettiatte" 38, "sjuttioett" 71
+        if token.startswith(tens) and (token == tens or token[len(tens) :] in _NORDIC_DIGITS):
+            unit = _NORDIC_DIGITS.get(token[len(tens) :], 0)
+            if unit == 0 and token != tens:
+                break
+            return str(value + unit)
     if len(token) > SPAN_PER_KEY_CHAR * 2:
         return None
     for candidate in dict.fromkeys((token, accented) if accented else (token,)):
@@ -234,47 +267,22 @@ class DigitView:
 
     @classmethod
     def of(cls, view: View) -> DigitView:
-        text = view.text
         out: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
-        last = -1  # view index just past the previous digit, -1 when no number is open
-        repeat, repeat_at = 1, -1
-        i, n = 0, len(text)
-        while i < n:
-            c = text[i]
-            begin = i
-            if c.isdigit():
-                digits, end = c, i + 1
-            elif c.isalpha():
-                m = _NUMBER_TOKEN.match(text, i)
-                end = m.end() if m else i + 1
-                word = text[i:end]
-                glued = (end < n and text[end].isdigit()) or (i > 0 and text[i - 1].isalnum())
-                if not glued and word in _REPEAT_WORDS:
-                    repeat, repeat_at = _REPEAT_WORDS[word], i
-                    i = end
-                    continue
-                digits = None
-                if not glued and end - i <= 2 * SPAN_PER_KEY_CHAR:
-                    s, e = view.span(i, end)
-                    digits = spoken_number(word, unicodedata.normalize("NFC", view.original[s:e].casefold()))
-                if digits is None:
-                    last, repeat = -1, 1  # a word that is no number ends the number
-                    i = end
-                    continue
-                if repeat > 1:
-                    digits, begin = digits * repeat, repeat_at
-                    repeat = 1
-            else:
-                i += 1
+        last_end = -1  # original end of the previous digit; -1 when no number is open
+        for digits, o_start, o_end, gap_ok, amends in _number_pieces(view):
+            if digits is None:
+                last_end = -1
                 continue
-            assert digits is not None  # for mypy: every branch above that reaches here set it
-            o_start, o_end = view.starts[begin], view.ends[end - 1]
-            joined = last >= 0 and _separators(text, last, begin)
-            if joined:
-                gap = o_start - view.ends[last - 1]
-                joined = gap <= MAX_DIGIT_GAP and o_end - view.ends[last - 1] <= SPAN_PER_KEY_CHAR * len(digits)
+            if amends and out and out[-1] == "0":
+                # "cuarenta y siete": the unit completes the tens given out as "40" a moment ago.
+                out[-1] = digits
+                ends[-1] = o_end
+                last_end = o_end
+                continue
+            joined = last_end >= 0 and gap_ok and o_start - last_end <= MAX_DIGIT_GAP
+            joined = joined and o_end - last_end <= SPAN_PER_KEY_CHAR * len(digits)
             if out and not joined:
                 out.append(BREAK)
                 starts.append(o_start)
@@ -283,8 +291,7 @@ class DigitView:
                 out.append(ch)
                 starts.append(o_start)
                 ends.append(o_end)
-            last = end
-            i = end
+            last_end = o_end
         return cls("".join(out), tuple(starts), tuple(ends))
 
     def span(self, start: int, end: int) -> tuple[int, int]:
@@ -297,6 +304,64 @@ class DigitView:
         return index == len(self.text) or self.text[index] == BREAK
 
 
+def _number_pieces(view: View) -> Iterator[tuple[str | None, int, int, bool, bool]]:
+    """(digits, original start, original end, only separators since the previous piece, amends) for every
+    digit and number word of a view, in order: digits None for a word that ends the number it interrupts;
+    amends True for the unit of "cuarenta y siete", which replaces the last digit of the tens before it."""
+    text = view.text
+    n = len(text)
+    repeat, repeat_at = 1, -1
+    tens: tuple[int, int, int] | None = None  # a tens word waiting for "y siete": (value, begin, end)
+    prev_end = 0
+    i = 0
+    while i < n:
+        c = text[i]
+        if c.isdigit():
+            yield c, view.starts[i], view.ends[i], _separators(text, prev_end, i), False
+            prev_end = i = i + 1
+            tens = None
+            continue
+        if not c.isalpha():
+            i += 1
+            continue
+        m = _NUMBER_TOKEN.match(text, i)
+        end = m.end() if m else i + 1
+        word = text[i:end]
+        glued = (end < n and text[end].isdigit()) or (i > 0 and text[i - 1].isalnum())
+        if not glued and word in _REPEAT_WORDS:
+            repeat, repeat_at = _REPEAT_WORDS[word], i
+            i = end
+            continue
+        if not glued and tens is not None and word in _TENS_JOINERS:
+            i = end
+            continue
+        digits = None
+        if not glued and end - i <= 2 * SPAN_PER_KEY_CHAR:
+            s, e = view.span(i, end)
+            digits = spoken_number(word, unicodedata.normalize("NFC", view.original[s:e].casefold()))
+        if digits is None:
+            yield None, view.starts[i], view.ends[end - 1], False, False
+            repeat, tens = 1, None
+            prev_end = i = end
+            continue
+        begin = i
+        if tens is not None and len(digits) == 1 and digits != "0" and _separators_or_joiners(text, tens[2], i):
+            yield digits, view.starts[tens[1]], view.ends[end - 1], True, True
+            tens = None
+            prev_end = i = end
+            continue
+        if repeat > 1:
+            digits, begin = digits * repeat, repeat_at
+            repeat = 1
+        tens = (int(digits), begin, end) if len(digits) == 2 and digits.endswith("0") and digits != "10" else None
+        yield digits, view.starts[begin], view.ends[end - 1], _separators(text, prev_end, begin), False
+        prev_end = i = end
+
+
+def _separators_or_joiners(text: str, start: int, end: int) -> bool:
+    return all(w in _TENS_JOINERS for w in re.findall(r"\w+", text[start:end])) and BREAK not in text[start:end]
+
+
 def _separators(text: str, start: int, end: int) -> bool:
     return all(not ch.isalnum() and ch != BREAK for ch in text[start:end])
 
@@ -307,17 +372,20 @@ def digits_only(text: str) -> str:
 
 # --- e-mail, squeezed, leet --------------------------------------------------------------------------
 
+# "at" and "dot" as people write them out: English, Spanish/Portuguese, French, Italian, German, Dutch,
+# Norwegian/Danish, Swedish (folded: "krøllalfa" is "krollalfa").
+_AT_WORDS = ("at", "arroba", "arobase", "chiocciola", "klammeraffe", "apenstaartje", "krollalfa", "snabel-a")
+_DOT_WORDS = ("dot", "punto", "point", "ponto", "punkt", "punktum", "punt")
 _EMAIL_WORDS = re.compile(
-    r"\s*[\[(<{]\s*(at|dot)\s*[\])>}]\s*"  # [at] (dot) <at> {dot}, spaced or not
-    r"|(?<=[a-z0-9])\s+(at|dot)\s+(?=[a-z0-9])"  # x at y dot z
+    rf"\s*[\[(<{{]\s*({'|'.join(_AT_WORDS + _DOT_WORDS)})\s*[\])>}}]\s*"  # [at] (dot) <arroba> {{punkt}}
+    rf"|(?<=[a-z0-9])\s+({'|'.join(_AT_WORDS + _DOT_WORDS)})\s+(?=[a-z0-9])"  # x at y dot z, x arroba y punto z
 )
 
 
 def email_view(view: View) -> View | None:
-    """`x dot y at z dot example`, `x[at]y(dot)z` -> `x.y@z.example`; None when nothing changes."""
+    """`x dot y at z dot example`, `x[at]y(dot)z`, `x punto y arroba z` -> `x.y@z.example`; None when
+    nothing changes."""
     text = view.text
-    if "at" not in text and "dot" not in text:
-        return None
     chars: list[tuple[str, int, int]] = []
     at = 0
     for m in _EMAIL_WORDS.finditer(text):
@@ -326,7 +394,7 @@ def email_view(view: View) -> View | None:
         if view.ends[m.end() - 1] - view.starts[m.start()] > SPAN_PER_EMAIL_WORD:
             chars.append((BREAK, m.start(), m.end()))
         else:
-            chars.append(("@" if word == "at" else ".", m.start(), m.end()))
+            chars.append(("@" if word in _AT_WORDS else ".", m.start(), m.end()))
         at = m.end()
     if not chars:
         return None
@@ -363,22 +431,40 @@ _LEET_ONE = ("i", "l")  # "1" reads as either
 _LEET_WORD = re.compile(r"[\w@$]+")
 
 
+# A letter next to a leet character, or one between two letters: without one, no word can be leet.
+_LEET_HINT = re.compile(r"[^\W\d_][013-9@$]|[013-9@$][^\W\d_]")
+# Ordinary words with digits: "4th", "1990s", "10km", "5pm", "3d".
+_NUMBER_WITH_UNIT = re.compile(r"\d+[a-z]{0,3}")
+
+
 def _is_leet_word(word: str) -> bool:
-    return any(c.isalpha() for c in word) and any(c in _LEET or c == "1" for c in word)
+    """A word that mixes letters with leet characters ("b0rn", "5olv4ng"), not a number with a unit."""
+    return (
+        any(c.isalpha() for c in word)
+        and any(c in _LEET or c == "1" for c in word)
+        and not _NUMBER_WITH_UNIT.fullmatch(word)
+    )
 
 
 def leet_views(view: View) -> list[View]:
     """Readings of the words that mix letters with leet characters (`1ngr1d` -> `ingrid`), one per reading
-    of `1`; an empty list when no word does (the common case costs one regex scan)."""
+    of `1`; when several words do, the text is leet throughout and a third reading also turns the numbers
+    between them into letters ("w0rk5 45 4 ch3f" -> "works as a chef"). An empty list when no word mixes
+    (the common case costs one regex scan)."""
     text = view.text
+    if not _LEET_HINT.search(text):
+        return []
     words = [m for m in _LEET_WORD.finditer(text) if _is_leet_word(m.group())]
     if not words:
         return []
+    readings: list[tuple[str, list[re.Match[str]]]] = [(one, words) for one in _LEET_ONE]
+    if len(words) >= 2:
+        readings.append(("i", [m for m in _LEET_WORD.finditer(text) if any(c in _LEET or c == "1" for c in m.group())]))
     result = []
-    for one in _LEET_ONE:
+    for one, chosen in readings:
         table = str.maketrans({**_LEET, "1": one})
         chars = list(text)
-        for m in words:
+        for m in chosen:
             chars[m.start() : m.end()] = m.group().translate(table)
         result.append(view.derive([(c, k, k + 1) for k, c in enumerate(chars)]))
     return result
@@ -397,7 +483,8 @@ MAX_DECODE_DEPTH = 2  # base64 of base64: decoded again, no deeper
 
 _BASE64_RUN = re.compile(rf"[A-Za-z0-9+/_-]{{{MIN_ENCODED_RUN},}}={{0,2}}")
 _HEX_RUN = re.compile(rf"(?:[0-9A-Fa-f]{{2}}(?:[ :]?)){{{MIN_ENCODED_RUN // 2},}}")
-_PERCENT_RUN = re.compile(r"(?:[^\s%]*%[0-9A-Fa-f]{2}){3,}[^\s%]*")
+_ESCAPED_HEX_RUN = re.compile(r"(?:(?:\\x|0x)[0-9A-Fa-f]{2}[\s,]*){4,}")  # \x2b\x33 or 0x72 0x61, ...
+_PERCENT_RUN = re.compile(r"(?:[^\s%()\[\]<>\"']*%[0-9A-Fa-f]{2})+[^\s%()\[\]<>\"']*")
 
 
 @dataclass(frozen=True)
@@ -447,7 +534,14 @@ def _base64_candidates(run: str) -> list[str]:
 
 def _decode_once(text: str) -> list[tuple[int, int, str, str]]:
     runs: list[tuple[int, int, str, str]] = []
+    for m in _ESCAPED_HEX_RUN.finditer(text):
+        data = bytes.fromhex(re.sub(r"\\x|0x|[\s,]", "", m.group()))
+        decoded = _printable(data)
+        if decoded is not None:
+            runs.append((m.start(), m.end(), decoded, "hex"))
     for m in _HEX_RUN.finditer(text):
+        if any(s <= m.start() < e for s, e, _, _ in runs):
+            continue
         compact = re.sub(r"[ :]", "", m.group())
         for offset in (0, 1):
             piece = compact[offset : len(compact) - (len(compact) - offset) % 2]

@@ -19,6 +19,7 @@ from gateway.guard.views import (
     canonical,
     decoded_runs,
     email_view,
+    has_confusables,
     leet_views,
     squeezed_view,
 )
@@ -78,11 +79,13 @@ class CheckedText:
 
     @cached_property
     def emails(self) -> tuple[View, ...]:
-        return tuple(v for v in (email_view(r) for r in self.readings) if v is not None)
+        """E-mail views of the text and of each decoded run (a leet reading changes no "at" or "dot")."""
+        return tuple(v for v in (email_view(r) for r in (self.folded, *self.decoded_views)) if v is not None)
 
     @cached_property
     def squeezed(self) -> tuple[View, ...]:
-        return tuple(squeezed_view(r) for r in self.readings)
+        """Squeezed views of the text and of each decoded run (a key keeps its digits: not of leet readings)."""
+        return tuple(squeezed_view(r) for r in (self.folded, *self.decoded_views))
 
     @cached_property
     def words(self) -> tuple[Word, ...]:
@@ -99,11 +102,13 @@ class CheckedText:
 
     @cached_property
     def derived_windows(self) -> tuple[tuple[int, str], ...]:
-        """(index into `windows`, text) for each window with another reading: its leet readings and the text
-        its encoded runs decode to. Empty for ordinary text, so the common case embeds nothing more."""
+        """(index into `windows`, text) for each window with another reading: its canonical text when it has
+        look-alike letters, its leet readings and the text its encoded runs decode to. Empty for ordinary text, so the common case embeds nothing more."""
         derived: list[tuple[int, str]] = []
         for i, window in enumerate(self.windows):
             folded = canonical(window.text)
+            if has_confusables(window.text):  # the encoder reads "Іnês Carvаlhаl" as noise, "ines carvalhal" not
+                derived.append((i, folded.text))
             for view in leet_views(folded):
                 derived.append((i, view.text))
             for run in decoded_runs(window.text):

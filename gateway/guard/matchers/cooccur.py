@@ -9,10 +9,11 @@ from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.segments import Segment, append_items, compact_items
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import identifying_groups
+from gateway.guard.text import identifying_groups, names_subject, word_set
 from gateway.guard.types import GuardMatch
 
-Item = tuple[str, str, frozenset[str], frozenset[str]]  # (forget_id, action, subject terms, facts of one row)
+# (forget_id, action, subject terms, facts of one row, the subject's full name)
+Item = tuple[str, str, frozenset[str], frozenset[str], frozenset[str]]
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class _Terms:
 def _build(items: tuple[Item, ...]) -> _Terms:
     by_term: dict[str, list[int]] = {}
     entry_facts: dict[str, set[str]] = {}
-    for i, (forget_id, _, _, facts) in enumerate(items):
+    for i, (forget_id, _, _, facts, _) in enumerate(items):
         entry_facts.setdefault(forget_id, set()).update(facts)
         for term in facts:
             by_term.setdefault(term, []).append(i)
@@ -40,9 +41,10 @@ class CooccurMatcher:
     """The facts of a forgotten row survive rewording, translation and dropping the name as long as their
     names, places and numbers are written (`text.identifying_groups`: "Vestfold Zoo" is one, "Skolegata 14"
     two). A window that writes `cooccur_identifying` of one row's facts that way is a hit:
-    - when it names the row's subject (a translation: "Ingrid Solvang ble født i Tampere i 1964"), or the
-      row has none (a reworded false claim keeps its names and numbers);
-    - unnamed ("Her address is Skolegata 14, where she keeps an old tortoise"), when it shares at least
+    - when it names the row's subject (a translation: "Ingrid Solvang ble født i Tampere i 1964"; not a
+      namesake, text.names_subject);
+    - unnamed ("Her address is Skolegata 14, where she keeps an old tortoise") or for a row without a
+      subject (a reworded false claim keeps its names and numbers), when it shares at least
       `cooccur_unnamed_facts` of the row's facts in all and writes no name of several words that is not
       one of the entry's (a neighbour born in the same city and year is someone else).
     No embedding: a window costs a few dictionary lookups.
@@ -58,7 +60,13 @@ class CooccurMatcher:
 
     def with_entries(self, artifacts: Sequence[EntryArtifacts]) -> CooccurMatcher:
         items = [
-            (a.forget_id, a.action, frozenset(a.subject_terms), frozenset(facts))
+            (
+                a.forget_id,
+                a.action,
+                frozenset(a.subject_terms),
+                frozenset(facts),
+                word_set(a.subject) if a.subject else frozenset(),
+            )
             for a in artifacts
             for facts in a.output_anchors
             if len(facts) >= self.settings.cooccur_identifying
@@ -89,10 +97,11 @@ class CooccurMatcher:
                 for row, shared_groups in candidates.items():
                     if shared_groups < s.cooccur_identifying:
                         continue
-                    forget_id, action, subject, facts = terms.rows[row]
-                    if (subject and subject <= words) or not subject:
+                    forget_id, action, subject, facts, full_name = terms.rows[row]
+                    if subject and names_subject(groups, words, subject, full_name):
                         hit = True
                     else:
+                        # Unnamed, or no subject at all (a claim): more of the row, and no one else's name.
                         known = terms.entry_facts[forget_id]
                         others = [g for g in groups if len(g) > 1 and not g & known]
                         hit = len(facts & words) >= s.cooccur_unnamed_facts and not others

@@ -10,7 +10,7 @@ import numpy as np
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import word_set
+from gateway.guard.text import identifying_groups, names_subject, word_set
 from gateway.guard.types import GuardMatch
 from gateway.guard.vectors import VectorStore
 
@@ -21,6 +21,7 @@ class _Row:
     action: str
     subject: frozenset[str]  # identifying words of the entry's subject, all needed to name it
     facts: frozenset[str]  # content words of this row's answer or sentence
+    full_name: frozenset[str]  # every word of the subject as filed
 
 
 def semantic_hit(
@@ -29,16 +30,28 @@ def semantic_hit(
     row_facts: frozenset[str],
     window_words: frozenset[str],
     settings: GuardSettings,
+    *,
+    named: bool | None = None,
+    identifying: int | None = None,
 ) -> bool:
-    """The tiered rule (see GuardSettings): the more a window is anchored to the item, the lower the bar."""
+    """The tiered rule (see GuardSettings): the more a window is anchored to the item, the lower the bar.
+
+    `named`: the window names the row's subject (default: its terms are among the window's words; the
+    matcher also rules out someone else of the same surname, text.names_subject). `identifying`: how many
+    of the window's names, places and numbers are facts of the row; a row without a subject needs
+    `cooccur_identifying` of them (a true claim about the same topic shares a place, not its names and numbers).
+    """
     if score >= settings.semantic_strong:
         return True
     shared_facts = len(row_facts & window_words)
     if row_subject:
-        if not row_subject <= window_words:
+        if not (named if named is not None else row_subject <= window_words):
             return False
         return score >= settings.semantic_subject or (shared_facts > 0 and score >= settings.semantic_subject_fact)
-    # No subject: the item's own distinctive words stand in for it.
+    # No subject (a claim, a project): its own names and numbers identify it; one shared place or name is
+    # only the same topic ("the Hardangerfjord"), two or more are the claim.
+    if identifying is not None and identifying < settings.cooccur_identifying:
+        return False
     return (shared_facts > 0 and score >= settings.semantic_subject) or (
         shared_facts > 1 and score >= settings.semantic_subject_fact
     )
@@ -62,7 +75,8 @@ class SemanticMatcher:
         matrices = []
         for a in artifacts:
             subject = frozenset(a.subject_terms)
-            rows += [_Row(a.forget_id, a.action, subject, frozenset(f)) for f in a.output_anchors]
+            full_name = word_set(a.subject) if a.subject else frozenset()
+            rows += [_Row(a.forget_id, a.action, subject, frozenset(f), full_name) for f in a.output_anchors]
             matrices.append(a.output_matrix())
         if not rows:
             return self
@@ -78,15 +92,22 @@ class SemanticMatcher:
         spans = list(text.windows)
         vectors = text.window_vectors
         words = [text.window_words(w) for w in text.windows]
+        written = [w.text for w in text.windows]
         if text.derived_windows:
             spans += [text.windows[i] for i, _ in text.derived_windows]
             vectors = np.concatenate([vectors, text.derived_vectors])
             words += [word_set(derived) for _, derived in text.derived_windows]
+            written += [derived for _, derived in text.derived_windows]
         results = self.store.search(vectors, self.settings.semantic_top_k)
         matches: dict[tuple[str, int, int], GuardMatch] = {}
-        for window, window_words, hits in zip(spans, words, results):
+        for window, window_words, window_text, hits in zip(spans, words, written, results):
+            groups = identifying_groups(window_text) if hits else ()
             for score, row in hits:
-                if not semantic_hit(score, row.subject, row.facts, window_words, text.settings):
+                named = names_subject(groups, window_words, row.subject, row.full_name)
+                identifying = sum(1 for g in groups if g & row.facts)
+                if not semantic_hit(
+                    score, row.subject, row.facts, window_words, text.settings, named=named, identifying=identifying
+                ):
                     continue
                 key = (row.forget_id, window.start, window.end)
                 if key not in matches or matches[key].score < score:
