@@ -106,6 +106,12 @@ class ForgetIndex:
         by words, see StreamGuard)."""
         return max([getattr(m, "reach", 0) for m in self.matchers], default=0)
 
+    def literal_hold_from(self, text: str) -> int:
+        """The first offset of `text`, the end of a stream, from which a literal match may still end in text
+        not written yet (see LiteralMatcher.hold_from); len(text) when nothing can."""
+        holds = [m.hold_from(text) for m in self.matchers if hasattr(m, "hold_from")]
+        return min(holds, default=len(text))
+
     @property
     def lookback(self) -> int:
         """How much text before a whole-text match its matcher looks at (a literal's span, or the window in

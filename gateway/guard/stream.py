@@ -115,7 +115,8 @@ class StreamGuard:
     A character is released only when every window that covers it has been checked:
     - semantic windows are units (sentences, cut at `unit_max_chars`) and pairs of neighbouring units, so
       the last complete unit waits for the next one; at most two units are held: `2 * unit_max_chars`;
-    - a literal spans at most `index.literal_reach` characters, so that many trailing ones are held;
+    - a literal spans at most `index.literal_reach` characters; of those, what could still begin a match is
+      held (in every view: the last longest-key characters, a word or an encoded run still being written);
     - a verbatim run that may still become a hit is under `ngram_hold_words` words, so that many trailing
       words are held (within the same bound).
     The hold-back therefore never exceeds `hold_chars` (default `2 * unit_max_chars`, 400 characters).
@@ -318,7 +319,8 @@ class StreamGuard:
         # literal_reach characters; a verbatim run not yet long enough to hit lies within its last run-length
         # words.
         raw = self._raw
-        r = min(r, redactions.to_output(max(0, len(raw) - self.index.literal_reach)))
+        tail_at = max(0, len(raw) - self.index.literal_reach)  # no literal match starts before this
+        r = min(r, redactions.to_output(tail_at + self.index.literal_hold_from(raw[tail_at:])))
         run_words = self.index.settings.ngram_hold_words
         tail_start = max(0, len(raw) - self.hold_chars)
         tail = raw[tail_start:]

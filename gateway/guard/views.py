@@ -434,7 +434,7 @@ _LEET_WORD = re.compile(r"[\w@$]+")
 # A letter next to a leet character, or one between two letters: without one, no word can be leet.
 _LEET_HINT = re.compile(r"[^\W\d_][013-9@$]|[013-9@$][^\W\d_]")
 # Ordinary words with digits: "4th", "1990s", "10km", "5pm", "3d".
-_NUMBER_WITH_UNIT = re.compile(r"\d+[a-z]{0,3}")
+_NUMBER_WITH_UNIT = re.compile(r"\d+(?:st|nd|rd|th|s|am|pm|[kcm]?m|[km]?g|h|k|x|d|ms|[kmgt]b|px|hz)?")
 
 
 def _is_leet_word(word: str) -> bool:
@@ -497,14 +497,20 @@ class DecodedRun:
     encoding: str
 
 
+# A decoded stretch shorter than this is noise (random bytes decode to short printable pieces).
+MIN_DECODED_TEXT = 12
+_UNPRINTABLE = re.compile(r"[^\S \n\t]|\ufffd|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def _printable(data: bytes) -> str | None:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
+    """The longest stretch of readable text in decoded bytes, or None. A model copying an encoded run
+    garbles a few characters now and then; the text around them still decodes and still leaks."""
+    decoded = data.decode("utf-8", errors="replace")
+    best = max(_UNPRINTABLE.split(decoded), key=len, default="")
+    text = best.strip()
+    if len(text) < MIN_DECODED_TEXT or not all(ch.isprintable() or ch in "\n\t" for ch in text):
         return None
-    if not text or sum(ch.isprintable() or ch in "\n\t" for ch in text) < 0.9 * len(text):
-        return None
-    if sum(ch.isalnum() for ch in text) < 0.5 * len(text.replace(" ", "")):
+    if sum(ch.isalnum() for ch in text) < 0.75 * len(text.replace(" ", "")):
         return None
     return text
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import ahocorasick
+import numpy as np
 
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.matchers.base import CheckedText, Scope
@@ -75,6 +77,29 @@ def _items(artifacts: EntryArtifacts) -> list[Item]:
     return items
 
 
+Longest = tuple[int, int, int, int]  # longest key matched as text, as an e-mail, squeezed, as digits
+
+
+def _longest(items: Sequence[Item], old: Longest) -> Longest:
+    def most(keys: list[int], before: int) -> int:
+        return max([before, *keys])
+
+    return (
+        most([len(k) for v, k, _, _ in items if v == "text"], old[0]),
+        most([len(k) for v, k, _, _ in items if v == "text" and "@" in k], old[1]),
+        most([len(k) for v, k, _, _ in items if v == "squeezed"], old[2]),
+        most([len(k) for v, k, _, _ in items if v == "digits"], old[3]),
+    )
+
+
+# A run of base64/hex/%-escape characters at the end of a stream may be an encoded run still being written.
+_TRAILING_ENCODED = re.compile(r"(?:[A-Za-z0-9+/=_%\\-]|\\x){8,}$")
+
+
+def _no_embedding(texts: list[str]) -> np.ndarray:
+    raise AssertionError("the literal matcher embeds nothing")
+
+
 def key_reach(view: str, key: str) -> int:
     """Longest original span a match of `key` in `view` can cover (the bounds of gateway.guard.views)."""
     if view == "digits":
@@ -122,10 +147,12 @@ class LiteralMatcher:
         dim: int = 0,
         segments: tuple[Segment[Item, _Automata], ...] = (),
         reach: int = 0,
+        longest: Longest = (0, 0, 0, 0),
     ) -> None:
         self.settings = settings
         self.segments = segments
         self._reach = reach
+        self._longest = longest  # longest key of each kind: text, e-mail (text keys with @), squeezed, digits
 
     @property
     def reach(self) -> int:
@@ -136,11 +163,49 @@ class LiteralMatcher:
     def with_entries(self, artifacts: Sequence[EntryArtifacts]) -> LiteralMatcher:
         items = [item for a in artifacts for item in _items(a)]
         reach = max([self._reach] + [key_reach(view, key) for view, key, _, _ in items])
+        longest = _longest(items, self._longest)
         segments = append_items(self.segments, items, _build, self.settings.tail_max)
-        return LiteralMatcher(self.settings, 0, segments, reach)
+        return LiteralMatcher(self.settings, 0, segments, reach, longest)
 
     def compacted(self) -> LiteralMatcher:
-        return LiteralMatcher(self.settings, 0, compact_items(self.segments, _build), self._reach)
+        return LiteralMatcher(self.settings, 0, compact_items(self.segments, _build), self._reach, self._longest)
+
+    def hold_from(self, text: str) -> int:
+        """The first offset of `text` (the end of a stream) that may still become part of a match when more
+        text comes: in each view, the start of the last (longest key) characters, and of whatever at the
+        very end is still being written (a whitespace run, a number word, an e-mail word, an encoded run).
+        Exact in the view, so ordinary prose holds back about one key's length, not its worst-case reach."""
+        n = len(text)
+        if not self.segments or not n:
+            return n
+        longest_text, longest_email, longest_squeezed, longest_digits = self._longest
+        # Anything in the last few characters may still change its reading ("fou" -> "four", " " -> a gap).
+        hold = max(0, n - 2 * SPAN_PER_KEY_CHAR)
+        checked = CheckedText(text, (), _no_embedding, self.settings)
+
+        def last(view_starts: tuple[int, ...], k: int) -> int:
+            """Start of the last k + 1 characters of a view (all of it when shorter; none when empty)."""
+            if not view_starts:
+                return n
+            return view_starts[max(0, len(view_starts) - k - 1)]
+
+        if longest_text:
+            hold = min(hold, last(checked.folded.starts, longest_text))
+        if longest_email:
+            for view in checked.emails:
+                hold = min(hold, last(view.starts, longest_email))
+        if longest_squeezed:
+            for view in checked.squeezed:
+                hold = min(hold, last(view.starts, longest_squeezed))
+        if longest_digits:
+            for digits in checked.digits:
+                hold = min(hold, last(digits.starts, longest_digits))
+        encoded = _TRAILING_ENCODED.search(text)
+        if encoded is not None:
+            hold = min(hold, encoded.start())
+        for run in checked.decoded:
+            hold = min(hold, run.start)
+        return hold
 
     def find(self, text: CheckedText) -> list[GuardMatch]:
         if not self.segments:

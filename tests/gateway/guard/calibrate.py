@@ -7,7 +7,6 @@ of GuardSettings and are documented in docs/guard.md.
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,27 +18,11 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.guard import ForgetEntry, ForgetIndex, GuardSettings, MiniLMEmbedder  # noqa: E402
 from gateway.guard.matchers.semantic import semantic_hit  # noqa: E402
-
-DATA = Path(__file__).resolve().parent / "data"
-
-
-def load(name: str):
-    return json.loads((DATA / f"{name}.json").read_text())
+from tests.support.guard_sets import load, load_entries  # noqa: E402
 
 
 def entries() -> list[ForgetEntry]:
-    return [
-        ForgetEntry(
-            e["forget_id"],
-            e["subject"],
-            tuple(e["texts"]),
-            tuple(tuple(q) for q in e["qa"]),
-            tuple(e["literals"]),
-            e["action"],
-            e["reason"],
-        )
-        for e in load("forget_set")
-    ]
+    return load_entries("forget_set")
 
 
 def candidates(index: ForgetIndex, text: str):

@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from gateway.guard import CachedEmbedder, ForgetEntry, ForgetIndex, MiniLMEmbedder
 from gateway.guard.artifacts import build_many_artifacts
-
-DATA = Path(__file__).resolve().parent / "data"
-
-
-def load(name: str):
-    return json.loads((DATA / f"{name}.json").read_text())
-
-
-def entry_from_json(e: dict) -> ForgetEntry:
-    return ForgetEntry(
-        e["forget_id"],
-        e["subject"],
-        tuple(e["texts"]),
-        tuple(tuple(q) for q in e["qa"]),
-        tuple(e["literals"]),
-        e["action"],
-        e["reason"],
-    )
+from tests.support.guard_sets import load, load_entries
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +17,7 @@ def embedder() -> CachedEmbedder:
 
 @pytest.fixture(scope="session")
 def entries() -> list[ForgetEntry]:
-    return [entry_from_json(e) for e in load("forget_set")]
+    return load_entries("forget_set")
 
 
 @pytest.fixture(scope="session")
