@@ -13,7 +13,7 @@ from gateway.guard.lexicon import content_words, expand_attributes, subject_term
 from gateway.guard.settings import GuardSettings
 from gateway.guard.text import hash64, split_units, word_set, words
 from gateway.guard.types import REDACTION_TEXT, ForgetEntry
-from gateway.guard.views import canonical, digits_only, fold
+from gateway.guard.views import canonical, digits_only, fold, key_reach
 
 # Bump when the meaning of any field changes: the ledger then knows stored artifacts need a rebuild.
 ARTIFACTS_FORMAT = 1
@@ -25,7 +25,8 @@ _EMAIL_TERMS = ("email", "mail")
 _DIGIT_KEY_MIN = 4  # fewer digits than this is not a number worth folding separators out of
 # What may sit between the digits of a literal that is a number ("+47 (0)912-33.457").
 _NUMBER_SEPARATORS = frozenset(" -./()+")
-_VARIANT_MIN_DIGITS = 8  # a number without its country code must still be this long to be specific
+# A number without its country code must still be this long to be specific (Iceland's are 7 digits).
+_VARIANT_MIN_DIGITS = 7
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,8 @@ def literal_keys(literal: str, settings: GuardSettings) -> tuple[tuple[str, str]
         )
     if folded in fold(REDACTION_TEXT):
         raise ValueError(f"literal {literal!r} would match the redaction marker {REDACTION_TEXT!r}")
+    if key_reach("text", folded) > settings.hold_chars:
+        raise ValueError("literal has too many '@' and '.' for the stream hold-back; put it in texts")
     digits = digits_only(folded)
     if len(digits) >= _DIGIT_KEY_MIN and all(c.isdigit() or c in _NUMBER_SEPARATORS for c in folded):
         keys = [("digits", digits)]

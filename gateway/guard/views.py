@@ -47,7 +47,7 @@ MAX_DIGIT_GAP = MAX_ABSORBED
 # '"sk-live-a", "YVoG"', 'live" + "_a'): with a character's own span, at most SPAN_PER_KEY_CHAR.
 MAX_SQUEEZED_GAP = 6
 # An e-mail word (" [at] ", " (dot) ") stands for at most this many original characters.
-SPAN_PER_EMAIL_WORD = 12
+SPAN_PER_EMAIL_WORD = 16
 # The bound every view keeps: a key of k characters found in any view covers at most
 # k * SPAN_PER_KEY_CHAR original characters (a digit spelled as a word with the separators before it,
 # "quatre, ", is the longest). The stream guard holds back that much behind the longest key.
@@ -187,6 +187,16 @@ def canonical(original: str) -> View:
 def fold(text: str) -> str:
     """The canonical text alone, for keys and terms."""
     return canonical(text).text
+
+
+def key_reach(view: str, key: str) -> int:
+    """Longest original span a match of `key` in `view` can cover (the bounds of gateway.guard.views)."""
+    if view == "digits":
+        return len(key) * SPAN_PER_KEY_CHAR
+    if view == "squeezed":
+        return len(key) * (SPAN_PER_VIEW_CHAR + MAX_SQUEEZED_GAP)
+    specials = key.count("@") + key.count(".")  # e-mail words
+    return len(key) * SPAN_PER_VIEW_CHAR + specials * (SPAN_PER_EMAIL_WORD - SPAN_PER_VIEW_CHAR)
 
 
 # --- digits ------------------------------------------------------------------------------------------
@@ -419,6 +429,31 @@ def squeezed_view(view: View) -> View:
             chars.append((BREAK, last + 1, k))
         chars.append((ch, k, k + 1))
         last = k
+    return view.derive(chars)
+
+
+# Quoted pieces of one string written apart in code or data: '"sk-live-a", "YVoG"', "'x' + 'y'", a YAML list.
+MIN_STRING_CHUNK = 4  # shorter pieces are words in a list, not a key cut apart
+MAX_CHUNK_JOIN = 18  # closing quote, separators, line break, indentation, opening quote
+_CHUNK_JOIN = re.compile(
+    rf"""(?<=[^\s'"]{{{MIN_STRING_CHUNK}}})['"][\s,+\-:|&\\]*['"](?=[^\s'"]{{{MIN_STRING_CHUNK}}})"""
+)
+
+
+def joined_strings(view: View) -> View | None:
+    """The text with quoted pieces written apart joined again ('"sk-live-a", "YVoG"' -> 'sk-live-aYVoG'),
+    so a key split into string chunks is one key; None when there is nothing to join. Each join removes at
+    most MAX_CHUNK_JOIN characters between pieces of at least MIN_STRING_CHUNK, within SPAN_PER_KEY_CHAR."""
+    text = view.text
+    joins = [m for m in _CHUNK_JOIN.finditer(text) if view.ends[m.end() - 1] - view.starts[m.start()] <= MAX_CHUNK_JOIN]
+    if not joins:
+        return None
+    chars: list[tuple[str, int, int]] = []
+    at = 0
+    for m in joins:
+        chars += [(text[k], k, k + 1) for k in range(at, m.start())]
+        at = m.end()
+    chars += [(text[k], k, k + 1) for k in range(at, len(text))]
     return view.derive(chars)
 
 

@@ -20,6 +20,7 @@ from gateway.guard.views import (
     decoded_runs,
     email_view,
     has_confusables,
+    joined_strings,
     leet_views,
     squeezed_view,
 )
@@ -67,10 +68,17 @@ class CheckedText:
         return tuple(views)
 
     @cached_property
+    def joined(self) -> tuple[View, ...]:
+        """The text with quoted pieces of one string joined again (a key cut into chunks in code), if any."""
+        view = joined_strings(self.folded)
+        return (view,) if view is not None else ()
+
+    @cached_property
     def readings(self) -> tuple[View, ...]:
-        """Every reading of the text in canonical form: the text itself, its leet readings and the text of
-        each encoded run. Whole-text matchers look at each; no match crosses from one to another."""
-        return (self.folded, *self.leet, *self.decoded_views)
+        """Every reading of the text in canonical form: the text itself, its leet readings, its quoted pieces
+        joined, and the text of each encoded run. Whole-text matchers look at each; no match crosses from
+        one to another."""
+        return (self.folded, *self.leet, *self.joined, *self.decoded_views)
 
     @cached_property
     def digits(self) -> tuple[DigitView, ...]:
@@ -85,7 +93,7 @@ class CheckedText:
     @cached_property
     def squeezed(self) -> tuple[View, ...]:
         """Squeezed views of the text and of each decoded run (a key keeps its digits: not of leet readings)."""
-        return tuple(squeezed_view(r) for r in (self.folded, *self.decoded_views))
+        return tuple(squeezed_view(r) for r in (self.folded, *self.joined, *self.decoded_views))
 
     @cached_property
     def words(self) -> tuple[Word, ...]:

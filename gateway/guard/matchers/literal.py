@@ -15,12 +15,10 @@ from gateway.guard.segments import Segment, append_items, compact_items
 from gateway.guard.settings import GuardSettings
 from gateway.guard.types import GuardMatch
 from gateway.guard.views import (
-    MAX_SQUEEZED_GAP,
-    SPAN_PER_EMAIL_WORD,
     SPAN_PER_KEY_CHAR,
-    SPAN_PER_VIEW_CHAR,
     View,
     fold,
+    key_reach,
     squeeze,
 )
 
@@ -98,16 +96,6 @@ _TRAILING_ENCODED = re.compile(r"(?:[A-Za-z0-9+/=_%\\-]|\\x){8,}$")
 
 def _no_embedding(texts: list[str]) -> np.ndarray:
     raise AssertionError("the literal matcher embeds nothing")
-
-
-def key_reach(view: str, key: str) -> int:
-    """Longest original span a match of `key` in `view` can cover (the bounds of gateway.guard.views)."""
-    if view == "digits":
-        return len(key) * SPAN_PER_KEY_CHAR
-    if view == "squeezed":
-        return len(key) * (SPAN_PER_VIEW_CHAR + MAX_SQUEEZED_GAP)
-    specials = key.count("@") + key.count(".")  # e-mail words
-    return len(key) * SPAN_PER_VIEW_CHAR + specials * (SPAN_PER_EMAIL_WORD - SPAN_PER_VIEW_CHAR)
 
 
 def _on_word_boundaries(text: str, start: int, end: int, key: str) -> bool:
@@ -190,7 +178,8 @@ class LiteralMatcher:
             return view_starts[max(0, len(view_starts) - k - 1)]
 
         if longest_text:
-            hold = min(hold, last(checked.folded.starts, longest_text))
+            for view in (checked.folded, *checked.joined):
+                hold = min(hold, last(view.starts, longest_text))
         if longest_email:
             for view in checked.emails:
                 hold = min(hold, last(view.starts, longest_email))
