@@ -106,11 +106,11 @@ class ForgetIndex:
         by words, see StreamGuard)."""
         return max([getattr(m, "reach", 0) for m in self.matchers], default=0)
 
-    def literal_hold_from(self, text: str) -> int:
-        """The first offset of `text`, the end of a stream, from which a literal match may still end in text
-        not written yet (see LiteralMatcher.hold_from); len(text) when nothing can."""
-        holds = [m.hold_from(text) for m in self.matchers if hasattr(m, "hold_from")]
-        return min(holds, default=len(text))
+    def literal_hold_from(self, checked: CheckedText) -> int:
+        """The first offset of `checked.text`, the end of a stream, from which a literal match may still end
+        in text not written yet (see LiteralMatcher.hold_from); its length when nothing can."""
+        holds = [m.hold_from(checked) for m in self.matchers if hasattr(m, "hold_from")]
+        return min(holds, default=len(checked.text))
 
     @property
     def lookback(self) -> int:
@@ -133,8 +133,14 @@ class ForgetIndex:
         strict: bool = False,
     ) -> list[GuardMatch]:
         """Matches of the matchers of `scope` (only windowed or only whole-text ones if asked)."""
+        return self.find_in(self.prepare(text, windows, strict=strict), scope=scope, windowed=windowed)
+
+    def prepare(self, text: str, windows: Sequence[Window] = (), *, strict: bool = False) -> CheckedText:
+        """A text under check: its views are computed on first use and shared by everything that reads it."""
         settings = self.settings.with_strict_output() if strict else self.settings
-        checked = CheckedText(text, windows, self.embedder.encode, settings)
+        return CheckedText(text, windows, self.embedder.encode, settings)
+
+    def find_in(self, checked: CheckedText, *, scope: str = "output", windowed: bool | None = None) -> list[GuardMatch]:
         matches: list[GuardMatch] = []
         for matcher in self.matchers:
             if matcher.scope != scope or (windowed is not None and matcher.windowed != windowed):

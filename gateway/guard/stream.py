@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 from gateway.guard.index import ForgetIndex
+from gateway.guard.matchers import CheckedText
 from gateway.guard.settings import GuardSettings
 from gateway.guard.text import Unit, pair_window, split_units, unit_window
 from gateway.guard.types import REDACTION_TEXT, GuardMatch, GuardVerdict
@@ -155,6 +156,7 @@ class StreamGuard:
         self._stopped = False
         self._finished = False
         self._acted: list[GuardMatch] = []
+        self._tail: tuple[int, int, CheckedText] = (0, -1, index.prepare(""))  # see _matches
         if released:
             # Complete units of released text all end inside it: their windows could only yield matches
             # the guard must drop. The undecided tail unit runs on into new text and is checked with it.
@@ -281,7 +283,9 @@ class StreamGuard:
         if lo:
             space = raw.rfind(" ", max(0, lo - 64), lo)
             lo = space + 1 if space >= 0 else lo
-        for m in self.index.find(raw[lo:], (), windowed=False, strict=self.strict):
+        tail = self.index.prepare(raw[lo:], strict=self.strict)
+        self._tail = (lo, len(raw), tail)  # its views also tell _release_point what may still begin a literal
+        for m in self.index.find_in(tail, windowed=False):
             m = m.shifted(lo)
             if m.end > released:
                 m = m.clipped(max(m.start, released), m.end)
@@ -319,8 +323,10 @@ class StreamGuard:
         # literal_reach characters; a verbatim run not yet long enough to hit lies within its last run-length
         # words.
         raw = self._raw
-        tail_at = max(0, len(raw) - self.index.literal_reach)  # no literal match starts before this
-        r = min(r, redactions.to_output(tail_at + self.index.literal_hold_from(raw[tail_at:])))
+        lo, seen, checked = self._tail
+        if seen != len(raw):  # not checked since the last feed (cannot happen: every step checks first)
+            lo, checked = 0, self.index.prepare(raw, strict=self.strict)
+        r = min(r, redactions.to_output(lo + self.index.literal_hold_from(checked)))
         run_words = self.index.settings.ngram_hold_words
         tail_start = max(0, len(raw) - self.hold_chars)
         tail = raw[tail_start:]

@@ -7,7 +7,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import ahocorasick
-import numpy as np
 
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.matchers.base import CheckedText, Scope
@@ -94,10 +93,6 @@ def _longest(items: Sequence[Item], old: Longest) -> Longest:
 _TRAILING_ENCODED = re.compile(r"(?:[A-Za-z0-9+/=_%\\-]|\\x){8,}$")
 
 
-def _no_embedding(texts: list[str]) -> np.ndarray:
-    raise AssertionError("the literal matcher embeds nothing")
-
-
 def _on_word_boundaries(text: str, start: int, end: int, key: str) -> bool:
     if key[0].isalnum() and start > 0 and text[start - 1].isalnum():
         return False
@@ -158,18 +153,19 @@ class LiteralMatcher:
     def compacted(self) -> LiteralMatcher:
         return LiteralMatcher(self.settings, 0, compact_items(self.segments, _build), self._reach, self._longest)
 
-    def hold_from(self, text: str) -> int:
-        """The first offset of `text` (the end of a stream) that may still become part of a match when more
-        text comes: in each view, the start of the last (longest key) characters, and of whatever at the
-        very end is still being written (a whitespace run, a number word, an e-mail word, an encoded run).
-        Exact in the view, so ordinary prose holds back about one key's length, not its worst-case reach."""
+    def hold_from(self, checked: CheckedText) -> int:
+        """The first offset of `checked.text` (the end of a stream) that may still become part of a match
+        when more text comes: in each view, the start of the last (longest key) characters, and of whatever
+        at the very end is still being written (a whitespace run, a number word, an e-mail word, an encoded
+        run). Exact in the view, so ordinary prose holds back about one key's length, not its worst-case
+        reach. The views are the ones `find` read (CheckedText computes each once)."""
+        text = checked.text
         n = len(text)
         if not self.segments or not n:
             return n
         longest_text, longest_email, longest_squeezed, longest_digits = self._longest
         # Anything in the last few characters may still change its reading ("fou" -> "four", " " -> a gap).
         hold = max(0, n - 2 * SPAN_PER_KEY_CHAR)
-        checked = CheckedText(text, (), _no_embedding, self.settings)
 
         def last(view_starts: tuple[int, ...], k: int) -> int:
             """Start of the last k + 1 characters of a view (all of it when shorter; none when empty)."""
