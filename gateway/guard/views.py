@@ -84,35 +84,51 @@ def has_confusables(text: str) -> bool:
     return any(c in confusables for c in text)
 
 
-@lru_cache(maxsize=8192)
-def fold_char(c: str) -> str:
-    """The canonical form of one character: "" for a format character, else folded (may be longer)."""
-    category = unicodedata.category(c)
-    if category == "Cf":
+_QUOTES = "\u2018\u2019\u201b\u2032"
+
+
+def _settle(ch: str) -> str:
+    """One character after decomposition: dashes, quotes, digits of any script, the transliteration table
+    and look-alike letters mapped; "" for what leaves nothing (format characters, spacing marks)."""
+    category = unicodedata.category(ch)
+    if category == "Cf" or ch.isspace():
         return ""
     if category == "Pd":
         return "-"
-    if c in "\u2018\u2019\u201b\u2032":
+    if ch in _QUOTES:
         return "'"
     if category == "Nd":
-        return str(unicodedata.decimal(c))
+        return str(unicodedata.decimal(ch))
+    ch = _TRANSLITERATION.get(ch, ch)
+    if not ch.isascii():
+        return _confusable_letters().get(ch, ch)
+    return ch
+
+
+def _fold_once(c: str) -> str:
     confusables = _confusable_letters()
     if c in confusables:  # before case folding: Cyrillic "Н" looks like "H", its lowercase "н" like no letter
         return confusables[c]
+    settled = _settle(c)
+    if settled != c or not settled:
+        return settled
     decomposed = unicodedata.normalize("NFKD", c)
     base = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    folded = unicodedata.normalize("NFKC", base).casefold()
-    out = []
-    for ch in folded:
-        if ch.isspace() or unicodedata.category(ch) == "Cf":
-            continue  # a spacing mark ("¨" is space + diaeresis): nothing is left of it
-        ch = _TRANSLITERATION.get(ch, ch)
-        if not ch.isascii():
-            ch = confusables.get(ch, ch)
-            if unicodedata.category(ch[0]) == "Nd":
-                ch = str(unicodedata.decimal(ch[0]))
-        out.append(ch)
-    return "".join(out)
+    return "".join(_settle(ch) for ch in unicodedata.normalize("NFKC", base).casefold())
+
+
+@lru_cache(maxsize=8192)
+def fold_char(c: str) -> str:
+    """The canonical form of one character: "" for a format character, else folded (may be longer).
+    Folding the result again changes nothing (property-tested): NFKC or case folding can produce
+    characters that fold further ("‴" is three primes, each a quote), so folding repeats until it settles."""
+    out = _fold_once(c)
+    for _ in range(3):
+        again = "".join(_fold_once(ch) for ch in out)
+        if again == out:
+            break
+        out = again
+    return out
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import base64
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gateway.guard.views import (
@@ -114,8 +114,12 @@ def test_decoded_runs():
 # --- properties on arbitrary Unicode -------------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
+# derandomize: CI runs the same examples every time; the explicit examples are inputs that once failed.
+@settings(max_examples=500, deadline=None, derandomize=True)
 @given(st.text())
+@example("\u2034")  # triple prime: NFKC gives three primes, each of which folds again
+@example(" \u0300 ")  # a combining mark between spaces
+@example("\u02d8\u0300\u0300\u0300\u0300\u0300 ")  # a long run of marks that fold to nothing
 def test_canonical_maps_back_into_the_original_and_is_stable(text):
     view = canonical(text)
     assert len(view.starts) == len(view.ends) == len(view.text)
@@ -126,7 +130,7 @@ def test_canonical_maps_back_into_the_original_and_is_stable(text):
     assert fold(view.text) == view.text
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None, derandomize=True)
 @given(st.text(alphabet=st.characters(codec="utf-8")) | st.text(alphabet=" .-_,@[]()0123456789abcdefnintwoe\u200b"))
 def test_every_view_maps_back_and_is_stable(text):
     view = canonical(text)
@@ -146,7 +150,7 @@ def test_every_view_maps_back_and_is_stable(text):
     assert DigitView.of(canonical(digits.text)).text.replace(BREAK, "") == digits.text.replace(BREAK, "")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.text(alphabet=st.characters(codec="utf-8")) | st.text(alphabet="ABCDEFabcdef0123456789+/=% "))
 def test_decoding_never_raises_and_spans_lie_in_the_text(text):
     for run in decoded_runs(text):
