@@ -3,7 +3,11 @@
 VENV ?= .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-unit lint bench clean
+.PHONY: setup run test test-unit lint bench clean image image-cpu image-gpu k8s
+# `make image`: the CPU and GPU images (docker, podman or buildah, whichever is installed).
+BUILDER ?= $(shell command -v docker || command -v podman || echo buildah)
+IMAGE ?= lethe
+VERSION ?= 0.1.0
 
 setup:
 	./scripts/setup.sh
@@ -22,6 +26,18 @@ lint: setup
 
 bench: setup
 	$(VENV)/bin/python benchmarks/bench_gateway.py
+
+image: image-cpu image-gpu
+
+image-cpu:
+	$(BUILDER) build -f docker/Dockerfile.cpu -t $(IMAGE):$(VERSION)-cpu .
+
+image-gpu:
+	$(BUILDER) build -f docker/Dockerfile.gpu -t $(IMAGE):$(VERSION)-gpu .
+
+# The generated files of k8s/ (serveConfigV2 of each overlay, PrometheusRule, PodMonitor, dashboard).
+k8s: setup
+	$(VENV)/bin/python scripts/render_k8s.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

