@@ -4,10 +4,13 @@ mapping of a failed call to another deployment (timeout, dead replica) to a 503.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+log = logging.getLogger(__name__)
 
 
 class WireModel(BaseModel):
@@ -39,10 +42,18 @@ class APIError(Exception):
     type = "invalid_request_error"
     code: str | None = None
 
-    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.headers = dict(headers or {})  # sent with the error response (e.g. Retry-After)
         if code is not None:
             self.code = code
 
@@ -67,6 +78,33 @@ class AuthenticationError(APIError):
     code = "invalid_api_key"
 
 
+class PermissionDeniedError(APIError):
+    """A valid key whose role does not allow the route; the message names the role(s) it needs."""
+
+    status = 403
+    type = "permission_error"
+    code = "insufficient_role"
+
+
+class RateLimitedError(APIError):
+    """Over a per-key rate limit or concurrent-stream cap; `Retry-After` says when to try again."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: int, code: str | None = None) -> None:
+        super().__init__(message, code=code, headers={"Retry-After": str(max(1, retry_after_s))})
+
+
+class RequestTimeoutError(APIError):
+    """The request ran longer than `server.request_timeout_s`."""
+
+    status = 504
+    type = "timeout"
+    code = "request_timeout"
+
+
 class NotFoundError(APIError):
     status = 404
     type = "not_found_error"
@@ -86,6 +124,11 @@ class ServiceUnavailableError(APIError):
     status = 503
     type = "service_unavailable"
     code = "engine_not_ready"
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """A route's documented error statuses (`responses=`), each with the OpenAI error body."""
+    return {code: {"model": ErrorBody} for code in sorted(set(codes))}
 
 
 ErrorMap = Sequence[tuple[type[BaseException], Callable[[BaseException], APIError]]]
@@ -114,4 +157,6 @@ async def call_remote(
         for kind, to_error in errors:
             if isinstance(original, kind):
                 raise to_error(original) from None
+        # The client gets the kind of failure; what it said (paths, hosts, internals) goes to the log.
+        log.warning("the %s failed: %r", service, original)
         raise ServiceUnavailableError(f"the {service} is unavailable: {type(original).__name__}", code=code) from None

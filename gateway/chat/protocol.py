@@ -10,6 +10,16 @@ from pydantic import BaseModel, Field, field_validator
 
 from gateway.errors import WireModel
 
+# Bounds of one request, each a 422 naming the field (and in the OpenAPI schema). A message over
+# 64 Ki characters is ~16k tokens: beyond the context of the models this gateway serves by default,
+# and every character of every message is read by the prompt guard. Stop sequences as OpenAI's API.
+MAX_MESSAGES = 256
+MAX_MESSAGE_CHARS = 65_536
+MAX_CONTENT_PARTS = 64
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_CHARS = 256
+MAX_NAME_CHARS = 256
+
 
 class TextPart(WireModel):
     type: Literal["text"]
@@ -18,8 +28,20 @@ class TextPart(WireModel):
 
 class ChatMessage(WireModel):
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
-    name: str | None = None
+    content: str | list[TextPart] | None = Field(
+        None, description=f"At most {MAX_MESSAGE_CHARS} characters (in at most {MAX_CONTENT_PARTS} parts)."
+    )
+    name: str | None = Field(None, max_length=MAX_NAME_CHARS)
+
+    @field_validator("content")
+    @classmethod
+    def _bounded(cls, value: str | list[TextPart] | None) -> str | list[TextPart] | None:
+        if isinstance(value, list) and len(value) > MAX_CONTENT_PARTS:
+            raise ValueError(f"a message has at most {MAX_CONTENT_PARTS} content parts")
+        size = len(value) if isinstance(value, str) else sum(len(p.text) for p in value or ())
+        if size > MAX_MESSAGE_CHARS:
+            raise ValueError(f"a message's content is at most {MAX_MESSAGE_CHARS} characters, not {size}")
+        return value
 
     def text(self) -> str:
         if self.content is None:
@@ -34,27 +56,31 @@ class StreamOptions(WireModel):
 
 
 class ChatCompletionRequest(WireModel):
-    model: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
+    model: str = Field(min_length=1, max_length=MAX_NAME_CHARS)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
+    stop: str | list[str] | None = Field(
+        None, description=f"At most {MAX_STOP_SEQUENCES} sequences of 1 to {MAX_STOP_CHARS} characters."
+    )
+    seed: int | None = Field(None, ge=-(2**63), lt=2**63)
     n: int = Field(1, ge=1, le=1, description="Only one choice per request is served.")
     stream: bool = False
     stream_options: StreamOptions | None = None
-    user: str | None = None
+    user: str | None = Field(None, max_length=MAX_NAME_CHARS)
 
     @field_validator("stop")
     @classmethod
     def _stop_limits(cls, value: str | list[str] | None) -> str | list[str] | None:
         stops = [value] if isinstance(value, str) else (value or [])
-        if len(stops) > 4:
-            raise ValueError("at most 4 stop sequences")
+        if len(stops) > MAX_STOP_SEQUENCES:
+            raise ValueError(f"at most {MAX_STOP_SEQUENCES} stop sequences")
         if any(not s for s in stops):
             raise ValueError("stop sequences must be non-empty")
+        if any(len(s) > MAX_STOP_CHARS for s in stops):
+            raise ValueError(f"a stop sequence is at most {MAX_STOP_CHARS} characters")
         return value
 
     def stop_list(self) -> tuple[str, ...]:

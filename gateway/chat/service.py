@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -35,6 +36,8 @@ from gateway.guard.index import ForgetIndex
 from gateway.guard.stream import StreamGuard
 from gateway.guard.types import REFUSAL_TEXT, GuardVerdict
 from gateway.observability import metrics
+
+log = logging.getLogger(__name__)
 
 
 class LLMClient(Protocol):
@@ -129,7 +132,9 @@ class ChatService:
         except TimeoutError:
             raise ServiceUnavailableError(f"the engine did not answer within {self._ready_timeout_s:g} s") from None
         except Exception as exc:  # a dead or missing replica is "not ready", never a 500
-            raise ServiceUnavailableError(f"the engine is not available: {unwrap_remote_error(exc)}") from None
+            # The cause goes to the log, not to the client (it can name hosts, paths, internals).
+            log.warning("engine readiness check failed: %r", unwrap_remote_error(exc))
+            raise ServiceUnavailableError("the engine is not available") from None
         if not healthy:
             raise ServiceUnavailableError("the engine reports unhealthy")
         self._ready_until = time.monotonic() + 2.0
@@ -176,7 +181,7 @@ class ChatService:
         if not isinstance(first, StreamStart):
             raise ServiceUnavailableError("the engine answered out of protocol")
         self._model_version = first.model_version
-        chunks = self._chunks(iterator)
+        chunks = self._chunks(iterator, completion_id)
         if self._guard is not None and index is not None:
             # An empty index can match nothing: no hold-back, no added time to first token, until the
             # replica applies its first entry mid-stream (then _guarded starts a guard).
@@ -206,7 +211,7 @@ class ChatService:
             except StopAsyncIteration:
                 raise ServiceUnavailableError("the engine closed the stream before answering") from None
             except Exception as exc:
-                error = self._to_api_error(exc)
+                error = self._to_api_error(exc, completion_id)
                 if error.code != ReplicaSwappingError.code or time.monotonic() + delay > deadline:
                     raise error from None
             await asyncio.sleep(delay)
@@ -280,27 +285,28 @@ class ChatService:
         finally:
             await chunks.aclose()  # a blocked response stops generating; so does a client that left
 
-    async def _chunks(self, iterator: AsyncIterator[Any]) -> AsyncGenerator[GenerationChunk, None]:
+    async def _chunks(self, iterator: AsyncIterator[Any], request_id: str) -> AsyncGenerator[GenerationChunk, None]:
         done = False
         try:
             async for item in iterator:
                 yield item
             done = True
         except Exception as exc:
-            raise self._to_api_error(exc) from None
+            raise self._to_api_error(exc, request_id) from None
         finally:
             cancel = getattr(iterator, "cancel", None)
             if not done and cancel is not None:
                 cancel()  # a Serve response generator: stop the replica's generation too
 
     @staticmethod
-    def _to_api_error(exc: BaseException) -> APIError:
+    def _to_api_error(exc: BaseException, request_id: str) -> APIError:
         original = unwrap_remote_error(exc)
         if isinstance(original, APIError):
             return original
         if isinstance(original, EngineError):
-            return from_engine_error(original)
-        return ServiceUnavailableError(f"the engine failed: {type(original).__name__}: {original}")
+            return from_engine_error(original, request_id)
+        log.error("engine failure on request %s: %s: %s", request_id, type(original).__name__, original)
+        return ServiceUnavailableError(_generic_engine_message(request_id))
 
     async def collect(self, stream: ChatStream) -> ChatCompletion:
         """The whole response: the same guarded chunks a stream would send, joined."""
@@ -371,8 +377,15 @@ def _blocked(release: str, sent_before: bool, chunk: GenerationChunk) -> Generat
     return GenerationChunk(text + sep + REFUSAL_TEXT, chunk.prompt_tokens, chunk.completion_tokens, "content_filter")
 
 
-def from_engine_error(exc: EngineError) -> APIError:
-    """Engine failures keep their status: a too-long prompt is the client's (400), the rest 503."""
+def _generic_engine_message(request_id: str) -> str:
+    return f"the engine could not complete the request (request id {request_id}); the gateway's log has the details"
+
+
+def from_engine_error(exc: EngineError, request_id: str = "") -> APIError:
+    """Engine failures keep their status and code: a too-long prompt is the client's (400, with our own
+    message about its length), the rest 503 with a generic message and the request id; the engine's
+    own text (paths, hosts, internals) goes only to the log."""
     if exc.status == 400:
         return BadRequestError(str(exc), param="messages", code=exc.code)
-    return ServiceUnavailableError(str(exc), code=exc.code)
+    log.error("engine error on request %s: %s: %s", request_id, exc.code, exc)
+    return ServiceUnavailableError(_generic_engine_message(request_id), code=exc.code)

@@ -21,7 +21,8 @@ class OperatorClient:
 
     def __init__(self, url: str | None = None, token: str | None = None, timeout_s: float = 120.0) -> None:
         self.url = (url or default_url()).rstrip("/")
-        token = token if token is not None else os.environ.get("LETHE_ADMIN_TOKEN")
+        if token is None:  # an API key of the right role, else the bootstrap operator token
+            token = os.environ.get("LETHE_API_KEY") or os.environ.get("LETHE_ADMIN_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
 

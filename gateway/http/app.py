@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,8 +20,11 @@ from gateway.errors import APIError, error_body
 from gateway.forget import routes as forget_routes
 from gateway.forget.service import ForgetService
 from gateway.http import health
+from gateway.http import keys as key_routes
+from gateway.http.auth import AccessControl, AccessSettings
 from gateway.jobs import routes as unlearn_routes
 from gateway.jobs.service import UnlearnService
+from gateway.ledger.keys import KeyStore
 from gateway.observability import metrics
 from gateway.weights import routes as admin_routes
 from gateway.weights.service import VersionsService
@@ -140,14 +144,24 @@ def create_app(
     jobs: UnlearnService | None = None,
     versions: VersionsService | None = None,
     admin_token: str | None = None,
+    access: AccessControl | None = None,
+    keys: KeyStore | None = None,
+    request_timeout_s: float | None = None,
+    diagnostic_headers: bool = False,
 ) -> FastAPI:
-    """The gateway's ASGI app; the caller supplies the wired services (Serve replica or a test)."""
+    """The gateway's ASGI app; the caller supplies the wired services (Serve replica or a test).
+
+    `access` decides who may call what (default: `admin_token` as the only credential); with `keys`
+    the key routes are mounted and API keys work."""
     app = FastAPI(title="Lethe", version="0.1.0", summary="A model-serving gateway that makes an LLM forget.")
     app.state.chat = chat_service
     app.state.forget = forget
     app.state.jobs = jobs
     app.state.versions = versions
-    app.state.admin_token = admin_token
+    app.state.keys = keys
+    app.state.access = access or AccessControl(AccessSettings(admin_token=admin_token), keys)
+    app.state.request_timeout_s = request_timeout_s
+    app.state.diagnostic_headers = diagnostic_headers
     app.include_router(chat_routes.router)
     if forget is not None:
         app.include_router(forget_routes.router)
@@ -155,6 +169,8 @@ def create_app(
         app.include_router(unlearn_routes.router)
     if versions is not None:
         app.include_router(admin_routes.router)
+    if keys is not None:
+        app.include_router(key_routes.router)
     app.include_router(health.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     # Outermost: a 413 from the body limit is counted too.
@@ -163,7 +179,9 @@ def create_app(
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(error_body(exc.message, exc.type, code=exc.code, param=exc.param), exc.status)
+        return JSONResponse(
+            error_body(exc.message, exc.type, code=exc.code, param=exc.param), exc.status, headers=exc.headers or None
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -176,7 +194,9 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return JSONResponse(error_body("internal error", "server_error", code="internal_error"), 500)
+        request_id = uuid.uuid4().hex
+        log.exception("unhandled error (request id %s)", request_id)
+        message = f"internal error (request id {request_id}); the gateway's log has the details"
+        return JSONResponse(error_body(message, "server_error", code="internal_error"), 500)
 
     return app

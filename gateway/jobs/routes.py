@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from gateway.errors import ErrorBody
-from gateway.http.auth import require_operator
+from gateway.errors import error_responses
+from gateway.http.auth import Requires
 from gateway.jobs.protocol import JobList, JobStatus, JobSubmit
 from gateway.jobs.service import UnlearnService
+from gateway.ledger.actors import Actor, Role
 from gateway.ledger.states import JobState
 
-router = APIRouter(dependencies=[Depends(require_operator)])
+# Jobs change the weights: operators only (gateway.http.auth).
+OPERATOR = Depends(Requires(Role.OPERATOR))
+router = APIRouter()
 
-_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 404, 422, 503)}
+_ERRORS = error_responses(401, 403, 404, 413, 422, 429, 503)
 
 
 def _jobs(request: Request) -> UnlearnService:
@@ -23,13 +26,15 @@ def _jobs(request: Request) -> UnlearnService:
     return jobs
 
 
-@router.post("/v1/unlearn/jobs", status_code=201, response_model=JobStatus, responses=_ERRORS)
-async def submit_job(body: JobSubmit, request: Request) -> JSONResponse:
-    job = await _jobs(request).submit(body)
+@router.post(
+    "/v1/unlearn/jobs", status_code=201, response_model=JobStatus, responses={**_ERRORS, **error_responses(400)}
+)
+async def submit_job(body: JobSubmit, request: Request, actor: Annotated[Actor, OPERATOR]) -> JSONResponse:
+    job = await _jobs(request).submit(body, actor=actor)
     return JSONResponse(job.model_dump(), status_code=201)
 
 
-@router.get("/v1/unlearn/jobs", response_model=JobList, responses=_ERRORS)
+@router.get("/v1/unlearn/jobs", response_model=JobList, responses=_ERRORS, dependencies=[OPERATOR])
 async def list_jobs(
     request: Request,
     state: JobState | None = Query(None, description="only jobs in this state"),
@@ -39,11 +44,11 @@ async def list_jobs(
     return await _jobs(request).list(state=state, limit=limit, offset=offset)
 
 
-@router.get("/v1/unlearn/jobs/{job_id}", response_model=JobStatus, responses=_ERRORS)
+@router.get("/v1/unlearn/jobs/{job_id}", response_model=JobStatus, responses=_ERRORS, dependencies=[OPERATOR])
 async def show_job(job_id: str, request: Request) -> JobStatus:
     return await _jobs(request).get(job_id)
 
 
 @router.post("/v1/unlearn/jobs/{job_id}/cancel", response_model=JobStatus, responses=_ERRORS)
-async def cancel_job(job_id: str, request: Request) -> JobStatus:
-    return await _jobs(request).cancel(job_id)
+async def cancel_job(job_id: str, request: Request, actor: Annotated[Actor, OPERATOR]) -> JobStatus:
+    return await _jobs(request).cancel(job_id, actor=actor)

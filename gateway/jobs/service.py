@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar
 from gateway.errors import ErrorMap, NotFoundError, UnprocessableError, call_remote
 from gateway.jobs.manager import JobNotFoundError, JobRequestError
 from gateway.jobs.protocol import JobList, JobStatus, JobSubmit
+from gateway.ledger.actors import Actor
 from gateway.ledger.states import JobState
 
 T = TypeVar("T")
@@ -24,14 +25,19 @@ class JobsAPI(Protocol):
     """The job manager's calls the ingress makes (a Serve handle in production)."""
 
     async def submit(
-        self, method: str, forget_ids: builtins.list[str] | None, params: dict[str, Any], gates: dict[str, Any]
+        self,
+        method: str,
+        forget_ids: builtins.list[str] | None,
+        params: dict[str, Any],
+        gates: dict[str, Any],
+        actor: Actor | None = None,
     ) -> dict[str, Any]: ...
 
     async def get(self, job_id: str) -> dict[str, Any]: ...
 
     async def list(self, state: JobState | None, limit: int, offset: int) -> builtins.list[dict[str, Any]]: ...
 
-    async def cancel(self, job_id: str) -> dict[str, Any]: ...
+    async def cancel(self, job_id: str, actor: Actor | None = None) -> dict[str, Any]: ...
 
 
 class UnlearnService:
@@ -46,8 +52,8 @@ class UnlearnService:
             coro, timeout_s=self._timeout_s, service="job manager", code="jobs_unavailable", errors=_ERRORS
         )
 
-    async def submit(self, body: JobSubmit) -> JobStatus:
-        job = await self._call(self._jobs.submit(body.method, body.forget_ids, body.params, body.gates))
+    async def submit(self, body: JobSubmit, *, actor: Actor | None = None) -> JobStatus:
+        job = await self._call(self._jobs.submit(body.method, body.forget_ids, body.params, body.gates, actor))
         return JobStatus(**job)
 
     async def get(self, job_id: str) -> JobStatus:
@@ -56,5 +62,5 @@ class UnlearnService:
     async def list(self, *, state: JobState | None, limit: int, offset: int) -> JobList:
         return JobList(data=[JobStatus(**j) for j in await self._call(self._jobs.list(state, limit, offset))])
 
-    async def cancel(self, job_id: str) -> JobStatus:
-        return JobStatus(**await self._call(self._jobs.cancel(job_id)))
+    async def cancel(self, job_id: str, *, actor: Actor | None = None) -> JobStatus:
+        return JobStatus(**await self._call(self._jobs.cancel(job_id, actor)))

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# What a POSIX filesystem accepts (PATH_MAX, NAME_MAX, in bytes): longer is a 422 naming `path`, never
+# an OSError from the import.
+_PATH_MAX_BYTES = 4096
+_NAME_MAX_BYTES = 255
 
 
 class PromoteRequest(BaseModel):
@@ -23,6 +28,17 @@ class ImportRequest(BaseModel):
     path: str = Field(..., min_length=1, max_length=4096, description="Directory with config.json and *.safetensors.")
     note: str | None = Field(None, max_length=1000, description="Free text kept in the manifest.")
 
+    @field_validator("path")
+    @classmethod
+    def _a_possible_path(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("a path cannot contain NUL characters")
+        if len(value.encode("utf-8", "surrogatepass")) > _PATH_MAX_BYTES:
+            raise ValueError(f"a path is at most {_PATH_MAX_BYTES} bytes")
+        if any(len(part.encode("utf-8", "surrogatepass")) > _NAME_MAX_BYTES for part in value.split("/")):
+            raise ValueError(f"each component of a path is at most {_NAME_MAX_BYTES} bytes")
+        return value
+
 
 class WeightVersion(BaseModel):
     id: str
@@ -39,6 +55,9 @@ class WeightVersion(BaseModel):
 class ReplicaVersion(BaseModel):
     replica: str
     version: str
+    verified: bool = Field(
+        True, description="False: the replica cannot verify the serving version and refuses traffic."
+    )
 
 
 class VersionList(BaseModel):

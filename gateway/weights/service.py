@@ -7,6 +7,7 @@ from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
 
 from gateway.errors import APIError, ErrorMap, NotFoundError, UnprocessableError, call_remote
+from gateway.ledger.actors import Actor
 from gateway.weights.controller import SwapConflictError, SwapFailedError, VersionNotFoundError
 from gateway.weights.protocol import ImportRequest, PromoteRequest, SwapReport, VersionList, WeightVersion
 from gateway.weights.store import VersionInvalidError
@@ -46,6 +47,11 @@ class VersionsAPI(Protocol):
     async def run_probe(self) -> dict[str, Any]: ...
 
 
+def _label(actor: Actor | None) -> str:
+    """The audit actor of a swap or import: the acting key (`operator` when called without one)."""
+    return actor.label if actor is not None else "operator"
+
+
 class VersionsService:
     """>>> report = await VersionsService(controller).promote(PromoteRequest(version="v2026…"))"""
 
@@ -64,14 +70,15 @@ class VersionsService:
     async def history(self, limit: int) -> builtins.list[dict[str, Any]]:
         return await self._call(self._versions.history(limit))
 
-    async def promote(self, body: PromoteRequest) -> SwapReport:
-        return SwapReport(**await self._call(self._versions.promote(body.version, "operator")))
+    async def promote(self, body: PromoteRequest, *, actor: Actor | None = None) -> SwapReport:
+        return SwapReport(**await self._call(self._versions.promote(body.version, _label(actor))))
 
-    async def rollback(self) -> SwapReport:
-        return SwapReport(**await self._call(self._versions.rollback("operator")))
+    async def rollback(self, *, actor: Actor | None = None) -> SwapReport:
+        return SwapReport(**await self._call(self._versions.rollback(_label(actor))))
 
-    async def import_version(self, body: ImportRequest) -> WeightVersion:
-        return WeightVersion(**await self._call(self._versions.import_version(body.path, "operator", body.note)))
+    async def import_version(self, body: ImportRequest, *, actor: Actor | None = None) -> WeightVersion:
+        version = await self._call(self._versions.import_version(body.path, _label(actor), body.note))
+        return WeightVersion(**version)
 
     async def leakage(self) -> dict[str, Any]:
         report = await self._call(self._versions.leakage())

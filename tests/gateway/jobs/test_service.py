@@ -42,7 +42,12 @@ class FakeJobs(ScriptedRemote):
         self.jobs = {"j-1": job_row("j-1", "running"), "j-2": job_row("j-2", "published")}
 
     async def submit(
-        self, method: str, forget_ids: list[str] | None, params: dict[str, Any], gates: dict[str, Any]
+        self,
+        method: str,
+        forget_ids: list[str] | None,
+        params: dict[str, Any],
+        gates: dict[str, Any],
+        actor: Any = None,
     ) -> dict[str, Any]:
         return await self.answer("submit", (method, forget_ids, params, gates), job_row("j-3"))
 
@@ -56,7 +61,7 @@ class FakeJobs(ScriptedRemote):
         rows = [j for j in self.jobs.values() if state is None or j["state"] == state]
         return await self.answer("list", (state, limit, offset), rows)
 
-    async def cancel(self, job_id: str) -> dict[str, Any]:
+    async def cancel(self, job_id: str, actor: Any = None) -> dict[str, Any]:
         return await self.answer("cancel", (job_id,), self.jobs[job_id])
 
 
