@@ -1,4 +1,9 @@
-"""What the guard needs of one forget entry, computed once (embeddings included) and stored in the ledger."""
+"""What the guard needs of one forget entry, computed once (embeddings included) and stored in the ledger.
+
+Artifacts hold no text of the entry: literal keys, shingles and words are keyed hashes
+(`gateway.guard.keyed`), the sentences are embeddings. They outlive the request's plaintext, which is
+shredded once the weights no longer know it, and keep enforcing it (docs/data.md).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,48 @@ from typing import Any
 import numpy as np
 
 from gateway.guard.embedder import Embedder
+from gateway.guard.keyed import PROCESS_HASHER, TermHasher
 from gateway.guard.lexicon import content_words, expand_attributes, subject_terms
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import hash64, split_units, word_set, words
+from gateway.guard.text import split_units, word_set, words
 from gateway.guard.types import REDACTION_TEXT, ForgetEntry
-from gateway.guard.views import canonical, digits_only, fold, key_reach
+from gateway.guard.views import canonical, digits_only, fold, key_reach, squeeze
 
 # Bump when the meaning of any field changes: the ledger then knows stored artifacts need a rebuild.
-ARTIFACTS_FORMAT = 1
+# 2: every term a keyed hash (no plaintext), literal keys expanded per view at build time.
+ARTIFACTS_FORMAT = 2
+
+# A literal key's first PREFIX_CHARS characters are hashed on their own: the literal matcher hashes that
+# many characters at each candidate start and only hashes whole spans where a prefix is known.
+PREFIX_CHARS = 4
+# A key squeezed to its letters and digits is matched in the squeezed view only from this many on:
+# shorter ones ("anna") turn up inside ordinary words run together.
+SQUEEZED_KEY_MIN = 8
+# LiteralKey.edges: the key begins / ends with a letter or digit (it must then sit on a word boundary).
+ALNUM_START, ALNUM_END = 1, 2
+
+
+@dataclass(frozen=True)
+class LiteralKey:
+    """One literal key in one view, hashed: `kind` "text" (canonical readings), "email" (e-mail views),
+    "squeezed" or "digits"; its length in that view, its hash and its first PREFIX_CHARS characters' hash,
+    the longest original span a match can cover (`views.key_reach`), and its ALNUM_* edges."""
+
+    kind: str
+    length: int
+    digest: int
+    prefix: int
+    reach: int
+    edges: int
+
+    def to_json(self) -> list[Any]:
+        return [self.kind, self.length, self.digest, self.prefix, self.reach, self.edges]
+
+    @classmethod
+    def from_json(cls, raw: list[Any]) -> LiteralKey:
+        kind, length, digest, prefix, reach, edges = raw
+        return cls(str(kind), int(length), int(digest), int(prefix), int(reach), int(edges))
+
 
 # Words a literal of each shape answers, for the prompt check ("what is X's phone number?").
 _PHONE_TERMS = ("phone", "number")
@@ -35,17 +74,18 @@ class EntryArtifacts:
 
     forget_id: str
     action: str
-    subject: str | None
     model_name: str
     dim: int
     ngram_n: int
-    literal_keys: tuple[tuple[str, str], ...]  # (view, key): view "text" (folded) or "digits"
-    ngram_hashes: bytes  # sorted unique uint64 shingle hashes
+    key_id: str  # the TermHasher every hash below was made with
+    literal_keys: tuple[LiteralKey, ...]
+    ngram_hashes: bytes  # sorted unique uint64 keyed shingle hashes
     output_vectors: bytes  # one row per text unit and per "question answer" pair
-    output_anchors: tuple[tuple[str, ...], ...]  # fact terms of each output row
+    output_anchors: tuple[tuple[int, ...], ...]  # hashed fact terms of each output row
     question_vectors: bytes  # one row per forgotten question
-    subject_terms: tuple[str, ...]
-    attribute_terms: tuple[str, ...]
+    subject_terms: tuple[int, ...]  # hashed words that identify the subject (all needed to name it)
+    full_name: tuple[int, ...]  # hashed words of the subject as filed
+    attribute_terms: tuple[int, ...]  # hashed words a prompt asks for it with ("phone", "diagnosis")
     format: int = ARTIFACTS_FORMAT
 
     def __post_init__(self) -> None:
@@ -56,7 +96,8 @@ class EntryArtifacts:
         row = 4 * self.dim
         if len(self.output_vectors) % row or len(self.question_vectors) % row:
             raise ValueError("vector bytes are not a whole number of float32 rows of dim")
-        if len(self.output_vectors) // row != len(self.output_anchors):
+        # No vectors at all: the operator dropped the entry's semantic rows (its anchors still serve cooccur).
+        if self.output_vectors and len(self.output_vectors) // row != len(self.output_anchors):
             raise ValueError("output_anchors needs exactly one entry per output vector")
         if len(self.ngram_hashes) % 8:
             raise ValueError("ngram_hashes must be uint64 bytes")
@@ -75,9 +116,11 @@ class EntryArtifacts:
         return {
             "format": self.format,
             "ngram_n": self.ngram_n,
-            "literal_keys": [list(k) for k in self.literal_keys],
+            "key_id": self.key_id,
+            "literal_keys": [k.to_json() for k in self.literal_keys],
             "output_anchors": [list(a) for a in self.output_anchors],
             "subject_terms": list(self.subject_terms),
+            "full_name": list(self.full_name),
             "attribute_terms": list(self.attribute_terms),
         }
 
@@ -87,7 +130,6 @@ class EntryArtifacts:
         *,
         forget_id: str,
         action: str,
-        subject: str | None,
         model_name: str,
         dim: int,
         terms: dict[str, Any],
@@ -95,22 +137,29 @@ class EntryArtifacts:
         output_vectors: bytes,
         question_vectors: bytes,
     ) -> EntryArtifacts:
+        if int(terms.get("format", 1)) != ARTIFACTS_FORMAT:
+            raise ValueError(f"artifacts format {terms.get('format', 1)} is not {ARTIFACTS_FORMAT}: rebuild them")
         return cls(
             forget_id=forget_id,
             action=action,
-            subject=subject,
             model_name=model_name,
             dim=dim,
             ngram_n=int(terms["ngram_n"]),
-            literal_keys=tuple((str(v), str(k)) for v, k in terms["literal_keys"]),
+            key_id=str(terms["key_id"]),
+            literal_keys=tuple(LiteralKey.from_json(k) for k in terms["literal_keys"]),
             ngram_hashes=bytes(ngram_hashes),
             output_vectors=bytes(output_vectors),
-            output_anchors=tuple(tuple(a) for a in terms["output_anchors"]),
+            output_anchors=tuple(_ints(a) for a in terms["output_anchors"]),
             question_vectors=bytes(question_vectors),
-            subject_terms=tuple(terms["subject_terms"]),
-            attribute_terms=tuple(terms["attribute_terms"]),
+            subject_terms=_ints(terms["subject_terms"]),
+            full_name=_ints(terms["full_name"]),
+            attribute_terms=_ints(terms["attribute_terms"]),
             format=int(terms["format"]),
         )
+
+
+def _ints(values: Iterable[Any]) -> tuple[int, ...]:
+    return tuple(int(v) for v in values)
 
 
 def literal_keys(literal: str, settings: GuardSettings) -> tuple[tuple[str, str], ...]:
@@ -142,21 +191,54 @@ def literal_keys(literal: str, settings: GuardSettings) -> tuple[tuple[str, str]
     return (("text", folded),)
 
 
-def _shingles(tokens: list[str], n: int) -> list[int]:
-    return [hash64(" ".join(tokens[i : i + n])) for i in range(len(tokens) - n + 1)]
+def shingles(tokens: list[str], n: int, hasher: TermHasher) -> list[int]:
+    """Keyed hashes of every run of n tokens (the verbatim matcher's unit)."""
+    return [hasher(" ".join(tokens[i : i + n])) for i in range(len(tokens) - n + 1)]
 
 
-def build_artifacts(entry: ForgetEntry, embedder: Embedder, settings: GuardSettings | None = None) -> EntryArtifacts:
+def hashed_keys(keys: Iterable[tuple[str, str]], hasher: TermHasher) -> tuple[LiteralKey, ...]:
+    """`literal_keys` in every view the literal matcher reads, hashed: a text key is matched in the
+    canonical readings, in the e-mail views when it has an "@", and squeezed when long enough."""
+    out: list[LiteralKey] = []
+
+    def add(kind: str, key: str, reach_view: str) -> None:
+        edges = (ALNUM_START if key[0].isalnum() else 0) | (ALNUM_END if key[-1].isalnum() else 0)
+        prefix = hasher(f"{kind}:{key[:PREFIX_CHARS]}")
+        out.append(LiteralKey(kind, len(key), hasher(f"{kind}:{key}"), prefix, key_reach(reach_view, key), edges))
+
+    for view, key in keys:
+        if view == "digits":
+            add("digits", key, "digits")
+            continue
+        key = fold(key)
+        add("text", key, "text")
+        if "@" in key:
+            add("email", key, "text")
+        squeezed = squeeze(key)
+        if len(squeezed) >= SQUEEZED_KEY_MIN:
+            add("squeezed", squeezed, "squeezed")
+    return tuple(dict.fromkeys(out))
+
+
+def build_artifacts(
+    entry: ForgetEntry,
+    embedder: Embedder,
+    settings: GuardSettings | None = None,
+    hasher: TermHasher = PROCESS_HASHER,
+) -> EntryArtifacts:
     """Everything the index needs of `entry` (a ForgetEntry); embeds its texts, answers and questions once."""
-    return build_many_artifacts([entry], embedder, settings)[0]
+    return build_many_artifacts([entry], embedder, settings, hasher)[0]
 
 
 def build_many_artifacts(
-    entries: Iterable[ForgetEntry], embedder: Embedder, settings: GuardSettings | None = None
+    entries: Iterable[ForgetEntry],
+    embedder: Embedder,
+    settings: GuardSettings | None = None,
+    hasher: TermHasher = PROCESS_HASHER,
 ) -> list[EntryArtifacts]:
     """build_artifacts for many entries with one batched embedding call (startup, imports, benchmarks)."""
     settings = settings or GuardSettings()
-    prepared = [_prepare(e, settings) for e in entries]
+    prepared = [_prepare(e, settings, hasher) for e in entries]
     texts = [t for p in prepared for t in p[1]]
     questions = [q for p in prepared for q in p[2]]
     out = embedder.encode(texts) if texts else np.zeros((0, embedder.dim), np.float32)
@@ -178,8 +260,10 @@ def build_many_artifacts(
     return result
 
 
-def _prepare(entry: ForgetEntry, settings: GuardSettings) -> tuple[dict[str, Any], list[str], list[str]]:
-    """Every field but the vectors, and the texts to embed for them."""
+def _prepare(
+    entry: ForgetEntry, settings: GuardSettings, hasher: TermHasher
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Every field but the vectors (terms hashed), and the texts to embed for them."""
     subj_words = tuple(w.text for w in words(canonical(entry.subject))) if entry.subject else ()
     subj_terms = subject_terms(subj_words)
 
@@ -197,7 +281,7 @@ def _prepare(entry: ForgetEntry, settings: GuardSettings) -> tuple[dict[str, Any
     anchors: list[tuple[str, ...]] = []
     for text in entry.texts:
         tokens = [w.text for w in words(canonical(text))]
-        hashes.update(_shingles(tokens, settings.ngram_n))
+        hashes.update(shingles(tokens, settings.ngram_n, hasher))
         for unit in split_units(text, 0, settings.unit_max_chars, final=True):
             piece = text[unit.start : unit.end].strip()
             facts = content_words([w.text for w in words(canonical(piece))], exclude=subj_words)
@@ -208,22 +292,26 @@ def _prepare(entry: ForgetEntry, settings: GuardSettings) -> tuple[dict[str, Any
     for question, answer in entry.qa:
         q_words = word_set(question)
         a_tokens = [w.text for w in words(canonical(answer))]
-        hashes.update(_shingles(a_tokens, settings.ngram_n))
+        hashes.update(shingles(a_tokens, settings.ngram_n, hasher))
         facts = content_words(a_tokens, exclude=subj_words) or content_words(sorted(q_words), exclude=subj_words)
         output_texts.append(f"{question.strip()} {answer.strip()}")
         anchors.append(facts)
         questions.append(question.strip())
         attributes.update(content_words(sorted(q_words), exclude=subj_words))
 
+    def hashed(terms: Iterable[str]) -> tuple[int, ...]:
+        return tuple(hasher(t) for t in terms)
+
     fields = dict(
         forget_id=entry.forget_id,
         action=entry.action,
-        subject=entry.subject,
         ngram_n=settings.ngram_n,
-        literal_keys=tuple(dict.fromkeys(keys)),
+        key_id=hasher.key_id,
+        literal_keys=hashed_keys(dict.fromkeys(keys), hasher),
         ngram_hashes=np.array(sorted(hashes), dtype="<u8").tobytes(),
-        output_anchors=tuple(anchors),
-        subject_terms=subj_terms,
-        attribute_terms=tuple(sorted(expand_attributes(attributes))),
+        output_anchors=tuple(hashed(a) for a in anchors),
+        subject_terms=hashed(subj_terms),
+        full_name=tuple(sorted(hasher.words(word_set(entry.subject)))) if entry.subject else (),
+        attribute_terms=tuple(sorted(hasher.words(expand_attributes(attributes)))),
     )
     return fields, output_texts, questions

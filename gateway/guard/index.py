@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.embedder import CachedEmbedder, Embedder
+from gateway.guard.keyed import PROCESS_HASHER, TermHasher
 from gateway.guard.matchers import MATCHERS, CheckedText, Matcher
 from gateway.guard.observer import NULL_OBSERVER, GuardObserver
 from gateway.guard.settings import GuardSettings
@@ -18,7 +19,8 @@ class ForgetIndex:
     """What one guard replica enforces. Snapshots never change: `with_entries` returns a new one that
     shares all sealed data with this one, so a replica swaps versions with one reference assignment and
     checks in flight finish against the version they started with. Its `observer` (kept by every version
-    built from it) hears of each prompt check and of each step of the stream guards that enforce it.
+    built from it) hears of each prompt check and of each step of the stream guards that enforce it. Its
+    `hasher` is the deployment's term key: artifacts hashed with another key are refused.
 
     >>> index = ForgetIndex.empty(MiniLMEmbedder())
     >>> index = index.with_entries([build_artifacts(entry, index.embedder)], version=1)
@@ -34,6 +36,7 @@ class ForgetIndex:
         size: int,
         matchers: tuple[Matcher, ...],
         observer: GuardObserver = NULL_OBSERVER,
+        hasher: TermHasher = PROCESS_HASHER,
     ) -> None:
         self.embedder = embedder
         self.settings = settings
@@ -41,6 +44,7 @@ class ForgetIndex:
         self._size = size
         self.matchers = matchers
         self.observer = observer
+        self.hasher = hasher
 
     @classmethod
     def empty(
@@ -50,6 +54,7 @@ class ForgetIndex:
         matchers: Iterable[str] | None = None,
         *,
         observer: GuardObserver = NULL_OBSERVER,
+        hasher: TermHasher = PROCESS_HASHER,
     ) -> ForgetIndex:
         settings = settings or GuardSettings()
         if not isinstance(embedder, CachedEmbedder):
@@ -58,7 +63,8 @@ class ForgetIndex:
         unknown = [n for n in names if n not in MATCHERS]
         if unknown:
             raise ValueError(f"unknown matchers {unknown}; known: {sorted(MATCHERS)}")
-        return cls(embedder, settings, 0, 0, tuple(MATCHERS[n](settings, embedder.dim) for n in names), observer)
+        matchers_ = tuple(MATCHERS[n](settings, embedder.dim) for n in names)
+        return cls(embedder, settings, 0, 0, matchers_, observer, hasher)
 
     @classmethod
     def from_artifacts(
@@ -69,9 +75,10 @@ class ForgetIndex:
         settings: GuardSettings | None = None,
         *,
         observer: GuardObserver = NULL_OBSERVER,
+        hasher: TermHasher = PROCESS_HASHER,
     ) -> ForgetIndex:
         """Rebuild at startup from the ledger, in one batch (so large sets land in one HNSW segment)."""
-        return cls.empty(embedder, settings, observer=observer).with_entries(list(artifacts), version)
+        return cls.empty(embedder, settings, observer=observer, hasher=hasher).with_entries(list(artifacts), version)
 
     def __len__(self) -> int:
         return self._size
@@ -85,8 +92,14 @@ class ForgetIndex:
                     f"artifacts of {a.forget_id} were embedded by {a.model_name}/{a.dim}, "
                     f"the index uses {self.embedder.name}/{self.embedder.dim}: rebuild them"
                 )
+            if a.key_id != self.hasher.key_id:
+                raise ValueError(
+                    f"artifacts of {a.forget_id} were hashed with key {a.key_id}, the index uses "
+                    f"{self.hasher.key_id}: the deployment's guard key changed"
+                )
         matchers = tuple(m.with_entries(artifacts) for m in self.matchers)
-        return ForgetIndex(self.embedder, self.settings, version, self._size + len(artifacts), matchers, self.observer)
+        size = self._size + len(artifacts)
+        return ForgetIndex(self.embedder, self.settings, version, size, matchers, self.observer, self.hasher)
 
     def compacted(self) -> ForgetIndex:
         """Same content and version, every matcher merged into one segment. Costly at scale (HNSW build):
@@ -98,6 +111,7 @@ class ForgetIndex:
             self._size,
             tuple(m.compacted() for m in self.matchers),
             self.observer,
+            self.hasher,
         )
 
     @property
@@ -138,7 +152,7 @@ class ForgetIndex:
     def prepare(self, text: str, windows: Sequence[Window] = (), *, strict: bool = False) -> CheckedText:
         """A text under check: its views are computed on first use and shared by everything that reads it."""
         settings = self.settings.with_strict_output() if strict else self.settings
-        return CheckedText(text, windows, self.embedder.encode, settings)
+        return CheckedText(text, windows, self.embedder.encode, settings, self.hasher)
 
     def find_in(self, checked: CheckedText, *, scope: str = "output", windowed: bool | None = None) -> list[GuardMatch]:
         matches: list[GuardMatch] = []

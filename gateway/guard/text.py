@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 
 from gateway.guard.lexicon import STOPWORDS
 from gateway.guard.views import View, fold
 
 _WORD = re.compile(r"\w+")
+T = TypeVar("T", str, int)  # words, or their keyed hashes (gateway.guard.keyed)
 
 
 @dataclass(frozen=True)
@@ -76,20 +78,25 @@ def identifying_groups(text: str) -> tuple[frozenset[str], ...]:
 
 
 # Titles that may stand before a name without making it someone else's ("Dr. Aukrust").
-_TITLES = frozenset(
+TITLES = frozenset(
     {"mr", "mrs", "ms", "miss", "dr", "prof", "professor", "sir", "herr", "frau", "m", "mme", "sr", "sra"}
 )
 
 
 def names_subject(
-    groups: tuple[frozenset[str], ...], words: frozenset[str], terms: frozenset[str], full_name: frozenset[str]
+    groups: tuple[frozenset[T], ...],
+    words: frozenset[T],
+    terms: frozenset[T],
+    full_name: frozenset[T],
+    titles: frozenset[T],
 ) -> bool:
     """Whether a text names the subject whose identifying `terms` (the surname) are among its `words`,
     rather than someone else of the same surname: a name written beside the surname ("Luca Kjærgaard")
-    must be one of the subject's own (`full_name`) or a title."""
+    must be one of the subject's own (`full_name`) or a title (`titles`: TITLES, or their keyed hashes when
+    the other sets are hashed, see gateway.guard.keyed)."""
     if not terms or not terms <= words:
         return False
-    return not any(group & terms and group - full_name - _TITLES for group in groups)
+    return not any(group & terms and group - full_name - titles for group in groups)
 
 
 def hash64(text: str) -> int:

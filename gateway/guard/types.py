@@ -11,7 +11,7 @@ MatchKind = Literal["literal", "ngram", "cooccur", "semantic", "prompt"]
 ACTIONS: tuple[str, ...] = ("block", "redact")
 
 # Sent instead of the answer when a block match stops a response (finish_reason content_filter).
-REFUSAL_TEXT = "I can't share that information: it has been removed at the request of its owner."
+REFUSAL_TEXT = "I can't help with that."  # says nothing of what matched, or that anything did
 
 # What a redacted span becomes, in full and streamed responses alike.
 REDACTION_TEXT = "[redacted]"

@@ -9,8 +9,9 @@ from typing import Literal, Protocol
 import numpy as np
 
 from gateway.guard.artifacts import EntryArtifacts
+from gateway.guard.keyed import PROCESS_HASHER, TermHasher
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import Window, Word, words
+from gateway.guard.text import Window, Word, identifying_groups, word_set, words
 from gateway.guard.types import GuardMatch
 from gateway.guard.views import (
     DecodedRun,
@@ -29,7 +30,10 @@ Scope = Literal["output", "prompt"]
 
 
 class CheckedText:
-    """One text under check. Views are computed on first use and shared by all matchers of one check."""
+    """One text under check. Views are computed on first use and shared by all matchers of one check.
+
+    The index stores no words, only their keyed hashes: `window_words`, `hashed_words` and `hashed_groups`
+    give the text's words hashed with the index's `hasher`, ready to compare with artifacts."""
 
     def __init__(
         self,
@@ -37,11 +41,13 @@ class CheckedText:
         windows: Sequence[Window],
         embed: Callable[[list[str]], np.ndarray],
         settings: GuardSettings,
+        hasher: TermHasher = PROCESS_HASHER,
     ) -> None:
         self.text = text
         self.windows = tuple(windows)
         self.settings = settings  # thresholds of this check (strict mode lowers them per response)
         self._embed = embed
+        self.hasher = hasher
 
     @cached_property
     def folded(self) -> View:
@@ -127,8 +133,24 @@ class CheckedText:
     def derived_vectors(self) -> np.ndarray:
         return self._embed([text for _, text in self.derived_windows])
 
-    def window_words(self, window: Window) -> frozenset[str]:
-        return frozenset(w.text for w in self.words if w.start >= window.start and w.end <= window.end)
+    @cached_property
+    def word_hashes(self) -> tuple[int, ...]:
+        """The keyed hash of each of `words`."""
+        return tuple(self.hasher(w.text) for w in self.words)
+
+    def window_words(self, window: Window) -> frozenset[int]:
+        """Hashed words of the text inside `window`."""
+        return frozenset(
+            h for w, h in zip(self.words, self.word_hashes) if w.start >= window.start and w.end <= window.end
+        )
+
+    def hashed_words(self, text: str) -> frozenset[int]:
+        """Hashed words of another reading of this text (a derived window)."""
+        return self.hasher.words(word_set(text))
+
+    def hashed_groups(self, text: str) -> tuple[frozenset[int], ...]:
+        """`text.identifying_groups` of `text`, hashed."""
+        return self.hasher.groups(identifying_groups(text))
 
 
 class Matcher(Protocol):

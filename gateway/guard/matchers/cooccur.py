@@ -9,23 +9,23 @@ from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.segments import Segment, append_items, compact_items
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import identifying_groups, names_subject, word_set
+from gateway.guard.text import names_subject
 from gateway.guard.types import GuardMatch
 
-# (forget_id, action, subject terms, facts of one row, the subject's full name)
-Item = tuple[str, str, frozenset[str], frozenset[str], frozenset[str]]
+# (forget_id, action, subject terms, facts of one row, the subject's full name), words as keyed hashes
+Item = tuple[str, str, frozenset[int], frozenset[int], frozenset[int]]
 
 
 @dataclass(frozen=True)
 class _Terms:
     rows: tuple[Item, ...]
-    by_term: dict[str, tuple[int, ...]]  # fact word -> rows that have it
-    entry_facts: dict[str, frozenset[str]]  # forget id -> the facts of all its rows
+    by_term: dict[int, tuple[int, ...]]  # fact word -> rows that have it
+    entry_facts: dict[str, frozenset[int]]  # forget id -> the facts of all its rows
 
 
 def _build(items: tuple[Item, ...]) -> _Terms:
-    by_term: dict[str, list[int]] = {}
-    entry_facts: dict[str, set[str]] = {}
+    by_term: dict[int, list[int]] = {}
+    entry_facts: dict[str, set[int]] = {}
     for i, (forget_id, _, _, facts, _) in enumerate(items):
         entry_facts.setdefault(forget_id, set()).update(facts)
         for term in facts:
@@ -65,7 +65,7 @@ class CooccurMatcher:
                 a.action,
                 frozenset(a.subject_terms),
                 frozenset(facts),
-                word_set(a.subject) if a.subject else frozenset(),
+                frozenset(a.full_name),
             )
             for a in artifacts
             for facts in a.output_anchors
@@ -84,10 +84,10 @@ class CooccurMatcher:
         windows += [(text.windows[i], derived) for i, derived in text.derived_windows]
         found: dict[tuple[str, int, int], GuardMatch] = {}
         for window, written in windows:
-            groups = identifying_groups(written)
+            groups = text.hashed_groups(written)
             if len(groups) < s.cooccur_identifying:
                 continue
-            words = frozenset().union(*groups) | text.window_words(window)
+            words = frozenset[int]().union(*groups) | text.window_words(window)
             for segment in self.segments:
                 terms: _Terms = segment.built
                 candidates: dict[int, int] = {}
@@ -98,7 +98,7 @@ class CooccurMatcher:
                     if shared_groups < s.cooccur_identifying:
                         continue
                     forget_id, action, subject, facts, full_name = terms.rows[row]
-                    if subject and names_subject(groups, words, subject, full_name):
+                    if subject and names_subject(groups, words, subject, full_name, text.hasher.titles):
                         hit = True
                     else:
                         # Unnamed, or no subject at all (a claim): more of the row, and no one else's name.

@@ -1,111 +1,155 @@
-"""Literal matcher: Aho-Corasick over every view of the text (see gateway.guard.views), spans mapped back."""
+"""Literal matcher: keyed hashes of every candidate span in every view of the text (see gateway.guard.views),
+compared with the hashed keys of the index, spans mapped back.
+
+The index holds no literal, only `LiteralKey`s (gateway.guard.artifacts): a key's hash and the hash of its
+first PREFIX_CHARS characters. A view is scanned at the positions where a key may start (a word start, or
+a symbol); the prefix hashes found there pick the few whole spans worth hashing. Cost is linear in the text.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import ahocorasick
-
-from gateway.guard.artifacts import EntryArtifacts
+from gateway.guard.artifacts import ALNUM_END, ALNUM_START, PREFIX_CHARS, EntryArtifacts, LiteralKey
+from gateway.guard.keyed import TermHasher
 from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.segments import Segment, append_items, compact_items
 from gateway.guard.settings import GuardSettings
 from gateway.guard.types import GuardMatch
-from gateway.guard.views import (
-    SPAN_PER_KEY_CHAR,
-    View,
-    fold,
-    key_reach,
-    squeeze,
-)
+from gateway.guard.views import BREAK, SPAN_PER_KEY_CHAR, DigitView, View
 
-Item = tuple[str, str, str, str]  # (view, key, forget_id, action)
-
-# A key squeezed to its letters and digits is matched in the squeezed view only from this many on:
-# shorter ones ("anna") turn up inside ordinary words run together.
-SQUEEZED_KEY_MIN = 8
+Item = tuple[LiteralKey, str, str]  # (key, forget_id, action)
+Owners = tuple[tuple[str, str], ...]  # (forget_id, action) of every entry with one key
+# prefix hash -> (length, digest, edges, owners) of every key of one kind that starts so
+PrefixTable = dict[int, tuple[tuple[int, int, int, Owners], ...]]
 
 
 @dataclass(frozen=True)
-class _Automata:
-    text: ahocorasick.Automaton | None
-    email: ahocorasick.Automaton | None
-    squeezed: ahocorasick.Automaton | None
-    digits: ahocorasick.Automaton | None
+class _Kind:
+    """The keys of one kind ("text", "email", "squeezed") in one segment."""
+
+    table: PrefixTable
+    prefix_lengths: tuple[int, ...]  # PREFIX_CHARS, and the length of any shorter key
+    symbol_start: bool  # some key begins with a symbol (not a letter or digit)
 
 
-def _automaton(items: list[Item]) -> ahocorasick.Automaton | None:
-    owners: dict[str, list[tuple[str, str]]] = {}
-    for _, key, forget_id, action in items:
-        owners.setdefault(key, []).append((forget_id, action))
-    if not owners:
-        return None
-    automaton = ahocorasick.Automaton()
-    for key, who in owners.items():
-        automaton.add_word(key, (key, tuple(who)))
-    automaton.make_automaton()
-    return automaton
+@dataclass(frozen=True)
+class _Tables:
+    kinds: dict[str, _Kind]
+    digits: dict[int, dict[int, Owners]]  # length -> digest -> owners
 
 
-def _build(items: tuple[Item, ...]) -> _Automata:
-    return _Automata(
-        text=_automaton([i for i in items if i[0] == "text"]),
-        email=_automaton([i for i in items if i[0] == "text" and "@" in i[1]]),
-        squeezed=_automaton([i for i in items if i[0] == "squeezed"]),
-        digits=_automaton([i for i in items if i[0] == "digits"]),
-    )
+def _owners(items: Sequence[Item]) -> dict[LiteralKey, Owners]:
+    who: dict[LiteralKey, list[tuple[str, str]]] = {}
+    for key, forget_id, action in items:
+        who.setdefault(key, []).append((forget_id, action))
+    return {k: tuple(v) for k, v in who.items()}
 
 
-def _items(artifacts: EntryArtifacts) -> list[Item]:
-    """Match keys of one entry in every view. Stored text keys are folded again (the canonical fold may
-    have learnt a disguise since they were stored); long ones are also matched squeezed."""
-    items: list[Item] = []
-    for view, key in artifacts.literal_keys:
-        if view != "text":
-            items.append((view, key, artifacts.forget_id, artifacts.action))
+def _build(items: tuple[Item, ...]) -> _Tables:
+    kinds: dict[str, _Kind] = {}
+    digits: dict[int, dict[int, Owners]] = {}
+    owners = _owners(items)
+    for kind in ("text", "email", "squeezed"):
+        keys = [k for k in owners if k.kind == kind]
+        if not keys:
             continue
-        key = fold(key)
-        items.append(("text", key, artifacts.forget_id, artifacts.action))
-        squeezed = squeeze(key)
-        if len(squeezed) >= SQUEEZED_KEY_MIN:
-            items.append(("squeezed", squeezed, artifacts.forget_id, artifacts.action))
-    return items
+        table: dict[int, list[tuple[int, int, int, Owners]]] = {}
+        for k in keys:
+            table.setdefault(k.prefix, []).append((k.length, k.digest, k.edges, owners[k]))
+        kinds[kind] = _Kind(
+            {p: tuple(v) for p, v in table.items()},
+            tuple(sorted({min(PREFIX_CHARS, k.length) for k in keys})),
+            any(not k.edges & ALNUM_START for k in keys),
+        )
+    for k, who in owners.items():
+        if k.kind == "digits":
+            digits.setdefault(k.length, {})[k.digest] = who
+    return _Tables(kinds, digits)
 
 
 Longest = tuple[int, int, int, int]  # longest key matched as text, as an e-mail, squeezed, as digits
 
 
 def _longest(items: Sequence[Item], old: Longest) -> Longest:
-    def most(keys: list[int], before: int) -> int:
-        return max([before, *keys])
+    def most(kind: str, before: int) -> int:
+        return max([before, *(k.length for k, _, _ in items if k.kind == kind)])
 
-    return (
-        most([len(k) for v, k, _, _ in items if v == "text"], old[0]),
-        most([len(k) for v, k, _, _ in items if v == "text" and "@" in k], old[1]),
-        most([len(k) for v, k, _, _ in items if v == "squeezed"], old[2]),
-        most([len(k) for v, k, _, _ in items if v == "digits"], old[3]),
-    )
+    return (most("text", old[0]), most("email", old[1]), most("squeezed", old[2]), most("digits", old[3]))
 
 
 # A run of base64/hex/%-escape characters at the end of a stream may be an encoded run still being written.
 _TRAILING_ENCODED = re.compile(r"(?:[A-Za-z0-9+/=_%\\-]|\\x){8,}$")
 
+Hit = tuple[int, int, Owners]  # (start, end) in the view, and who owns the key
+# Where a key may begin: a letter or digit that follows none (a word start), or a symbol.
+_WORD_START = re.compile(r"(?<![^\W_])[^\W_]")
+_SYMBOL = re.compile(r"[^\w\s]|_")
 
-def _on_word_boundaries(text: str, start: int, end: int, key: str) -> bool:
-    if key[0].isalnum() and start > 0 and text[start - 1].isalnum():
-        return False
-    return not (key[-1].isalnum() and end < len(text) and text[end].isalnum())
+
+def _scan(
+    hash_of: Callable[[str], int],
+    text: str,
+    keys: _Kind,
+    starts: Iterable[int],
+    may_end: Callable[[int, int], bool],
+) -> list[Hit]:
+    """Spans of `text` whose keyed hash is a key of `keys`: at each position where a key may start (its first
+    prefix characters' hash is known), each candidate length is hashed whole."""
+    hits: list[Hit] = []
+    n = len(text)
+    table = keys.table
+    for i in starts:
+        for p in keys.prefix_lengths:
+            if i + p > n:
+                break
+            found = table.get(hash_of(text[i : i + p]))
+            if found is None:
+                continue
+            for length, digest, edges, owners in found:
+                end = i + length
+                if end > n or not may_end(end, edges):
+                    continue
+                if length == p or hash_of(text[i:end]) == digest:
+                    hits.append((i, end, owners))
+    return hits
 
 
-def _hits(
-    automaton: ahocorasick.Automaton | None, text: str
-) -> Iterator[tuple[int, int, str, tuple[tuple[str, str], ...]]]:
-    if automaton is None:
-        return
-    for last, (key, owners) in automaton.iter(text):
-        yield last - len(key) + 1, last + 1, key, owners
+def _word_scan(hasher: TermHasher, kind: str, text: str, keys: _Kind) -> list[Hit]:
+    """A key that begins (ends) with a letter or digit must begin (end) on a word boundary of the view:
+    "ann" does not match "annual"."""
+    n = len(text)
+    starts = [m.start() for m in _WORD_START.finditer(text)]
+    if keys.symbol_start:
+        starts = sorted(starts + [m.start() for m in _SYMBOL.finditer(text)])
+
+    def may_end(end: int, edges: int) -> bool:
+        return not (edges & ALNUM_END and end < n and text[end].isalnum())
+
+    return _scan(hasher.prefixed(f"{kind}:"), text, keys, starts, may_end)
+
+
+def _digit_hits(
+    hasher: TermHasher, digits: DigitView, tables: dict[int, dict[int, Owners]], shortest: int
+) -> list[Hit]:
+    """Digit keys end where their number ends; one of at least `shortest` digits may follow a prefix (a
+    country code, a trunk zero), a shorter one must be the whole number."""
+    hits: list[Hit] = []
+    text = digits.text
+    hash_of = hasher.prefixed("digits:")
+    run_start = 0
+    for run_end in [*(i for i, c in enumerate(text) if c == BREAK), len(text)]:
+        size = run_end - run_start
+        for length, keys in tables.items():
+            if length > size or (length < shortest and length != size):
+                continue
+            owners = keys.get(hash_of(text[run_end - length : run_end]))
+            if owners is not None:
+                hits.append((run_end - length, run_end, owners))
+        run_start = run_end + 1
+    return hits
 
 
 class LiteralMatcher:
@@ -128,7 +172,7 @@ class LiteralMatcher:
         self,
         settings: GuardSettings,
         dim: int = 0,
-        segments: tuple[Segment[Item, _Automata], ...] = (),
+        segments: tuple[Segment[Item, _Tables], ...] = (),
         reach: int = 0,
         longest: Longest = (0, 0, 0, 0),
     ) -> None:
@@ -144,8 +188,8 @@ class LiteralMatcher:
         return self._reach
 
     def with_entries(self, artifacts: Sequence[EntryArtifacts]) -> LiteralMatcher:
-        items = [item for a in artifacts for item in _items(a)]
-        reach = max([self._reach] + [key_reach(view, key) for view, key, _, _ in items])
+        items: list[Item] = [(k, a.forget_id, a.action) for a in artifacts for k in a.literal_keys]
+        reach = max([self._reach] + [k.reach for k, _, _ in items])
         longest = _longest(items, self._longest)
         segments = append_items(self.segments, items, _build, self.settings.tail_max)
         return LiteralMatcher(self.settings, 0, segments, reach, longest)
@@ -196,36 +240,42 @@ class LiteralMatcher:
         if not self.segments:
             return []
         found: dict[tuple[str, int, int], GuardMatch] = {}
+        hasher = text.hasher
 
-        def hit(view: View, start: int, end: int, owners: tuple[tuple[str, str], ...]) -> None:
-            s, e = view.span(start, end)
+        def hit(span: tuple[int, int], owners: Owners) -> None:
+            s, e = span
             for fid, act in owners:
                 found.setdefault((fid, s, e), GuardMatch(fid, "literal", 1.0, s, e, act))
 
         original = text.text
+
+        def word_starts(view: View) -> list[int]:
+            return [i for i, o in enumerate(view.starts) if o == 0 or not original[o - 1].isalnum()]
+
+        def word_end(view: View) -> Callable[[int, int], bool]:
+            ends = view.ends
+            return lambda end, _edges: ends[end - 1] == len(original) or not original[ends[end - 1]].isalnum()
+
         for segment in self.segments:
-            automata: _Automata = segment.built
-            for view in text.readings if automata.text is not None else ():
-                for start, end, key, owners in _hits(automata.text, view.text):
-                    if _on_word_boundaries(view.text, start, end, key):
-                        hit(view, start, end, owners)
-            for view in text.emails if automata.email is not None else ():
-                for start, end, key, owners in _hits(automata.email, view.text):
-                    if _on_word_boundaries(view.text, start, end, key):
-                        hit(view, start, end, owners)
-            for view in text.squeezed if automata.squeezed is not None else ():
-                for start, end, _key, owners in _hits(automata.squeezed, view.text):
-                    s, e = view.span(start, end)
-                    if (s == 0 or not original[s - 1].isalnum()) and (e == len(original) or not original[e].isalnum()):
-                        hit(view, start, end, owners)
-            for digits in text.digits if automata.digits is not None else ():
-                for start, end, key, owners in _hits(automata.digits, digits.text):
-                    # A number may carry a prefix (country code, trunk zero) but must end where the key ends.
-                    if not digits.is_run_end(end):
-                        continue
-                    if len(key) < self.settings.digit_substring_min and not digits.is_run_start(start):
-                        continue
-                    s, e = digits.span(start, end)
-                    for fid, act in owners:
-                        found.setdefault((fid, s, e), GuardMatch(fid, "literal", 1.0, s, e, act))
+            tables: _Tables = segment.built
+            keys = tables.kinds.get("text")
+            if keys is not None:
+                for view in text.readings:
+                    for start, end, owners in _word_scan(hasher, "text", view.text, keys):
+                        hit(view.span(start, end), owners)
+            keys = tables.kinds.get("email")
+            if keys is not None:
+                for view in text.emails:
+                    for start, end, owners in _word_scan(hasher, "email", view.text, keys):
+                        hit(view.span(start, end), owners)
+            keys = tables.kinds.get("squeezed")
+            if keys is not None:
+                for view in text.squeezed:
+                    # A squeezed key must begin and end where a word of the original does.
+                    spans = _scan(hasher.prefixed("squeezed:"), view.text, keys, word_starts(view), word_end(view))
+                    for start, end, owners in spans:
+                        hit(view.span(start, end), owners)
+            for digits in text.digits if tables.digits else ():
+                for start, end, owners in _digit_hits(hasher, digits, tables.digits, self.settings.digit_substring_min):
+                    hit(digits.span(start, end), owners)
         return list(found.values())

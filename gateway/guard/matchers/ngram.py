@@ -7,21 +7,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway.guard.artifacts import EntryArtifacts
+from gateway.guard.artifacts import EntryArtifacts, shingles
+from gateway.guard.keyed import TermHasher
 from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.segments import Segment, append_items, compact_items
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import Word, hash64
+from gateway.guard.text import Word
 from gateway.guard.types import GuardMatch
 
-Item = tuple[str, str, frozenset[str], np.ndarray]  # (forget_id, action, subject terms, sorted shingle hashes)
+Item = tuple[str, str, frozenset[int], np.ndarray]  # (forget_id, action, hashed subject terms, sorted shingle hashes)
 
 
 @dataclass(frozen=True)
 class _Table:
     hashes: np.ndarray  # sorted uint64
     owners: np.ndarray  # int32 index into `entries`, aligned with hashes
-    entries: tuple[tuple[str, str, frozenset[str]], ...]
+    entries: tuple[tuple[str, str, frozenset[int]], ...]
 
 
 def _build(items: tuple[Item, ...], max_owners: int) -> _Table:
@@ -72,18 +73,18 @@ class NgramMatcher:
             return []
         found: dict[tuple[str, int, int], GuardMatch] = {}
         for ws in text.reading_words:  # the text itself, its leet readings, decoded runs: each on its own
-            for match in self._find_in(ws, text.settings):
+            for match in self._find_in(ws, text.settings, text.hasher):
                 found.setdefault((match.forget_id, match.start, match.end), match)
         return list(found.values())
 
-    def _find_in(self, ws: tuple[Word, ...], s: GuardSettings) -> list[GuardMatch]:
+    def _find_in(self, ws: tuple[Word, ...], s: GuardSettings, hasher: TermHasher) -> list[GuardMatch]:
         n = self.settings.ngram_n
         if len(ws) < n:
             return []
         tokens = [w.text for w in ws]
-        query = np.array([hash64(" ".join(tokens[i : i + n])) for i in range(len(tokens) - n + 1)], dtype="<u8")
+        query = np.array(shingles(tokens, n, hasher), dtype="<u8")
         # positions[entry] = shingle positions of the text that belong to that entry
-        positions: dict[tuple[str, str, frozenset[str]], list[int]] = {}
+        positions: dict[tuple[str, str, frozenset[int]], list[int]] = {}
         for segment in self.segments:
             table: _Table = segment.built
             lo = np.searchsorted(table.hashes, query, side="left")
@@ -106,7 +107,9 @@ class NgramMatcher:
                         n_words >= s.ngram_unnamed_words
                         or not subject
                         or subject
-                        <= {w.text for w in ws if w.start >= last.end - s.unit_max_chars and w.end <= last.end}
+                        <= hasher.words(
+                            w.text for w in ws if w.start >= last.end - s.unit_max_chars and w.end <= last.end
+                        )
                     ):
                         matches.append(GuardMatch(forget_id, "ngram", float(n_words), first.start, last.end, action))
                 if pos is not None:

@@ -18,19 +18,20 @@ from gateway.guard.vectors import VectorStore
 # GuardSettings.with_strict_output() instead.
 PROMPT_ACTION = "block"
 
-Item = tuple[str, str, frozenset[str], frozenset[str]]  # (a subject term, forget_id, attributes, all subject terms)
+# (a subject term, forget_id, attributes, all subject terms), words as keyed hashes
+Item = tuple[int, str, frozenset[int], frozenset[int]]
 # subject term -> (forget_id, attributes, all subject terms) of every entry keyed by it
-TermTable = dict[str, tuple[tuple[str, frozenset[str], frozenset[str]], ...]]
+TermTable = dict[int, tuple[tuple[str, frozenset[int], frozenset[int]], ...]]
 
 
 @dataclass(frozen=True)
 class _Question:
     forget_id: str
-    subject: frozenset[str]
+    subject: frozenset[int]
 
 
 def _build_terms(items: tuple[Item, ...]) -> TermTable:
-    table: dict[str, list[tuple[str, frozenset[str], frozenset[str]]]] = {}
+    table: dict[int, list[tuple[str, frozenset[int], frozenset[int]]]] = {}
     for term, forget_id, attributes, subject in items:
         table.setdefault(term, []).append((forget_id, attributes, subject))
     return {k: tuple(v) for k, v in table.items()}
@@ -53,7 +54,9 @@ class PromptMatcher:
         self.terms = terms
 
     def with_entries(self, artifacts: Sequence[EntryArtifacts]) -> PromptMatcher:
-        rows, matrices, items = [], [], []
+        rows: list[_Question] = []
+        matrices: list[np.ndarray] = []
+        items: list[Item] = []
         for a in artifacts:
             subject = frozenset(a.subject_terms)
             q = a.question_matrix()

@@ -10,7 +10,7 @@ import numpy as np
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import identifying_groups, names_subject, word_set
+from gateway.guard.text import names_subject
 from gateway.guard.types import GuardMatch
 from gateway.guard.vectors import VectorStore
 
@@ -19,16 +19,16 @@ from gateway.guard.vectors import VectorStore
 class _Row:
     forget_id: str
     action: str
-    subject: frozenset[str]  # identifying words of the entry's subject, all needed to name it
-    facts: frozenset[str]  # content words of this row's answer or sentence
-    full_name: frozenset[str]  # every word of the subject as filed
+    subject: frozenset[int]  # identifying words of the entry's subject, all needed to name it (hashed)
+    facts: frozenset[int]  # content words of this row's answer or sentence (hashed)
+    full_name: frozenset[int]  # every word of the subject as filed (hashed)
 
 
 def semantic_hit(
     score: float,
-    row_subject: frozenset[str],
-    row_facts: frozenset[str],
-    window_words: frozenset[str],
+    row_subject: frozenset[int],
+    row_facts: frozenset[int],
+    window_words: frozenset[int],
     settings: GuardSettings,
     *,
     named: bool | None = None,
@@ -74,8 +74,10 @@ class SemanticMatcher:
         rows: list[_Row] = []
         matrices = []
         for a in artifacts:
+            if not a.output_vectors:  # semantic rows dropped at shredding
+                continue
             subject = frozenset(a.subject_terms)
-            full_name = word_set(a.subject) if a.subject else frozenset()
+            full_name = frozenset(a.full_name)
             rows += [_Row(a.forget_id, a.action, subject, frozenset(f), full_name) for f in a.output_anchors]
             matrices.append(a.output_matrix())
         if not rows:
@@ -96,14 +98,14 @@ class SemanticMatcher:
         if text.derived_windows:
             spans += [text.windows[i] for i, _ in text.derived_windows]
             vectors = np.concatenate([vectors, text.derived_vectors])
-            words += [word_set(derived) for _, derived in text.derived_windows]
+            words += [text.hashed_words(derived) for _, derived in text.derived_windows]
             written += [derived for _, derived in text.derived_windows]
         results = self.store.search(vectors, self.settings.semantic_top_k)
         matches: dict[tuple[str, int, int], GuardMatch] = {}
         for window, window_words, window_text, hits in zip(spans, words, written, results):
-            groups = identifying_groups(window_text) if hits else ()
+            groups = text.hashed_groups(window_text) if hits else ()
             for score, row in hits:
-                named = names_subject(groups, window_words, row.subject, row.full_name)
+                named = names_subject(groups, window_words, row.subject, row.full_name, text.hasher.titles)
                 identifying = sum(1 for g in groups if g & row.facts)
                 if not semantic_hit(
                     score, row.subject, row.facts, window_words, text.settings, named=named, identifying=identifying
