@@ -14,6 +14,9 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TOKE
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Ledgers opened by unit tests seal content with a throwaway master key instead of writing one under
+# ~/.lethe. Servers started by tests do not inherit it: they make their own under their LETHE_HOME.
+os.environ.setdefault("LETHE_MASTER_KEY", "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=")
 
 from tests.support.lethe_server import LetheServer  # noqa: E402
 from tests.support.model_builders import build_tiny_llama  # noqa: E402

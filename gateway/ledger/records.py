@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,11 +17,15 @@ class ForgetRecord:
     subject: str | None
     reason: str
     action: Action
-    payload: dict[str, Any]  # the request as filed: texts, qa, literals (JSON)
+    payload: dict[str, Any]  # the request as filed: texts, qa, literals (opened from the vault; {} once shredded)
     status: ForgetStatus
     created_at: datetime
     enforced_at: datetime | None
     index_version: int
+    counts: dict[str, int] = field(default_factory=dict)  # how many texts, qa pairs, literals were filed
+    content_digest: str | None = None  # HMAC-SHA256 of the content under the filer's salt
+    shredded_at: datetime | None = None  # when its content was destroyed (subject and payload then empty)
+    has_subject: bool = False  # filed with a subject (known after shredding too)
 
     def entry(self) -> ForgetEntry:
         p = self.payload

@@ -35,7 +35,32 @@ forget_requests = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("enforced_at", DateTime(timezone=True), nullable=True),
     Column("index_version", BigInteger, nullable=False, unique=True),
+    # The API key that filed it (gateway.ledger.keys): a requester key reads only its own requests.
+    Column("created_by", String(64), nullable=True),
+    # Since 0003 `subject` stays NULL and `payload` holds only counts: the content is in forget_payloads.
+    Column("content_digest", String(96), nullable=True),  # HMAC-SHA256 under a salt only the filer has
+    Column("shredded_at", DateTime(timezone=True), nullable=True),
     Index("ix_forget_requests_status", "status"),
+)
+
+# The one place a forget request's content lives: sealed with its own data key, wrapped by the master key
+# (gateway.ledger.vault). Shredding deletes the row; the guard keeps its hashed artifacts.
+forget_payloads = Table(
+    "forget_payloads",
+    metadata,
+    Column("forget_id", String(36), ForeignKey("forget_requests.id", ondelete="CASCADE"), primary_key=True),
+    Column("key_id", String(32), nullable=False),  # the master key that wraps the data key
+    Column("wrapped_key", LargeBinary, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+)
+
+# Deployment secrets wrapped by the master key (row "guard_term_key": the guard's hash key).
+ledger_secrets = Table(
+    "ledger_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
 )
 
 guard_artifacts = Table(
@@ -110,4 +135,18 @@ serving_pointer = Table(
     Column("name", String(32), primary_key=True),
     Column("version_id", String(64), ForeignKey("weight_versions.id"), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# API keys (gateway.ledger.keys): only a SHA-256 of each key is stored; the key is shown once.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(24), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
 )

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
 
-from sqlalchemy import Table, create_engine, event, func, insert, select, update
+from sqlalchemy import Table, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import URL, Connection, Engine, Row, make_url
 
-from gateway.guard.artifacts import EntryArtifacts
+from gateway.guard.artifacts import ARTIFACTS_FORMAT, EntryArtifacts
+from gateway.guard.keyed import TermHasher, new_key
 from gateway.guard.types import ForgetEntry
 from gateway.ledger import schema as t
+from gateway.ledger.actors import current_actor, resolve_actor
 from gateway.ledger.migrate import upgrade_to_head
 from gateway.ledger.records import AuditEvent, ForgetRecord, IndexSnapshot, JobRecord, VersionRecord
 from gateway.ledger.states import JOB_ACTIVE_STATES, JOB_TERMINAL_STATES, ForgetStatus, JobState
+from gateway.ledger.vault import Sealed, Vault, VaultError
 
 # How long a SQLite writer waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
@@ -62,6 +67,12 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+def _filed_by() -> str | None:
+    """The API key on whose request a forget request is written (gateway.ledger.actors), if any."""
+    acting = current_actor()
+    return acting.key_id if acting is not None else None
 
 
 def _fit(table: Table, values: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +143,8 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged forget request survives power loss
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted content is overwritten, not left in free pages: a shredded key must not be recoverable.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cursor.close()
 
@@ -143,6 +156,47 @@ def _sqlite_engine(url: str) -> Engine:
     return engine
 
 
+def _aad(record_id: str) -> bytes:
+    """What a sealed value is bound to: moving it to another row makes it fail to open."""
+    return f"lethe:{record_id}".encode()
+
+
+def _counts(payload: dict[str, Any], subject: str | None = None) -> dict[str, int]:
+    counts = {key: len(payload.get(key) or ()) for key in ("texts", "qa", "literals")}
+    return {**counts, "subject": int(bool(subject))}
+
+
+def _content_bytes(subject: str | None, payload: dict[str, Any]) -> bytes:
+    content = {
+        "subject": subject,
+        "texts": list(payload.get("texts") or ()),
+        "qa": [list(p) for p in payload.get("qa") or ()],
+        "literals": list(payload.get("literals") or ()),
+    }
+    return json.dumps(content, ensure_ascii=False).encode()
+
+
+def _artifacts(r: Row[Any]) -> EntryArtifacts:
+    return EntryArtifacts.from_stored(
+        forget_id=r.forget_id,
+        action=r.action,
+        model_name=r.model_name,
+        dim=r.dim,
+        terms=r.terms,
+        ngram_hashes=r.ngram_hashes,
+        output_vectors=r.output_vectors,
+        question_vectors=r.question_vectors,
+    )
+
+
+def _forget_query() -> Any:
+    """forget_requests with their sealed content (none once shredded)."""
+    p = t.forget_payloads
+    return select(t.forget_requests, p.c.key_id, p.c.wrapped_key, p.c.ciphertext).outerjoin(
+        p, p.c.forget_id == t.forget_requests.c.id
+    )
+
+
 class Ledger:
     """The one durable store. Every write is one transaction, committed before the call returns.
 
@@ -152,16 +206,26 @@ class Ledger:
     True
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, vault: Vault | None = None) -> None:
         self.engine = engine
+        self.vault = vault if vault is not None else Vault.from_environment(os.environ.get("LETHE_HOME", "~/.lethe"))
 
     @classmethod
-    def open(cls, url: str) -> Ledger:
-        """Connect and migrate the schema to head (SQLite: WAL, synchronous=FULL, foreign keys on)."""
+    def open(cls, url: str, vault: Vault | None = None) -> Ledger:
+        """Connect and migrate the schema to head (SQLite: WAL, synchronous=FULL, foreign keys on,
+        secure_delete on). `vault`: the master key that seals forgotten content (default: from the
+        environment or `$LETHE_HOME/keys/master.key`, see gateway.ledger.vault)."""
         if url.startswith("sqlite"):
             path = url.split(":///", 1)[1] if ":///" in url else ""
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                db = Path(path)
+                db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                # 0600 whatever the umask, before SQLite opens it: SQLite gives the -wal and -shm files the
+                # database's mode; the chmods fix files an older version left world-readable.
+                os.close(os.open(db, os.O_RDWR | os.O_CREAT, 0o600))
+                for part in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+                    if part.exists():
+                        os.chmod(part, 0o600)
             engine = _sqlite_engine(url)
         else:
             engine = create_engine(_engine_url(url), pool_pre_ping=True)
@@ -170,19 +234,31 @@ class Ledger:
                 # Two replicas starting together must not both run the migration.
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7412001)")
             upgrade_to_head(conn)
-        return cls(engine)
+        ledger = cls(engine, vault)
+        ledger._seal_legacy_payloads()
+        return ledger
 
     def close(self) -> None:
         self.engine.dispose()
 
     # --- forget requests ------------------------------------------------------------------------
 
-    def add_forget(self, entry: ForgetEntry, artifacts: EntryArtifacts, *, actor: str = "operator") -> ForgetRecord:
-        """Store a forget request with its guard artifacts and give it the next index version, atomically."""
+    def add_forget(
+        self,
+        entry: ForgetEntry,
+        artifacts: EntryArtifacts,
+        *,
+        actor: str = "operator",
+        content_digest: str | None = None,
+    ) -> ForgetRecord:
+        """Store a forget request with its guard artifacts and give it the next index version, atomically.
+        Its content (subject, texts, qa, literals) is stored only sealed (`forget_payloads`)."""
         if artifacts.forget_id != entry.forget_id:
             raise ValueError(f"artifacts belong to {artifacts.forget_id}, not {entry.forget_id}")
         now = _now()
         payload = {"texts": list(entry.texts), "qa": [list(p) for p in entry.qa], "literals": list(entry.literals)}
+        counts = _counts(payload, entry.subject)
+        sealed = self.vault.seal(_content_bytes(entry.subject, payload), _aad(entry.forget_id))
         with self.engine.begin() as conn:
             version = self._bump(conn, "index_version")
             conn.execute(
@@ -191,16 +267,26 @@ class Ledger:
                         t.forget_requests,
                         {
                             "id": entry.forget_id,
-                            "subject": entry.subject,
+                            "subject": None,
                             "reason": entry.reason,
                             "action": entry.action,
-                            "payload": payload,
+                            "payload": counts,
+                            "content_digest": content_digest,
                             "status": ForgetStatus.ENFORCED.value,
                             "created_at": now,
                             "enforced_at": now,
                             "index_version": version,
+                            "created_by": _filed_by(),
                         },
                     )
+                )
+            )
+            conn.execute(
+                insert(t.forget_payloads).values(
+                    forget_id=entry.forget_id,
+                    key_id=sealed.key_id,
+                    wrapped_key=sealed.wrapped_key,
+                    ciphertext=sealed.ciphertext,
                 )
             )
             conn.execute(
@@ -237,18 +323,21 @@ class Ledger:
             now,
             now,
             version,
+            counts={k: v for k, v in counts.items() if k != "subject"},
+            content_digest=content_digest,
+            has_subject=entry.subject is not None,
         )
 
     def get_forget(self, forget_id: str) -> ForgetRecord | None:
         if not _storable_key(forget_id):
             return None
         with self.engine.connect() as conn:
-            row = conn.execute(select(t.forget_requests).where(t.forget_requests.c.id == forget_id)).first()
+            row = conn.execute(_forget_query().where(t.forget_requests.c.id == forget_id)).first()
         return self._forget(row) if row else None
 
     def list_forgets(self, status: ForgetStatus | None = None, limit: int = 100, offset: int = 0) -> list[ForgetRecord]:
         _page(limit, offset)
-        q = select(t.forget_requests).order_by(t.forget_requests.c.index_version).limit(limit).offset(offset)
+        q = _forget_query().order_by(t.forget_requests.c.index_version).limit(limit).offset(offset)
         if status is not None:
             q = q.where(t.forget_requests.c.status == _forget_status(status).value)
         with self.engine.connect() as conn:
@@ -274,6 +363,162 @@ class Ledger:
                 self._audit(conn, actor, "forget.status", forget_id, {"status": status.value})
         return changed
 
+    def shred(self, forget_id: str, *, reason: str, actor: str = "system") -> datetime | None:
+        """Crypto-shred one request: delete its sealed content and wrapped data key for good (SQLite
+        overwrites the freed pages and checkpoints the WAL; PostgreSQL vacuums the table). The guard keeps
+        enforcing it from its hashed artifacts. Returns when it was shredded (None: no such request);
+        shredding twice is a no-op."""
+        if not _storable_key(forget_id):
+            return None
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(t.forget_requests.c.shredded_at).where(t.forget_requests.c.id == forget_id)
+            ).first()
+            if row is None:
+                return None
+            if row.shredded_at is not None:
+                shredded: datetime = _utc(row.shredded_at)
+                return shredded
+            at = _now()
+            conn.execute(delete(t.forget_payloads).where(t.forget_payloads.c.forget_id == forget_id))
+            conn.execute(update(t.forget_requests).where(t.forget_requests.c.id == forget_id).values(shredded_at=at))
+            self._audit(conn, actor, "forget.shredded", forget_id, {"reason": reason, "shredded_at": at.isoformat()})
+        self._purge_deleted()
+        return at
+
+    def drop_semantic_rows(self, forget_id: str, *, actor: str = "system") -> bool:
+        """Remove a request's sentence embeddings (the residual an inversion attack could read), keeping its
+        hashed literals and shingles; the index stops matching it by meaning. Takes effect on replicas at
+        their next rebuild from the ledger (restart)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(t.guard_artifacts.c.dim).where(t.guard_artifacts.c.forget_id == forget_id)
+            ).first()
+            if row is None:
+                return False
+            conn.execute(
+                update(t.guard_artifacts)
+                .where(t.guard_artifacts.c.forget_id == forget_id)
+                .values(output_vectors=b"", question_vectors=b"")
+            )
+            self._audit(conn, actor, "forget.semantic_dropped", forget_id, {})
+        self._purge_deleted()
+        return True
+
+    def _purge_deleted(self) -> None:
+        """Make deleted rows unrecoverable from the files: SQLite moves WAL pages into the (secure_delete)
+        database and truncates the WAL; PostgreSQL vacuums the sealed-content table."""
+        if self.engine.dialect.name == "sqlite":
+            raw = self.engine.raw_connection()  # outside any transaction (a checkpoint cannot run in one)
+            try:
+                raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                raw.close()
+        elif self.engine.dialect.name == "postgresql":
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM forget_payloads")
+
+    def rewrap(self) -> int:
+        """Re-wrap every data key and secret under the vault's current master key (rotation: the vault
+        knows the old key as a previous one). Returns how many were re-wrapped."""
+        changed = 0
+        with self.engine.begin() as conn:
+            for r in conn.execute(select(t.forget_payloads)).all():
+                if r.key_id == self.vault.key_id:
+                    continue
+                key_id, wrapped = self.vault.rewrap(r.key_id, r.wrapped_key, _aad(r.forget_id))
+                conn.execute(
+                    update(t.forget_payloads)
+                    .where(t.forget_payloads.c.forget_id == r.forget_id)
+                    .values(key_id=key_id, wrapped_key=wrapped)
+                )
+                changed += 1
+            for r in conn.execute(select(t.ledger_secrets)).all():
+                if r.key_id == self.vault.key_id:
+                    continue
+                key_id, wrapped = self.vault.rewrap(r.key_id, r.wrapped, _aad(f"secret:{r.name}"))
+                conn.execute(
+                    update(t.ledger_secrets)
+                    .where(t.ledger_secrets.c.name == r.name)
+                    .values(key_id=key_id, wrapped=wrapped)
+                )
+                changed += 1
+            if changed:
+                self._audit(conn, "operator", "vault.rewrapped", None, {"key_id": self.vault.key_id, "count": changed})
+        self._purge_deleted()
+        return changed
+
+    def guard_hasher(self) -> TermHasher:
+        """The deployment's guard hash key (made on first use, stored wrapped by the master key): every
+        replica hashes with the same one."""
+        return TermHasher(self._secret("guard_term_key"))
+
+    def _secret(self, name: str) -> bytes:
+        aad = _aad(f"secret:{name}")
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t.ledger_secrets).where(t.ledger_secrets.c.name == name)).first()
+            if row is None:
+                key_id, wrapped = self.vault.wrap(new_key(), aad)
+                conn.execute(insert(t.ledger_secrets).values(name=name, key_id=key_id, wrapped=wrapped))
+                row = conn.execute(select(t.ledger_secrets).where(t.ledger_secrets.c.name == name)).one()
+        return self.vault.unwrap(row.key_id, row.wrapped, aad)
+
+    def stale_artifacts(self, key_id: str) -> list[str]:
+        """Requests whose guard artifacts must be rebuilt: an older format, or hashed with another key."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.guard_artifacts.c.forget_id, t.guard_artifacts.c.terms)).all()
+        return [
+            r.forget_id
+            for r in rows
+            if int(r.terms.get("format", 1)) != ARTIFACTS_FORMAT or r.terms.get("key_id") != key_id
+        ]
+
+    def replace_artifacts(self, artifacts: EntryArtifacts) -> None:
+        """Store rebuilt artifacts of an existing request (same index version)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.guard_artifacts)
+                .where(t.guard_artifacts.c.forget_id == artifacts.forget_id)
+                .values(
+                    model_name=artifacts.model_name,
+                    dim=artifacts.dim,
+                    format=artifacts.format,
+                    terms=artifacts.terms_json(),
+                    ngram_hashes=artifacts.ngram_hashes,
+                    output_vectors=artifacts.output_vectors,
+                    question_vectors=artifacts.question_vectors,
+                )
+            )
+
+    def _seal_legacy_payloads(self) -> None:
+        """Ledgers from before 0003 kept content in clear: seal it now, leave only counts behind."""
+        with self.engine.begin() as conn:
+            legacy = conn.execute(
+                select(t.forget_requests)
+                .outerjoin(t.forget_payloads, t.forget_payloads.c.forget_id == t.forget_requests.c.id)
+                .where(t.forget_payloads.c.forget_id.is_(None), t.forget_requests.c.shredded_at.is_(None))
+            ).all()
+            for r in legacy:
+                payload = r.payload or {}
+                if not any(isinstance(v, list) for v in payload.values()):
+                    continue
+                sealed = self.vault.seal(_content_bytes(r.subject, payload), _aad(r.id))
+                conn.execute(
+                    insert(t.forget_payloads).values(
+                        forget_id=r.id,
+                        key_id=sealed.key_id,
+                        wrapped_key=sealed.wrapped_key,
+                        ciphertext=sealed.ciphertext,
+                    )
+                )
+                conn.execute(
+                    update(t.forget_requests)
+                    .where(t.forget_requests.c.id == r.id)
+                    .values(subject=None, payload=_counts(payload, r.subject))
+                )
+        if legacy:
+            self._purge_deleted()
+
     def count_forgets(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(t.forget_requests)).scalar_one())
@@ -295,28 +540,32 @@ class Ledger:
                 ).scalar_one()
             )
             rows = conn.execute(
-                select(t.guard_artifacts, t.forget_requests.c.action, t.forget_requests.c.subject)
+                select(t.guard_artifacts, t.forget_requests.c.action)
                 .join(t.forget_requests, t.forget_requests.c.id == t.guard_artifacts.c.forget_id)
                 .order_by(t.forget_requests.c.index_version)
             ).all()
-        artifacts = tuple(
-            EntryArtifacts.from_stored(
-                forget_id=r.forget_id,
-                action=r.action,
-                subject=r.subject,
-                model_name=r.model_name,
-                dim=r.dim,
-                terms=r.terms,
-                ngram_hashes=r.ngram_hashes,
-                output_vectors=r.output_vectors,
-                question_vectors=r.question_vectors,
-            )
-            for r in rows
-        )
+        artifacts = tuple(_artifacts(r) for r in rows)
         return IndexSnapshot(version, artifacts)
 
     def load_artifacts(self) -> list[EntryArtifacts]:
         return list(self.snapshot().artifacts)
+
+    def artifacts_since(self, version: int) -> tuple[int, list[tuple[int, EntryArtifacts]]]:
+        """The index version now and (index version, artifacts) of every request committed after `version`,
+        read in one transaction: how the authority publishes, by version range, whatever was committed."""
+        with self.engine.begin() as conn:
+            now = int(
+                conn.execute(
+                    select(t.ledger_counters.c.value).where(t.ledger_counters.c.name == "index_version")
+                ).scalar_one()
+            )
+            rows = conn.execute(
+                select(t.guard_artifacts, t.forget_requests.c.action, t.forget_requests.c.index_version)
+                .join(t.forget_requests, t.forget_requests.c.id == t.guard_artifacts.c.forget_id)
+                .where(t.forget_requests.c.index_version > version)
+                .order_by(t.forget_requests.c.index_version)
+            ).all()
+        return now, [(int(r.index_version), _artifacts(r)) for r in rows]
 
     # --- audit ----------------------------------------------------------------------------------
 
@@ -546,6 +795,7 @@ class Ledger:
 
     @staticmethod
     def _audit(conn: Connection, actor: str, kind: str, subject_id: str | None, details: dict[str, Any]) -> AuditEvent:
+        actor = resolve_actor(actor)  # the acting API key, when a request's work writes this
         if not kind or not actor:
             raise ValueError("audit events need a kind and an actor")
         at = _now()
@@ -568,19 +818,36 @@ class Ledger:
             select(t.serving_pointer.c.version_id).where(t.serving_pointer.c.name == "serving")
         ).scalar()
 
-    @staticmethod
-    def _forget(r: Row[Any]) -> ForgetRecord:
+    def _forget(self, r: Row[Any]) -> ForgetRecord:
+        """A record with its content opened (subject and payload empty once shredded)."""
+        subject, payload = None, {}
+        if r.ciphertext is not None:
+            content = self._open_content(r.id, Sealed(r.key_id, r.wrapped_key, r.ciphertext))
+            subject, payload = content["subject"], {k: content[k] for k in ("texts", "qa", "literals")}
+        stored = r.payload or {}  # counts since 0003 (lists in a ledger not yet sealed)
+        counts = {k: int(v) if isinstance(v, int) else len(v or ()) for k, v in stored.items() if k != "subject"}
         return ForgetRecord(
             r.id,
-            r.subject,
+            subject,
             r.reason,
             r.action,
-            r.payload,
+            payload,
             ForgetStatus(r.status),
             _utc(r.created_at),
             _utc(r.enforced_at),
             int(r.index_version),
+            counts=counts,
+            content_digest=r.content_digest,
+            shredded_at=_utc(r.shredded_at),
+            has_subject=bool(stored.get("subject")) or subject is not None,
         )
+
+    def _open_content(self, forget_id: str, sealed: Sealed) -> dict[str, Any]:
+        try:
+            content: dict[str, Any] = json.loads(self.vault.open(sealed, _aad(forget_id)))
+        except VaultError as exc:
+            raise VaultError(f"forget request {forget_id}: {exc}") from None
+        return content
 
     @staticmethod
     def _job_from(v: dict[str, Any]) -> JobRecord:

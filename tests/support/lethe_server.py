@@ -35,9 +35,14 @@ class LetheServer:
             "LETHE_PORT": str(self.port),
             "LETHE_METRICS_PORT": str(free_port()),
             "LETHE_PROBES_ENABLED": "false",  # probe runs only where a test asks for one
+            # Tests check which replica answered (x-lethe-replica); chat clients do not see it by default.
+            "LETHE_DIAGNOSTIC_HEADERS": "true",
             "PYTHONUNBUFFERED": "1",
             **env,
         }
+        if "LETHE_MASTER_KEY" not in env:  # the unit tests' key (tests/conftest.py) is not the server's
+            self.env.pop("LETHE_MASTER_KEY", None)
+            self.env.pop("LETHE_MASTER_KEYS_PREVIOUS", None)
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.guard.artifacts import EntryArtifacts
+from gateway.guard.artifacts import EntryArtifacts, hashed_keys
+from gateway.guard.keyed import PROCESS_HASHER
 from gateway.guard.types import ForgetEntry
 from gateway.ledger import Ledger
 
@@ -37,17 +38,18 @@ def make_pair(i: int, dim: int = 8) -> tuple[ForgetEntry, EntryArtifacts]:
     artifacts = EntryArtifacts(
         forget_id=fid,
         action="block",
-        subject=entry.subject,
         model_name="test-model",
         dim=dim,
         ngram_n=5,
-        literal_keys=(("digits", f"4790000{i:03d}"),),
+        key_id=PROCESS_HASHER.key_id,
+        literal_keys=hashed_keys([("digits", f"4790000{i:03d}")], PROCESS_HASHER),
         ngram_hashes=np.array([i, i + 1], dtype="<u8").tobytes(),
         output_vectors=vec.tobytes(),
-        output_anchors=(("bergen",),),
+        output_anchors=((PROCESS_HASHER("bergen"),),),
         question_vectors=vec.tobytes(),
-        subject_terms=(f"number{i}",),
-        attribute_terms=("live",),
+        subject_terms=(PROCESS_HASHER(f"number{i}"),),
+        full_name=tuple(PROCESS_HASHER.words({"person", f"number{i}"})),
+        attribute_terms=(PROCESS_HASHER("live"),),
     )
     return entry, artifacts
 
