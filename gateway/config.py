@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from limits import parse_many
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -74,6 +76,53 @@ class ServerConfig(_Section):
     )
     request_timeout_s: float = Field(default=300.0, gt=0, description="Longest a chat request may run.")
     ready_timeout_s: float = Field(default=5.0, gt=0, description="How long /readyz waits for the engine to answer.")
+    # --- access and limits (gateway.http.auth) ---
+    chat_auth: Literal["none", "keys"] = Field(
+        default="none",
+        description="`keys`: the chat routes need an API key with the chat (or operator) role; `none`: open "
+        "(the local quick start; any Authorization header is ignored there).",
+    )
+    rate_limit: str | None = Field(
+        default="1200/minute",
+        description="Requests each API key (and LETHE_ADMIN_TOKEN) may make, in `limits` notation "
+        "(`20/second`, `1200/minute`, `10/second;1000/hour`); counted per ingress replica; unset: no limit.",
+    )
+    anonymous_rate_limit: str | None = Field(
+        default=None, description="With chat_auth `none`: chat requests per client address (unset: no limit)."
+    )
+    max_streams_per_key: int = Field(
+        default=32, ge=1, le=100_000, description="Chat requests one API key may have in flight per ingress replica."
+    )
+    anonymous_max_streams: int | None = Field(
+        default=None, ge=1, description="With chat_auth `none`: chat requests in flight per client address."
+    )
+    key_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How long an ingress replica trusts a key lookup: a key revoked elsewhere stops working "
+        "on every replica within this.",
+    )
+    max_ongoing_requests: int = Field(
+        default=1000, ge=1, description="Requests one ingress replica handles at once (Serve `max_ongoing_requests`)."
+    )
+    max_queued_requests: int = Field(
+        default=2000,
+        ge=-1,
+        description="Requests Serve's proxy queues for the ingress beyond that (-1: unbounded); over it, 503.",
+    )
+    llm_max_queued_requests: int = Field(
+        default=512,
+        ge=-1,
+        description="Chat requests queued for a busy LLM replica per ingress (-1: unbounded); over it, 503.",
+    )
+    diagnostic_headers: bool = Field(
+        default=False,
+        description="Also send `x-lethe-replica` and `x-lethe-ingress` on chat responses (which LLM replica "
+        "and ingress answered: topology, and `guard` on a refused prompt). Off: chat clients see only "
+        "`x-lethe-model-version` and `x-lethe-index-version`.",
+    )
+
     ray_address: str | None = Field(
         default=None, description="Existing Ray cluster to join (`auto`, `ray://…`); default starts a local one."
     )
@@ -87,6 +136,54 @@ class ServerConfig(_Section):
     metrics_enabled: bool = Field(
         default=True, description="Record Lethe's metrics (`lethe_*`). Off exists to measure their cost (benchmarks)."
     )
+    spans_nodes: bool | None = Field(
+        default=None,
+        description="Replicas may run on more than one node, so the ledger must be a database server "
+        "(SQLite's lock needs one host). Default: true when joining a cluster (`ray_address` set).",
+    )
+    proxy_location: Literal["HeadOnly", "EveryNode"] = Field(
+        default="EveryNode", description="Where Ray Serve runs its HTTP proxies: on every node, or on the head only."
+    )
+    llm_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources each LLM replica asks for (e.g. `{gpu_pool: 1}`): pins replicas "
+        "to the nodes that offer them.",
+    )
+    ingress_resources: dict[str, float] = Field(
+        default_factory=dict, description="Custom Ray resources each ingress (Gateway) replica asks for."
+    )
+    control_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources of the single forget authority, job manager and version "
+        "controller (keep them on a node that stays, e.g. the head).",
+    )
+
+    @field_validator("rate_limit", "anonymous_rate_limit")
+    @classmethod
+    def _valid_rate(cls, value: str | None) -> str | None:
+        if value is not None and value.strip():
+            try:
+                parse_many(value)
+            except ValueError as exc:
+                raise ValueError(f"not a rate limit like '1200/minute': {exc}") from None
+            return value
+        return None
+
+    @field_validator("llm_resources", "ingress_resources", "control_resources", mode="before")
+    @classmethod
+    def _resources_from_json(cls, value: Any) -> Any:
+        # From an environment variable the mapping arrives as JSON text.
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except ValueError as exc:
+                raise ValueError(f"not a JSON object of resource amounts: {exc}") from None
+        return value
+
+    @property
+    def multi_node(self) -> bool:
+        """Whether replicas can land on different hosts (explicit, or implied by joining a cluster)."""
+        return self.ray_address is not None if self.spans_nodes is None else self.spans_nodes
 
 
 class GuardConfig(_Section):
@@ -176,6 +273,42 @@ class ProbesConfig(_Section):
     concurrency: int = Field(default=8, ge=1, le=256, description="Probe requests in flight at once.")
 
 
+class RetentionConfig(_Section):
+    """When a forget request's content is crypto-shredded (its data key destroyed, see docs/data.md). The
+    guard keeps enforcing it from keyed hashes and embeddings either way."""
+
+    shred: Literal["unlearned", "retention", "never"] = Field(
+        default="unlearned",
+        description="`unlearned`: once its job published, the version serving descends from it and the "
+        "latest leakage probe of that version found it clean; `retention`: `retention_days` after filing; "
+        "`never`: only on `POST /v1/forget/{id}/shred`.",
+    )
+    retention_days: float = Field(default=30.0, gt=0, description="With shred=retention: days after filing.")
+    drop_semantic: bool = Field(
+        default=False,
+        description="Also drop the request's sentence embeddings when shredding (they could be inverted into "
+        "approximate text); its hashed literals and shingles keep enforcing it.",
+    )
+    check_interval_s: float = Field(default=60.0, gt=0, description="How often shredding is considered.")
+
+
+class LogsConfig(_Section):
+    """What `lethe serve` and its replicas log: one line per thing an operator acts on, never per
+    internal call, never a prompt or an output (request logs carry the request id)."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Level of Lethe's own loggers and of Ray Serve's replica logs."
+    )
+    format: Literal["text", "json"] = Field(
+        default="text", description="`json`: one JSON object per line (log collectors on a cluster)."
+    )
+    access_log: bool = Field(
+        default=False,
+        description="Ray Serve's per-call access log lines (every long-poll and ack between replicas "
+        "too): off unless debugging request routing.",
+    )
+
+
 class LetheConfig(_Section):
     """Everything `lethe serve` needs, validated before anything starts."""
 
@@ -193,6 +326,8 @@ class LetheConfig(_Section):
     unlearn: UnlearnConfig = Field(default_factory=UnlearnConfig)
     swap: SwapConfig = Field(default_factory=SwapConfig)
     probes: ProbesConfig = Field(default_factory=ProbesConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
 
     @field_validator("home", "models_dir", mode="after")
     @classmethod
@@ -257,6 +392,14 @@ ENV_OVERRIDES: dict[str, str] = {
     "LETHE_LLM_NUM_CPUS": "server.llm_num_cpus",
     "LETHE_LLM_NUM_GPUS": "server.llm_num_gpus",
     "LETHE_MAX_BODY_BYTES": "server.max_body_bytes",
+    "LETHE_REQUEST_TIMEOUT_S": "server.request_timeout_s",
+    "LETHE_CHAT_AUTH": "server.chat_auth",
+    "LETHE_RATE_LIMIT": "server.rate_limit",
+    "LETHE_ANONYMOUS_RATE_LIMIT": "server.anonymous_rate_limit",
+    "LETHE_MAX_STREAMS_PER_KEY": "server.max_streams_per_key",
+    "LETHE_MAX_ONGOING_REQUESTS": "server.max_ongoing_requests",
+    "LETHE_MAX_QUEUED_REQUESTS": "server.max_queued_requests",
+    "LETHE_DIAGNOSTIC_HEADERS": "server.diagnostic_headers",
     "LETHE_RAY_ADDRESS": "server.ray_address",
     "LETHE_METRICS_PORT": "server.metrics_port",
     "LETHE_METRICS_ENABLED": "server.metrics_enabled",
@@ -264,10 +407,23 @@ ENV_OVERRIDES: dict[str, str] = {
     "LETHE_DRAIN_TIMEOUT_S": "swap.drain_timeout_s",
     "LETHE_SMOKE_PROMPT": "swap.smoke_prompt",
     "LETHE_PROBES_ENABLED": "probes.enabled",
+    "LETHE_SHRED": "retention.shred",
+    "LETHE_RETENTION_DAYS": "retention.retention_days",
     "LETHE_PROBE_INTERVAL_S": "probes.interval_s",
     "LETHE_PROBE_RETAIN_FILE": "probes.retain_file",
     "LETHE_SMOKE_EXPECT": "swap.smoke_expect",
+    "LETHE_SPANS_NODES": "server.spans_nodes",
+    "LETHE_PROXY_LOCATION": "server.proxy_location",
+    "LETHE_LLM_RESOURCES": "server.llm_resources",
+    "LETHE_INGRESS_RESOURCES": "server.ingress_resources",
+    "LETHE_CONTROL_RESOURCES": "server.control_resources",
+    "LETHE_LOG_LEVEL": "logs.level",
+    "LETHE_LOG_FORMAT": "logs.format",
+    "LETHE_ACCESS_LOG": "logs.access_log",
 }
+
+# Fields that never leave the process in an exported file: they come from Secrets (environment).
+SECRET_FIELDS = ("admin_token", "db_url")
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -291,6 +447,17 @@ def _describe(error: ValidationError, sources: dict[str, str]) -> str:
     return "invalid Lethe configuration:\n" + "\n".join(lines)
 
 
+def check_shared_ledger(config: LetheConfig) -> None:
+    """Refuse a SQLite ledger when replicas can run on several nodes: SQLite's locking (WAL) needs
+    one host, and on a volume shared across nodes its locks can break and the ledger be corrupted."""
+    if config.server.multi_node and config.ledger_url.startswith("sqlite"):
+        raise ConfigError(
+            "invalid Lethe configuration:\n  db_url (from $LETHE_DB_URL): replicas can span nodes "
+            "(server.spans_nodes, or server.ray_address set) but the ledger is SQLite, which needs one host: "
+            "set a PostgreSQL URL (postgresql://…), or server.spans_nodes: false for a one-node cluster"
+        )
+
+
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> LetheConfig:
     """Read the YAML file (default `deploy/local.yaml`), apply LETHE_* overrides, validate.
 
@@ -309,6 +476,14 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {file_path} must hold a mapping at the top level")
         tree = loaded
+    return config_from_mapping(tree, env)
+
+
+def config_from_mapping(tree: dict[str, Any], env: dict[str, str] | None = None) -> LetheConfig:
+    """Validate a config mapping (a file's content, or the `lethe` argument of a Serve config) with
+    the LETHE_* overrides of `env` on top (default: none)."""
+    tree = json.loads(json.dumps(tree, default=str))  # a deep copy: overrides never touch the caller's
+    env = {} if env is None else env
     sources: dict[str, str] = {}
     for variable, dotted in ENV_OVERRIDES.items():
         raw = env.get(variable)

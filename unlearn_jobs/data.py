@@ -157,7 +157,8 @@ def split_text(text: str) -> tuple[str, str]:
     """A text becomes a continuation target: its first third (≥ 3 words) is the prompt."""
     words = text.split()
     if len(words) < 4:
-        raise ValueError(f"text too short to use as a continuation target: {text!r}")
+        # Never the text itself: this message can end up in a job's error, in the ledger and the API.
+        raise ValueError(f"text too short to use as a continuation target ({len(words)} words; 4 needed)")
     cut = max(3, len(words) // 3)
     return " ".join(words[:cut]), " ".join(words[cut:])
 
@@ -180,7 +181,8 @@ def examples_from_facts(facts: Iterable[Fact]) -> ExampleSet:
 
 def examples_from_request(body: Mapping[str, Any], forget_id: str | None = None) -> ExampleSet:
     """Examples from one forget request (the `POST /v1/forget` body or a ledger entry)."""
-    source = str(forget_id or body.get("id") or body.get("subject") or "request")
+    # Never the subject: the source id lands in manifests (`forget_ids`) and job records.
+    source = str(forget_id or body.get("id") or "request")
     literals = [str(x) for x in body.get("literals", ()) or ()]
     out: list[Example] = []
     for i, qa in enumerate(body.get("qa", ()) or ()):
@@ -208,8 +210,8 @@ def examples_from_request(body: Mapping[str, Any], forget_id: str | None = None)
 
 def examples_from_requests(bodies: Iterable[Mapping[str, Any]]) -> ExampleSet:
     result = ExampleSet()
-    for body in bodies:
-        result = result.concat(examples_from_request(body))
+    for i, body in enumerate(bodies):
+        result = result.concat(examples_from_request(body, None if body.get("id") else f"request{i}"))
     return result
 
 

@@ -97,13 +97,69 @@ class SetScores:
 
 
 @dataclass(frozen=True)
+class SampleScore:
+    """How one forget probe came back, as scores only: a job's metrics travel to the ledger, every
+    manifest, the APIs and certificates, so they never carry a prompt, an answer or a model output.
+
+    `index` is the probe's position in the evaluation's forget probes (question, then its paraphrases).
+    """
+
+    index: int
+    paraphrase: bool
+    key_term_hit: bool
+    rouge_l: float
+    guard: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "paraphrase": self.paraphrase,
+            "key_term_hit": self.key_term_hit,
+            "rouge_l": round(self.rouge_l, 4),
+            "guard": self.guard,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SampleScore:
+        return cls(
+            int(raw["index"]),
+            bool(raw.get("paraphrase", False)),
+            bool(raw["key_term_hit"]),
+            float(raw["rouge_l"]),
+            None if raw.get("guard") is None else float(raw["guard"]),
+        )
+
+
+def _sample_scores(raw: Any) -> tuple[SampleScore, ...]:
+    """Scored samples from stored metrics; rows written before samples were scores-only (`[prompt,
+    output]` pairs) are dropped, never read back."""
+    return tuple(SampleScore.from_dict(s) for s in raw or () if isinstance(s, Mapping))
+
+
+def redact_metrics(raw: Any) -> Any:
+    """Stored metrics (a `Metrics.to_dict()`, or a job's `{"before": …, "after": …}`) without the text
+    samples that older versions kept: what the APIs, manifests and certificates may show."""
+    if not isinstance(raw, Mapping):
+        return raw
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key == "samples":
+            out[key] = [s.to_dict() for s in _sample_scores(value)]
+        elif isinstance(value, Mapping):
+            out[key] = redact_metrics(value)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
 class Metrics:
     """One evaluation of a model: forget leakage, retain utility, fluency."""
 
     forget: SetScores
     retain: SetScores
     perplexity: float
-    samples: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    samples: tuple[SampleScore, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,7 +171,7 @@ class Metrics:
             # Share of raw generations the gateway's guard would stop (None: no guard scorer).
             "forget_guard_hit_rate": self.forget.pooled_guard,
             "retain_guard_hit_rate": self.retain.pooled_guard,
-            "samples": [list(s) for s in self.samples],
+            "samples": [s.to_dict() for s in self.samples],
         }
 
     @classmethod
@@ -124,7 +180,7 @@ class Metrics:
             SetScores.from_dict(raw["forget"]),
             SetScores.from_dict(raw["retain"]),
             float(raw["perplexity"]),
-            tuple(tuple(s) for s in raw.get("samples", ())),
+            _sample_scores(raw.get("samples")),
         )
 
 
@@ -317,9 +373,20 @@ class Evaluator:
     def evaluate(self, model: Any) -> Metrics:
         forget_out = self._generate(model, self._forget)
         retain_out = self._generate(model, self._retain)
-        samples = tuple((p.text, o) for p, o in list(zip(self._forget, forget_out))[: self.samples])
+        forget = self._score(self._forget, forget_out)  # primes the guard scorer with these outputs
+        # The first few forget probes, as scores with their index: never the prompt or the output.
+        samples = tuple(
+            SampleScore(
+                index=i,
+                paraphrase=p.paraphrase,
+                key_term_hit=key_term_hit(o, p.example.key_terms),
+                rouge_l=rouge_l_recall(o, p.example.target),
+                guard=float(self.guard_scorer(o)) if self.guard_scorer else None,
+            )
+            for i, (p, o) in enumerate(list(zip(self._forget, forget_out))[: self.samples])
+        )
         return Metrics(
-            forget=self._score(self._forget, forget_out),
+            forget=forget,
             retain=self._score(self._retain, retain_out),
             perplexity=self.perplexity(model),
             samples=samples,

@@ -17,6 +17,9 @@ from typing import Any
 MANIFEST = "manifest.json"
 MANIFEST_SCHEMA = 1
 _TMP_PREFIX = ".tmp-"
+# Weights unlearned from a forget set still carry traces of it: versions are private to the gateway's user.
+DIR_MODE = 0o700
+FILE_MODE = 0o600
 
 
 class VersionError(RuntimeError):
@@ -51,11 +54,34 @@ def fsync_tree(root: Path) -> None:
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
     for d in [root, *[p for p in root.rglob("*") if p.is_dir()]]:
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(d)
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Flush a directory's entries: call after a rename into it, or the rename can be lost in a crash."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_private(root: str | os.PathLike[str]) -> None:
+    """chmod `root` and every directory under it 0700, every file 0600 (whatever the umask was)."""
+    top = Path(root)
+    os.chmod(top, DIR_MODE)
+    for path in top.rglob("*"):
+        if path.is_symlink():
+            continue
+        os.chmod(path, DIR_MODE if path.is_dir() else FILE_MODE)
+
+
+def versions_root(versions_dir: str | os.PathLike[str]) -> Path:
+    """The versions directory, created if missing, 0700."""
+    root = Path(versions_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, DIR_MODE)
+    return root
 
 
 def file_checksums(root: Path) -> dict[str, str]:
@@ -86,8 +112,7 @@ def publish_version(
     Everything is written into a temp dir beside the target (same filesystem, so the rename is
     atomic); any failure removes it, so `<versions>/<id>` either exists complete or not at all.
     """
-    root = Path(versions_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    root = versions_root(versions_dir)
     vid = version_id or new_version_id()
     if not vid or "/" in vid or vid.startswith("."):
         raise ValueError(f"bad version id {vid!r}")
@@ -95,7 +120,7 @@ def publish_version(
     if final.exists():
         raise VersionError(f"version {vid} already exists at {final}")
     tmp = root / f"{_TMP_PREFIX}{vid}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    tmp.mkdir(mode=DIR_MODE)
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
@@ -115,13 +140,10 @@ def publish_version(
         if not any(name.endswith(".safetensors") for name in manifest["files"]):
             raise VersionError("model.save_pretrained wrote no .safetensors file")
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        make_private(tmp)
         fsync_tree(tmp)
         os.rename(tmp, final)
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

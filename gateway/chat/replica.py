@@ -20,6 +20,7 @@ from gateway.chat.engines.base import (
     GenerationChunk,
     PromptTooLongError,
     ReplicaSwappingError,
+    ReplicaUnverifiedError,
     SamplingRequest,
     SamplingSpec,
     StreamStart,
@@ -72,9 +73,14 @@ class LLMReplica:
     ...     print(item)
     """
 
-    def __init__(self, config: LetheConfig, replica_id: str = "", engine: Engine | None = None) -> None:
+    def __init__(
+        self, config: LetheConfig, replica_id: str = "", engine: Engine | None = None, *, unverified: str | None = None
+    ) -> None:
         self._config = config
         self.replica_id = replica_id
+        # Why this replica refuses traffic: the serving weight version failed verification, and it never
+        # serves other weights instead. Not ready until a swap onto a verified version succeeds.
+        self.unverified = unverified
         self._engine = (
             engine if engine is not None else ENGINES.create(config.engine.backend, config, replica=replica_id)
         )
@@ -116,6 +122,8 @@ class LLMReplica:
     ) -> AsyncIterator[StreamStart | GenerationChunk]:
         if self._template is None:
             raise RuntimeError("replica not started")
+        if self.unverified is not None:
+            raise ReplicaUnverifiedError(f"replica {self.replica_id} refuses traffic: {self.unverified}")
         if not self._admitting:
             raise ReplicaSwappingError(f"replica {self.replica_id} is swapping weights")
         self._inflight += 1  # no await between the check and here: a swap sees this request
@@ -134,6 +142,11 @@ class LLMReplica:
                 self._idle.set()
 
     async def health(self) -> bool:
+        """Ready: the engine answers and serves a verified version."""
+        return self.unverified is None and await self._engine.health()
+
+    async def alive(self) -> bool:
+        """The engine answers (an unverified replica is alive: restarting it would not verify anything)."""
         return await self._engine.health()
 
     def info(self) -> EngineInfo:
@@ -180,6 +193,7 @@ class LLMReplica:
                     raise SwapError(f"replica {self.replica_id}: {reason}; restored {previous.model_version}") from None
             finally:
                 self._admitting = True
+            self.unverified = None  # the controller verified `path` before it asked for this swap
             done = time.monotonic()
             return {
                 "replica": self.replica_id,
@@ -217,6 +231,7 @@ class LLMReplica:
             "path": info.model_path,
             "swapping": self._swap_lock.locked(),
             "inflight": self._inflight,
+            "verified": self.unverified is None,
         }
 
     async def shutdown(self) -> None:

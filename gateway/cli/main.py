@@ -10,7 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.client import OperatorClient
+from gateway.cli.config_export import register as register_config
+from gateway.cli.keys import register as register_keys
+from gateway.cli.vault import register as register_vault
 from gateway.config import ConfigError, LetheConfig, load_config
+from gateway.home import private_dir
 from gateway.jobs.guard_scorer import build_guard_scorer
 from gateway.ledger.states import JOB_ACTIVE_STATES, ForgetStatus, JobState
 from unlearn_jobs.cli import register as register_offline
@@ -86,9 +90,16 @@ def _ensure_model(config: LetheConfig) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    # The flags win over the file, as LETHE_* variables do (and reach every replica the same way).
+    if getattr(args, "log_level", None):
+        os.environ["LETHE_LOG_LEVEL"] = args.log_level
+    if getattr(args, "log_json", False):
+        os.environ["LETHE_LOG_FORMAT"] = "json"
     config = _load(args)
     _ensure_model(config)
-    config.home.mkdir(parents=True, exist_ok=True)
+    private_dir(config.home)  # 0700: the ledger, keys and versions under it hold what is being forgotten
     # Ray and the whole Serve app load only for `lethe serve`: the operator commands stay quick.
     from gateway.serve.runner import run_gateway
 
@@ -313,9 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     remote = argparse.ArgumentParser(add_help=False)
     remote.add_argument("--url", help="gateway URL (default $LETHE_URL or http://127.0.0.1:$LETHE_PORT)")
-    remote.add_argument("--token", help="operator token (default $LETHE_ADMIN_TOKEN)")
+    remote.add_argument("--token", help="API key (default $LETHE_API_KEY, else $LETHE_ADMIN_TOKEN)")
 
     serve_p = sub.add_parser("serve", parents=[common], help="run the gateway on a local Ray (foreground)")
+    serve_p.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="default: logs.level (INFO)"
+    )
+    serve_p.add_argument("--log-json", action="store_true", help="one JSON object per log line (clusters)")
     serve_p.set_defaults(func=cmd_serve)
 
     models = sub.add_parser("models", parents=[common], help="base models and weight versions")
@@ -414,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     # `lethe unlearn run`, `lethe finetune`; the offline jobs score generations with the gateway's guard.
     register_offline(sub, unlearn_subparsers=unlearn_sub, guard_scorer_factory=build_guard_scorer)
+    register_config(sub, common)  # `lethe config export --serve`
+    register_vault(sub, common)  # `lethe vault rewrap`
+    register_keys(sub, remote)  # `lethe keys create|list|revoke`
     return parser
 
 

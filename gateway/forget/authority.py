@@ -2,7 +2,9 @@
 it publishes to every ingress replica (long-poll, apply, ack, fence).
 
 The authority is the only writer of forget requests. `add` commits to the ledger, publishes the
-new version, and returns only once every live follower has acknowledged it; a follower that does
+new version, and returns only once every live follower has acknowledged it. Commit and publish are
+shielded from cancellation (a client that disconnects cannot leave a committed request unpublished),
+and publishing reads the ledger by version range, so whatever was committed reaches every follower; a follower that does
 not within `ack_timeout_s` is evicted (told to leave service, and its actor killed so Serve
 replaces it). A follower (`gateway.forget.follower`) that has not heard from the authority for
 `fence_after_s` takes itself out of service: it can never serve from a stale index while the
@@ -12,9 +14,14 @@ authority believes it is gone. The messages both sides exchange are defined here
 from __future__ import annotations
 
 import asyncio
+import base64
 import builtins
 import contextlib
+import hashlib
+import hmac
+import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -23,10 +30,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from gateway.forget.certificates import CertificateSigner, build_certificate
+from gateway.forget.shredding import shred
 from gateway.guard.artifacts import EntryArtifacts, build_artifacts
 from gateway.guard.embedder import Embedder
+from gateway.guard.keyed import PROCESS_HASHER, TermHasher
 from gateway.guard.types import ForgetEntry
-from gateway.ledger import ForgetRecord, ForgetStatus, IndexSnapshot, Ledger
+from gateway.ledger import ForgetRecord, ForgetStatus, Ledger
 from gateway.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -66,9 +75,12 @@ class AuthorityClient(Protocol):
 class LedgerLike(Protocol):
     """What the authority needs of the ledger (gateway.ledger.Ledger)."""
 
-    def add_forget(self, entry: ForgetEntry, artifacts: EntryArtifacts) -> Any: ...
+    def add_forget(
+        self, entry: ForgetEntry, artifacts: EntryArtifacts, *, content_digest: str | None = None
+    ) -> Any: ...
 
-    def snapshot(self) -> IndexSnapshot: ...  # .version and .artifacts (in version order), read consistently
+    # The index version now, and (version, artifacts) of every request committed after `version`.
+    def artifacts_since(self, version: int) -> tuple[int, list[tuple[int, EntryArtifacts]]]: ...
 
 
 @dataclass
@@ -99,16 +111,18 @@ class IndexAuthority:
         timing: SyncTiming = SyncTiming(),
         kill_actor: Callable[[Any], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        hasher: TermHasher = PROCESS_HASHER,
     ) -> None:
         self._ledger = ledger
         self._embedder = embedder
+        self._hasher = hasher
         self._timing = timing
         self._kill_actor = kill_actor
         self._clock = clock
-        # Entries in version order; a version v means "the first v forget requests".
-        snapshot = ledger.snapshot()
-        self._log: list[tuple[int, EntryArtifacts]] = [(i, a) for i, a in enumerate(snapshot.artifacts, start=1)]
-        self.version = int(snapshot.version)
+        # (index version, artifacts) in version order, as the ledger numbered them.
+        version, rows = ledger.artifacts_since(0)
+        self._log: list[tuple[int, EntryArtifacts]] = rows
+        self.version = int(version)
         self._changed = asyncio.Condition()
         self._write_lock = asyncio.Lock()
         self._followers: dict[str, _Follower] = {}
@@ -120,19 +134,34 @@ class IndexAuthority:
 
     # --- writer side ------------------------------------------------------------------------
 
-    async def add(self, entry: ForgetEntry) -> dict[str, Any]:
+    async def add(self, entry: ForgetEntry, *, content_digest: str | None = None) -> dict[str, Any]:
         """Commit `entry`, publish it, wait for every live follower. Returns the ledger record's fields
-        plus `enforced_at` and the followers that acknowledged / were evicted."""
-        artifacts = await asyncio.to_thread(build_artifacts, entry, self._embedder)
-        async with self._write_lock:
-            record = await asyncio.to_thread(self._ledger.add_forget, entry, artifacts)
-            version = int(record.index_version)
-            self._log.append((version, artifacts))
-            async with self._changed:
-                self.version = version
-                self._changed.notify_all()
+        plus `enforced_at` and the followers that acknowledged / were evicted. Once the commit has
+        started, cancelling the caller (a client disconnect, a timeout) no longer stops it: the commit and
+        the publication run to the end in their own task."""
+        artifacts = await asyncio.to_thread(build_artifacts, entry, self._embedder, None, self._hasher)
+        record = await asyncio.shield(asyncio.ensure_future(self._commit(entry, artifacts, content_digest)))
+        version = int(record.index_version)
         acked, evicted = await self._await_acks(version)
         return {"record": record, "enforced_at": _now_iso(), "acked": acked, "evicted": evicted}
+
+    async def _commit(self, entry: ForgetEntry, artifacts: EntryArtifacts, content_digest: str | None) -> Any:
+        async with self._write_lock:
+            record = await asyncio.to_thread(self._ledger.add_forget, entry, artifacts, content_digest=content_digest)
+            await self.publish()
+        return record
+
+    async def publish(self) -> int:
+        """Publish every request the ledger holds beyond the published version (normally the one just
+        committed; after a failure between commit and publish, all it missed). Returns the version."""
+        version, rows = await asyncio.to_thread(self._ledger.artifacts_since, self.version)
+        rows = [(v, a) for v, a in rows if v > self.version]
+        async with self._changed:
+            if rows or version > self.version:
+                self._log.extend(rows)
+                self.version = max(version, self.version)
+                self._changed.notify_all()
+        return self.version
 
     async def _await_acks(self, version: int) -> tuple[list[str], list[str]]:
         deadline = self._clock() + self._timing.ack_timeout_s
@@ -209,6 +238,45 @@ class IndexAuthority:
         }
 
 
+def rebuild_stale_artifacts(ledger: Ledger, embedder: Embedder, hasher: TermHasher) -> int:
+    """Rebuild, from the sealed content, guard artifacts of an older format or hashed with another key
+    (a ledger from before keyed hashing). Returns how many were rebuilt. A shredded request's artifacts
+    cannot be rebuilt: that is an error to fix (restore the guard key), never skipped silently."""
+    stale = ledger.stale_artifacts(hasher.key_id)
+    for forget_id in stale:
+        record = ledger.get_forget(forget_id)
+        if record is None:
+            continue
+        if record.shredded_at is not None:
+            raise RuntimeError(
+                f"guard artifacts of {forget_id} were hashed with another key and its content is shredded: "
+                "restore the ledger's guard key (ledger_secrets) instead of rebuilding"
+            )
+        ledger.replace_artifacts(build_artifacts(record.entry(), embedder, None, hasher))
+    if stale:
+        log.info("rebuilt the guard artifacts of %d forget requests", len(stale))
+    return len(stale)
+
+
+def keyed_content_digest(body: dict[str, Any], salt: bytes) -> str:
+    """HMAC-SHA256 of a forget request's content (subject, texts, qa, literals in canonical JSON) under a
+    per-request salt that only the filer gets (once, in the filing response): a certificate's digest then
+    proves which content it covers to whoever holds the salt, and cannot be brute-forced by anyone else
+    (an unsalted hash of a phone number can).
+
+    >>> keyed_content_digest({"subject": "A", "texts": ["x"]}, b"0" * 16)[:20]
+    'hmac-sha256:6e88d163'
+    """
+    content = {
+        "subject": body.get("subject") or None,
+        "texts": list(body.get("texts") or []),
+        "qa": [[q["question"], q["answer"]] if isinstance(q, dict) else list(q) for q in body.get("qa") or []],
+        "literals": list(body.get("literals") or []),
+    }
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return "hmac-sha256:" + hmac.new(salt, canonical, hashlib.sha256).hexdigest()
+
+
 def entry_from_payload(payload: dict[str, Any]) -> ForgetEntry:
     """A validated `ForgetRequest` body (model_dump) as the guard's entry, with a fresh id."""
     return ForgetEntry(
@@ -224,17 +292,17 @@ def entry_from_payload(payload: dict[str, Any]) -> ForgetEntry:
 
 def status_fields(record: ForgetRecord) -> dict[str, Any]:
     """A ledger record as the `ForgetStatus` wire fields (texts and literals are not echoed back)."""
-    payload = record.payload or {}
     return {
         "id": record.id,
         "status": record.status,
-        "subject": record.subject,
+        "has_subject": record.has_subject,
         "reason": record.reason,
         "action": record.action,
         "index_version": record.index_version,
         "created_at": record.created_at.isoformat(),
         "enforced_at": record.enforced_at.isoformat() if record.enforced_at else None,
-        "counts": {key: len(payload.get(key) or ()) for key in ("texts", "qa", "literals")},
+        "counts": {key: int(record.counts.get(key, 0)) for key in ("texts", "qa", "literals")},
+        "shredded_at": record.shredded_at.isoformat() if record.shredded_at else None,
     }
 
 
@@ -252,7 +320,8 @@ class ForgetRecords:
     async def add(self, authority: IndexAuthority, payload: dict[str, Any]) -> dict[str, Any]:
         received = time.perf_counter()
         entry = entry_from_payload(payload)
-        result = await authority.add(entry)
+        salt = os.urandom(16)
+        result = await authority.add(entry, content_digest=keyed_content_digest(payload, salt))
         record: ForgetRecord = result["record"]
         metrics.record_forget_enforced(time.perf_counter() - received, record.index_version, authority.entries)
         # The moment every live ingress replica enforced it (the ledger's enforced_at is the commit, just
@@ -279,7 +348,15 @@ class ForgetRecords:
             "status": record.status,
             "index_version": record.index_version,
             "enforced_at": result["enforced_at"],
+            # Shown once: with it the filer can check a certificate's content_digest; Lethe keeps no copy.
+            "content_digest_salt": base64.urlsafe_b64encode(salt).decode(),
         }
+
+    def shred(self, forget_id: str, *, drop_semantic: bool, actor: str = "operator") -> dict[str, Any] | None:
+        """Crypto-shred one request on an operator's word (gateway.forget.shredding); None: no such request."""
+        if shred(self.ledger, forget_id, reason="requested", actor=actor, drop_semantic=drop_semantic) is None:
+            return None
+        return self.get(forget_id)
 
     def get(self, forget_id: str) -> dict[str, Any] | None:
         record = self.ledger.get_forget(forget_id)
@@ -298,10 +375,20 @@ class ForgetRecords:
         ]
 
     def certificate(
-        self, signer: CertificateSigner, forget_id: str, *, leakage: dict[str, Any] | None = None, serving: Any = None
+        self,
+        signer: CertificateSigner,
+        forget_id: str,
+        *,
+        leakage: dict[str, Any] | None = None,
+        serving: Any = None,
+        guard: dict[str, Any] | None = None,
+        replicas: builtins.list[dict[str, Any]] | None = None,
     ) -> dict[str, Any] | None:
-        """The signed deletion certificate of one request, or None if there is no such request."""
-        body = build_certificate(self.ledger, forget_id, leakage=leakage, serving=serving)
+        """The signed deletion certificate of one request, or None if there is no such request. `guard`: the
+        guard's state (certificates.guard_state); `replicas`: each LLM replica's version when issued."""
+        body = build_certificate(
+            self.ledger, forget_id, leakage=leakage, serving=serving, guard=guard, replicas=replicas
+        )
         if body is None:
             return None
         self.ledger.append_audit(

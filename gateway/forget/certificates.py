@@ -1,10 +1,12 @@
 """Deletion certificates: a signed statement, built from the ledger, of what Lethe did with one forget request.
 
 A certificate says when the request was enforced (and at which index version), which unlearning jobs took
-it out of the weights and whether the weights serving now descend from one of them, what the latest
-leakage probe of the raw weights found, and the request's audit trail. It never repeats the forgotten
-content: it carries a sha256 of it instead, which whoever filed the request can recompute from their copy
-(`content_digest`).
+it out of the weights (with any gate they ran under that differs from the defaults) and whether the weights
+serving now descend from one of them — by the ledger's pointer and by each LLM replica's own version when
+issued —, the guard's state (on or off, prompt mode, thresholds), what the latest leakage probe of the raw
+weights found, when the request's plaintext was shredded, and the request's audit trail. It never repeats
+the forgotten content (not its subject, texts, answers, literals, nor model outputs about it): it carries a
+digest of it instead, which whoever filed the request can recompute from their copy (`content_digest`).
 
 It is signed with Ed25519. The key is made on first use under `$LETHE_HOME/keys/` (mode 0600); its public
 half is served by `GET /v1/forget/certificates/key`, so anyone can check a certificate offline
@@ -15,15 +17,20 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.guard.settings import GuardSettings
+from gateway.home import fsync_dir, private_dir
 from gateway.ledger import Ledger
+from unlearn_jobs.evaluate import Gates, redact_metrics
 
 CERTIFICATE_FORMAT = "lethe.deletion_certificate.v1"
 SIGNATURE_ALGORITHM = "ed25519"
@@ -64,8 +71,8 @@ class CertificateSigner:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         path = Path(key_dir) / KEY_FILE
+        private_dir(path.parent)  # 0700, also when it already existed
         if not path.is_file():
-            path.parent.mkdir(parents=True, exist_ok=True)
             pem = Ed25519PrivateKey.generate().private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
@@ -80,6 +87,8 @@ class CertificateSigner:
                     os.link(tmp, path)
             finally:
                 os.unlink(tmp)
+            fsync_dir(path.parent)  # the key's name is durable before any certificate is signed with it
+        os.chmod(path, 0o600)
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, Ed25519PrivateKey):
             raise CertificateError(f"{path} is not an Ed25519 private key")
@@ -189,23 +198,55 @@ def issuer() -> str:
         return "lethe"
 
 
+def guard_state(enabled: bool, prompt_mode: str, settings: GuardSettings | None = None) -> dict[str, Any]:
+    """The guard as a certificate states it: on or off, prompt mode, and the thresholds it decides with."""
+    settings = settings or GuardSettings()
+    thresholds = {
+        f.name: getattr(settings, f.name)
+        for f in dataclasses.fields(settings)
+        if f.name.startswith(_THRESHOLD_PREFIXES) and isinstance(getattr(settings, f.name), int | float)
+    }
+    return {"enabled": bool(enabled), "prompt_mode": prompt_mode, "thresholds": thresholds}
+
+
+_THRESHOLD_PREFIXES = ("semantic_", "prompt_question_", "cooccur_", "ngram_", "digit_")
+
+
+def gate_overrides(gates: Any) -> dict[str, dict[str, Any]]:
+    """Each gate a job ran with that differs from the default: `{name: {"value", "default"}}`."""
+    defaults = Gates().to_dict()
+    try:
+        effective = Gates.from_overrides(gates or {}).to_dict()
+    except (TypeError, ValueError):  # not readable as gates: state every field as given
+        return {str(k): {"value": v, "default": defaults.get(str(k))} for k, v in dict(gates or {}).items()}
+    return {k: {"value": v, "default": defaults.get(k)} for k, v in effective.items() if v != defaults.get(k)}
+
+
 def build_certificate(
     ledger: Ledger,
     forget_id: str,
     *,
     leakage: dict[str, Any] | None = None,
     serving: Any = None,
+    guard: dict[str, Any] | None = None,
+    replicas: Sequence[dict[str, Any]] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any] | None:
     """The unsigned certificate of one forget request, or None if the ledger has no such request.
 
     `serving`: the version serving now when the ledger has no promotion yet (the base model); by default
-    the ledger's serving pointer.
+    the ledger's serving pointer. `guard`: the guard's state (`guard_state`); None when the caller does not
+    know it, which the certificate says. `replicas`: each LLM replica's `{replica, version, verified}` at
+    issue time; None when they did not answer, which the certificate says too.
     """
     record = ledger.get_forget(forget_id)
     if record is None:
         return None
     body = record.body()
+    # The digest recorded at filing (salted); older requests have none and get the plain one. After
+    # shredding the payload is empty: the counts recorded at filing are what the request held.
+    digest = record.content_digest
+    counts = dict(record.counts) if record.counts else {key: len(body[key]) for key in ("texts", "qa", "literals")}
     jobs = [j for j in _all_jobs(ledger) if forget_id in j.forget_ids]
     serving = ledger.serving_version() or serving
     lineage = _lineage(ledger, serving.id if serving is not None else None)
@@ -218,8 +259,9 @@ def build_certificate(
             "finished_at": _iso(job.finished_at),
             "version_id": job.version_id,
             "gates": (job.params or {}).get("gates"),
-            "evaluation_before": (job.metrics or {}).get("before"),
-            "evaluation_after": (job.metrics or {}).get("after"),
+            "gate_overrides": gate_overrides((job.params or {}).get("gates")),
+            "evaluation_before": redact_metrics((job.metrics or {}).get("before")),
+            "evaluation_after": redact_metrics((job.metrics or {}).get("after")),
         }
         if job.version_id:
             version = ledger.get_version(job.version_id)
@@ -228,6 +270,18 @@ def build_certificate(
             row["in_serving_weights"] = job.version_id in lineage
         unlearned_by.append(row)
     in_weights = [r["version_id"] for r in unlearned_by if r.get("in_serving_weights")]
+    unlearned_versions = {r["version_id"] for r in unlearned_by if r["version_id"] and r["state"] == "published"}
+    live = None
+    if replicas is not None:
+        live = []
+        for r in sorted(replicas, key=lambda r: str(r.get("replica"))):
+            version = r.get("version")
+            verified = bool(r.get("verified", True))
+            descends = verified and bool(unlearned_versions & set(_lineage(ledger, version)))
+            live.append({"replica": r.get("replica"), "version": version, "verified": verified, "unlearned": descends})
+    # Only what every replica really serves counts: a replica on other weights (or refusing traffic) voids it.
+    unlearned_live = bool(in_weights) and (live is None or (bool(live) and all(r["unlearned"] for r in live)))
+    overridden = [r for r in unlearned_by if r["gate_overrides"]]
 
     ids = {forget_id, *(j.id for j in jobs), *(r["version_id"] for r in unlearned_by if r["version_id"])}
     trail = []
@@ -238,7 +292,7 @@ def build_certificate(
 
     probe = None
     if leakage and leakage.get("at"):
-        asked = bool(body["texts"] or body["qa"]) and _before(record.created_at, leakage["at"])
+        asked = bool(counts.get("texts") or counts.get("qa")) and _before(record.created_at, leakage["at"])
         row = (leakage.get("by_version") or {}).get(leakage.get("version")) or {}
         probe = {
             "at": leakage["at"],
@@ -253,18 +307,50 @@ def build_certificate(
     enforced_at = acks[0].details.get("enforced_at") if acks else _iso(record.enforced_at)
     enforced = enforced_at is not None
     statement = [f"Forget request {forget_id} ({record.reason}) was received at {record.created_at.isoformat()}."]
-    if enforced:
+    guard_on = guard is None or bool(guard.get("enabled"))
+    if enforced and guard is not None and not guard_on:
+        statement.append(
+            f"From {enforced_at} (forget-index version {record.index_version}) the request was in the forget "
+            "index, but the guard is OFF at issue time: prompts and responses are NOT checked against it."
+        )
+    elif enforced:
         statement.append(
             f"From {enforced_at} (forget-index version {record.index_version}) every prompt "
-            f"and response of this gateway was checked against its content, with action '{record.action}'."
+            f"and response of this gateway was checked against its content, with action '{record.action}'"
+            + (" (the guard's state at issue time was not given to this certificate)." if guard is None else ".")
         )
-    if in_weights:
+    enforcer = "the guard alone enforces it" if guard_on else "nothing enforces it while the guard is off"
+    if unlearned_live:
+        where = (
+            f"The weights every LLM replica serves at issue time ({', '.join(sorted({str(r['version']) for r in live}))})"
+            if live is not None
+            else f"The weights serving at issue time by the ledger's pointer ({lineage[0]}; the replicas' own "
+            "versions were not available)"
+        )
         statement.append(
-            f"The weights serving at issue time ({lineage[0]}) descend from version(s) {', '.join(in_weights)}, "
+            f"{where} descend from version(s) {', '.join(in_weights)}, "
             "published by unlearning jobs on this request that passed their evaluation gates."
         )
+    elif in_weights and live is not None:
+        off = [str(r["replica"]) for r in live if not r["unlearned"]] or ["all (no LLM replica answered)"]
+        statement.append(
+            f"The serving pointer ({lineage[0]}) descends from version(s) {', '.join(in_weights)}, but at issue "
+            f"time replica(s) {', '.join(off)} did not serve weights unlearned on this request: {enforcer} there."
+        )
     else:
-        statement.append("No weights unlearned on this request serve at issue time: the guard alone enforces it.")
+        statement.append(f"No weights unlearned on this request serve at issue time: {enforcer}.")
+    if overridden:
+        statement.append(
+            "Gates overridden: "
+            + "; ".join(
+                f"job {r['job_id']} ran with "
+                + ", ".join(
+                    f"{k}={v['value']} (default {v['default']})" for k, v in sorted(r["gate_overrides"].items())
+                )
+                for r in overridden
+            )
+            + "."
+        )
     if probe is not None and probe["probed"]:
         statement.append(
             f"The leakage probe of {probe['at']} on the raw weights ({probe['version']}) "
@@ -278,12 +364,12 @@ def build_certificate(
         "forget_request": {
             "id": forget_id,
             "status": record.status,
-            "subject": record.subject,
             "reason": record.reason,
             "action": record.action,
             "received_at": record.created_at.isoformat(),
-            "counts": {key: len(body[key]) for key in ("texts", "qa", "literals")},
-            "content_digest": content_digest(body),
+            "counts": counts,
+            "content_digest": digest if digest is not None else content_digest(body),
+            "shredded_at": _iso(record.shredded_at),
         },
         "enforcement": {
             "enforced": enforced,
@@ -292,10 +378,12 @@ def build_certificate(
             "index_version": record.index_version,
             "current_index_version": ledger.index_version(),
         },
+        "guard": guard,
         "weights": {
             "serving_version": lineage[0] if lineage else None,
             "serving_lineage": lineage,
-            "unlearned_in_serving_weights": bool(in_weights),
+            "replicas": live,
+            "unlearned_in_serving_weights": unlearned_live,
             "unlearning_jobs": unlearned_by,
         },
         "raw_weights_probe": probe,

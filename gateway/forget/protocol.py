@@ -63,15 +63,20 @@ class ForgetRequest(BaseModel):
 
 
 class ForgetStatus(BaseModel):
+    """A forget request as the API shows it: never its content, not even its subject (keep the id)."""
+
     id: str
     status: states.ForgetStatus
-    subject: str | None
+    has_subject: bool = Field(description="Whether it was filed with a subject (the subject itself is not shown).")
     reason: str
     action: str
     index_version: int
     created_at: str
     enforced_at: str | None
     counts: dict[str, int] = Field(default_factory=dict, description="texts, qa and literals stored")
+    shredded_at: str | None = Field(
+        None, description="When the request's content was crypto-shredded (subject is then null for good)."
+    )
 
 
 class ForgetAccepted(BaseModel):
@@ -79,6 +84,21 @@ class ForgetAccepted(BaseModel):
     status: states.ForgetStatus
     index_version: int
     enforced_at: str
+    content_digest_salt: str = Field(
+        description=(
+            "Shown once, kept by no one but you: the salt of the HMAC-SHA256 `content_digest` in this "
+            "request's deletion certificate (urlsafe base64). Recompute the digest from your copy of the "
+            "content to check that a certificate covers it."
+        )
+    )
+
+
+class ShredRequest(WireModel):
+    drop_semantic: bool = Field(
+        False,
+        description="Also drop its sentence embeddings (their inversion could approximate the text); its "
+        "hashed literals and shingles keep enforcing it.",
+    )
 
 
 class ForgetList(BaseModel):

@@ -22,6 +22,7 @@ from gateway.forget.protocol import (
     ForgetStatus,
 )
 from gateway.ledger import states
+from gateway.ledger.actors import Actor
 
 T = TypeVar("T")
 
@@ -32,7 +33,7 @@ _ERRORS: ErrorMap = [(ValueError, lambda e: UnprocessableError(str(e)))]
 class ForgetAuthorityAPI(Protocol):
     """The authority's calls the ingress makes (a Serve handle in production)."""
 
-    async def add(self, payload: dict[str, Any]) -> dict[str, Any]: ...
+    async def add(self, payload: dict[str, Any], actor: Actor | None = None) -> dict[str, Any]: ...
 
     async def get(self, forget_id: str) -> dict[str, Any] | None: ...
 
@@ -40,7 +41,9 @@ class ForgetAuthorityAPI(Protocol):
         self, status: states.ForgetStatus | None, limit: int, offset: int
     ) -> builtins.list[dict[str, Any]]: ...
 
-    async def certificate(self, forget_id: str) -> dict[str, Any] | None: ...
+    async def certificate(self, forget_id: str, actor: Actor | None = None) -> dict[str, Any] | None: ...
+
+    async def shred(self, forget_id: str, drop_semantic: bool, actor: Actor | None = None) -> dict[str, Any] | None: ...
 
     async def certificate_key(self) -> dict[str, str]: ...
 
@@ -71,16 +74,24 @@ class ForgetService:
             timeout_hint="; the request may still be enforced: check GET /v1/forget",
         )
 
-    async def submit(self, request: ForgetRequest) -> ForgetAccepted:
+    async def submit(self, request: ForgetRequest, *, actor: Actor | None = None) -> ForgetAccepted:
+        """File `request` on behalf of `actor` (its key owns the request and is the audit actor)."""
         if request.is_empty():
             raise UnprocessableError("a forget request needs at least one of texts, qa or literals", param="texts")
-        result = await self._call(self._authority.add(request.model_dump()))
+        result = await self._call(self._authority.add(request.model_dump(), actor))
         return ForgetAccepted(
             id=result["id"],
             status=result["status"],
             index_version=result["index_version"],
             enforced_at=result["enforced_at"],
+            content_digest_salt=result["content_digest_salt"],
         )
+
+    async def shred(self, forget_id: str, *, drop_semantic: bool, actor: Actor | None = None) -> ForgetStatus:
+        row = await self._call(self._authority.shred(forget_id, drop_semantic, actor))
+        if row is None:
+            raise NotFoundError(f"no forget request with id {forget_id!r}", param="forget_id")
+        return ForgetStatus(**row)
 
     async def get(self, forget_id: str) -> ForgetStatus:
         row = await self._call(self._authority.get(forget_id))
@@ -92,8 +103,8 @@ class ForgetService:
         rows = await self._call(self._authority.list(status, limit, offset))
         return ForgetList(data=[ForgetStatus(**row) for row in rows])
 
-    async def certificate(self, forget_id: str) -> dict[str, Any]:
-        cert = await self._call(self._authority.certificate(forget_id))
+    async def certificate(self, forget_id: str, *, actor: Actor | None = None) -> dict[str, Any]:
+        cert = await self._call(self._authority.certificate(forget_id, actor))
         if cert is None:
             raise NotFoundError(f"no forget request with id {forget_id!r}", param="forget_id")
         return cert

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from gateway.home import private_dir
 from gateway.jobs.guard_scorer import build_guard_scorer
 from gateway.ledger import ForgetRecord, JobRecord, Ledger
 from gateway.ledger.states import JOB_ACTIVE_STATES, ForgetStatus, JobState
 from gateway.observability.metrics import RELEASED, record_forget_state, record_job
 from gateway.weights.store import ensure_base_version, serving_record
 from unlearn_jobs.data import examples_from_request
-from unlearn_jobs.evaluate import Gates
+from unlearn_jobs.evaluate import Gates, redact_metrics
 from unlearn_jobs.guard_score import GuardEntrySpec
 from unlearn_jobs.publish import read_manifest
 from unlearn_jobs.runner import JobProgress, JobResult, JobSpec
@@ -101,7 +102,7 @@ def _job_fields(job: JobRecord) -> dict[str, Any]:
         "progress": job.progress,
         "step": job.step,
         "loss": job.loss,
-        "metrics": job.metrics,
+        "metrics": redact_metrics(job.metrics) or {},
         "version_id": job.version_id,
         "error": job.error,
         "created_at": job.created_at.isoformat(),
@@ -201,7 +202,7 @@ class JobManager:
             raise JobNotFoundError(job_id)
         if job.state in JOB_ACTIVE_STATES:
             marker = self._settings.cancel_marker(job_id)
-            marker.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(marker.parent)
             marker.touch()
         return _job_fields(job)
 
@@ -221,6 +222,16 @@ class JobManager:
                 if record is None:
                     raise JobRequestError(f"unknown forget request {fid!r}")
                 records.append(record)
+        if forget_ids is None:  # all enforced requests: those shredded (retention) have nothing to learn from
+            records = [r for r in records if r.shredded_at is None]
+            if not records:
+                raise JobRequestError("every enforced forget request was shredded: nothing to unlearn from")
+        shredded = [r.id for r in records if r.shredded_at is not None]
+        if shredded:
+            raise JobRequestError(
+                f"forget requests whose content was shredded cannot be unlearned (the guard keeps enforcing "
+                f"them): {', '.join(shredded)}"
+            )
         unusable = [r.id for r in records if not (r.payload or {}).get("qa") and not (r.payload or {}).get("texts")]
         if unusable:
             raise JobRequestError(

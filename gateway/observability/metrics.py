@@ -230,6 +230,12 @@ SPECS: tuple[MetricSpec, ...] = (
         ("version",),
     ),
     MetricSpec(
+        "lethe_replica_unverified",
+        "gauge",
+        "1 while an LLM replica refuses traffic because it cannot verify the serving weight version "
+        "(tampered or missing files), 0 otherwise (one series per replica process).",
+    ),
+    MetricSpec(
         "lethe_swaps_total", "counter", "Weight swaps by result: ok, refused, rolled_back, failed.", ("result",)
     ),
     MetricSpec("lethe_swap_duration_seconds", "histogram", "Duration of a weight swap, by result.", ("result",), _SWAP),
@@ -536,6 +542,12 @@ def set_serving_version(version: str) -> None:
         metrics.set("lethe_serving_version_info", 0.0, version=previous)
     metrics.set("lethe_serving_version_info", 1.0, version=version)
     _serving["version"] = version
+
+
+def set_replica_unverified(unverified: bool) -> None:
+    """This process (an LLM replica) refuses traffic (1) because its serving version failed
+    verification, or serves a verified version (0). Call it at start and after every swap."""
+    registry().set("lethe_replica_unverified", 1.0 if unverified else 0.0)
 
 
 def record_swap(result: str, seconds: float) -> None:

@@ -24,31 +24,58 @@ from ray.serve.handle import DeploymentHandle
 from gateway.chat.engines.base import EngineInfo, GenerationChunk, SamplingRequest, StreamStart, model_version
 from gateway.chat.replica import LLMReplica, SwapSettings
 from gateway.chat.service import ChatService
-from gateway.config import LetheConfig
-from gateway.forget.authority import ForgetRecords, IndexAuthority, IndexUpdate, SyncTiming
-from gateway.forget.certificates import CertificateSigner
+from gateway.config import LetheConfig, RetentionConfig
+from gateway.forget.authority import (
+    ForgetRecords,
+    IndexAuthority,
+    IndexUpdate,
+    SyncTiming,
+    rebuild_stale_artifacts,
+)
+from gateway.forget.certificates import CertificateSigner, guard_state
 from gateway.forget.follower import IndexFollower
 from gateway.forget.service import ForgetService
+from gateway.forget.shredding import shred_due
 from gateway.guard.embedder import MiniLMEmbedder
 from gateway.guard.index import ForgetIndex
+from gateway.guard.keyed import TermHasher
+from gateway.home import private_dir
 from gateway.http.app import create_app
+from gateway.http.auth import AccessControl, AccessSettings
 from gateway.jobs.manager import JobManager, JobSettings
 from gateway.jobs.service import UnlearnService
 from gateway.ledger import Ledger
+from gateway.ledger.actors import Actor, acting_as
+from gateway.ledger.keys import KeyStore
 from gateway.ledger.states import ForgetStatus, JobState
+from gateway.ledger.vault import Vault
 from gateway.observability import metrics
 from gateway.serve.handles import AuthorityHandle, JobsHandle, LLMHandle, VersionsHandle
 from gateway.serve.jobs import RayJobLauncher
+from gateway.serve.logs import configure_replica_logs
 from gateway.serve.metrics import configure_ray_metrics
 from gateway.weights.controller import SwapConflictError, SwapController, SwapHooks
 from gateway.weights.probes import LeakageProber, export_report
 from gateway.weights.service import VersionsService
-from gateway.weights.store import VersionInvalidError, serving_record, validate_candidate
+from gateway.weights.store import VersionInvalidError, redact_manifests, serving_record, validate_candidate
 
 log = logging.getLogger(__name__)
 
 # How long a certificate waits for ModelVersions' latest leakage report before it goes without one.
 LEAKAGE_TIMEOUT_S = 3.0
+
+
+def open_ledger(config: LetheConfig) -> Ledger:
+    """The ledger, with the master key from the environment or under `config.home` (gateway.ledger.vault)."""
+    return Ledger.open(config.ledger_url, vault=Vault.from_environment(config.home))
+
+
+def _guard_hasher(config: LetheConfig) -> TermHasher:
+    ledger = open_ledger(config)
+    try:
+        return ledger.guard_hasher()
+    finally:
+        ledger.close()
 
 
 def _bind_cpu_threads(config: LetheConfig, rank: int) -> None:
@@ -64,25 +91,29 @@ def _bind_cpu_threads(config: LetheConfig, rank: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _on_serving_version(config: LetheConfig) -> LetheConfig:
+def _on_serving_version(config: LetheConfig) -> tuple[LetheConfig, str | None]:
     """The config this replica starts from: the promoted weight version when there is one, so a
-    restarted or added replica serves what the others serve before it takes traffic."""
+    restarted or added replica serves what the others serve before it takes traffic.
+
+    When that version fails verification, the replica loads the base model only to stay swappable,
+    and refuses traffic (the reason, second) until the controller swaps a verified version in: serving
+    other weights than the ones promoted would make every statement about the serving version false.
+    """
     base = config.model_path
-    ledger = Ledger.open(config.ledger_url)
+    ledger = open_ledger(config)
     try:
         record = serving_record(ledger, base)
     finally:
         ledger.close()
     if Path(record.path) == Path(base):
-        return config
+        return config, None
     try:
         validate_candidate(base, record)
     except VersionInvalidError as exc:
-        # Never load a tampered version; the base model (guard on) is the safe fallback.
-        log.error("serving version %s fails verification (%s); starting on the base model", record.id, exc)
-        return config
+        log.error("serving version %s fails verification (%s); this replica refuses traffic", record.id, exc)
+        return config, f"the serving weight version {record.id} fails verification: {exc}"
     engine = config.engine.model_copy(update={"model": record.path, "served_model_name": config.served_model_name})
-    return config.model_copy(update={"engine": engine})
+    return config.model_copy(update={"engine": engine}), None
 
 
 async def latest_leakage(versions: VersionsHandle, timeout_s: float) -> dict[str, Any] | None:
@@ -93,6 +124,41 @@ async def latest_leakage(versions: VersionsHandle, timeout_s: float) -> dict[str
     except Exception as exc:  # a timeout, or ModelVersions restarting
         log.warning("no leakage report for the certificate: %s", str(exc) or type(exc).__name__)
         return None
+
+
+async def replica_versions(versions: VersionsHandle, timeout_s: float) -> list[dict[str, Any]] | None:
+    """Each LLM replica's own weight version (and whether it verified it); None when ModelVersions or
+    the replicas do not answer within `timeout_s` (the certificate then says it does not know)."""
+    try:
+        listing = await asyncio.wait_for(versions.list(), timeout_s)
+    except Exception as exc:  # a timeout, or ModelVersions restarting
+        log.warning("no replica versions for the certificate: %s", str(exc) or type(exc).__name__)
+        return None
+    if not listing.get("replicas_known", True):
+        return None
+    return [dict(r) for r in listing.get("replicas", [])]
+
+
+def ingress_access(config: LetheConfig) -> dict[str, Any]:
+    """`create_app`'s access arguments: API keys (in the ledger's database, looked up and cached by
+    each ingress replica on its own), roles, limits, the chat timeout and which headers chat sends."""
+    server = config.server
+    keys = KeyStore(open_ledger(config))
+    settings = AccessSettings(
+        admin_token=config.admin_token,
+        chat_auth=server.chat_auth,
+        rate_limit=server.rate_limit,
+        anonymous_rate_limit=server.anonymous_rate_limit,
+        max_streams_per_key=server.max_streams_per_key,
+        anonymous_max_streams=server.anonymous_max_streams,
+        key_cache_s=server.key_cache_s,
+    )
+    return {
+        "access": AccessControl(settings, keys),
+        "keys": keys,
+        "request_timeout_s": server.request_timeout_s,
+        "diagnostic_headers": server.diagnostic_headers,
+    }
 
 
 def _sync_timing(config: LetheConfig) -> SyncTiming:
@@ -109,15 +175,18 @@ class LLMServer:
     # Serve awaits an async constructor: the replica takes no request before the engine is loaded.
     async def __init__(self, config_json: str) -> None:  # type: ignore[misc]
         configure_ray_metrics()
+        configure_replica_logs()
         config = LetheConfig.model_validate_json(config_json)
         context = serve.get_replica_context()
         rank = getattr(getattr(context, "rank", None), "rank", 0) or 0
         if config.server.llm_num_gpus == 0:
             _bind_cpu_threads(config, rank)
         self._config = config
-        self._replica = LLMReplica(_on_serving_version(config), replica_id=f"llm-{rank}")
+        start_config, unverified = _on_serving_version(config)
+        self._replica = LLMReplica(start_config, replica_id=f"llm-{rank}", unverified=unverified)
         await self._replica.start()
         metrics.set_serving_version(self._replica.info().model_version)
+        metrics.set_replica_unverified(self._replica.unverified is not None)
 
     async def replica_state(self) -> dict[str, Any]:
         return self._replica.state()
@@ -137,6 +206,7 @@ class LLMServer:
             return await self._replica.swap(path, version, settings)
         finally:
             metrics.set_serving_version(self._replica.info().model_version)
+            metrics.set_replica_unverified(self._replica.unverified is not None)
 
     async def generate(
         self, messages: list[dict[str, str]], sampling: SamplingRequest, request_id: str
@@ -151,8 +221,9 @@ class LLMServer:
         return self._replica.info()
 
     async def check_health(self) -> None:
-        # Serve calls this periodically; raising makes it replace the replica.
-        if not await self._replica.health():
+        # Serve calls this periodically; raising makes it replace the replica. An unverified replica is
+        # alive (a restart would verify nothing): it stays, not ready, until a verified swap.
+        if not await self._replica.alive():
             raise RuntimeError("engine unhealthy")
 
     async def __del__(self) -> None:
@@ -166,20 +237,26 @@ class ForgetAuthority:
     # Serve awaits an async constructor; the embedder loads before the first forget request.
     async def __init__(self, config_json: str, versions: DeploymentHandle[Any]) -> None:  # type: ignore[misc]
         configure_ray_metrics()
+        configure_replica_logs()
         config = LetheConfig.model_validate_json(config_json)
-        config.home.mkdir(parents=True, exist_ok=True)
-        self._records = ForgetRecords.open(config.ledger_url)
+        private_dir(config.home)
+        self._records = ForgetRecords(open_ledger(config))
         self._signer = CertificateSigner(config.home / "keys")
         self._versions = VersionsHandle(versions)
         self._model_path = config.model_path
+        # What certificates state about the guard: the ingress replicas build theirs from the same config.
+        self._guard_state = guard_state(config.guard.enabled, config.guard.prompt_mode)
         embedder = MiniLMEmbedder(threads=config.guard.embed_threads)
         embedder.encode(["warm up"])  # load the model now, not on the first forget request
+        hasher = self._records.ledger.guard_hasher()
+        rebuild_stale_artifacts(self._records.ledger, embedder, hasher)  # older formats, before publishing
         self._authority = IndexAuthority(
-            self._records.ledger, embedder, timing=_sync_timing(config), kill_actor=ray.kill
+            self._records.ledger, embedder, timing=_sync_timing(config), kill_actor=ray.kill, hasher=hasher
         )
 
-    async def add(self, payload: dict[str, Any]) -> dict[str, Any]:
-        return await self._records.add(self._authority, payload)
+    async def add(self, payload: dict[str, Any], actor: Actor | None = None) -> dict[str, Any]:
+        with acting_as(actor):  # the key owns the request and is the actor of its audit events
+            return await self._records.add(self._authority, payload)
 
     async def get(self, forget_id: str) -> dict[str, Any] | None:
         return self._records.get(forget_id)
@@ -187,10 +264,19 @@ class ForgetAuthority:
     async def list(self, status: ForgetStatus | None, limit: int, offset: int) -> builtins.list[dict[str, Any]]:
         return self._records.list(status, limit, offset)
 
-    async def certificate(self, forget_id: str) -> dict[str, Any] | None:
-        leakage = await latest_leakage(self._versions, LEAKAGE_TIMEOUT_S)
+    async def certificate(self, forget_id: str, actor: Actor | None = None) -> dict[str, Any] | None:
+        leakage, replicas = await asyncio.gather(
+            latest_leakage(self._versions, LEAKAGE_TIMEOUT_S), replica_versions(self._versions, LEAKAGE_TIMEOUT_S)
+        )
         serving = serving_record(self._records.ledger, self._model_path)  # the base model until a promotion
-        return self._records.certificate(self._signer, forget_id, leakage=leakage, serving=serving)
+        with acting_as(actor):  # issuing it is an audit event of this key
+            return self._records.certificate(
+                self._signer, forget_id, leakage=leakage, serving=serving, guard=self._guard_state, replicas=replicas
+            )
+
+    async def shred(self, forget_id: str, drop_semantic: bool, actor: Actor | None = None) -> dict[str, Any] | None:
+        with acting_as(actor):  # the operator's key is the actor of forget.shredded
+            return await asyncio.to_thread(self._records.shred, forget_id, drop_semantic=drop_semantic)
 
     async def certificate_key(self) -> dict[str, str]:
         return self._signer.public_key()
@@ -216,6 +302,7 @@ class UnlearnJobs:
 
     def __init__(self, config_json: str, versions: DeploymentHandle[Any] | None = None) -> None:
         configure_ray_metrics()
+        configure_replica_logs()
         config = LetheConfig.model_validate_json(config_json)
         settings = JobSettings(
             ledger_url=config.ledger_url,
@@ -233,12 +320,18 @@ class UnlearnJobs:
                 await client.promote(version_id, f"job:{job_id}")
 
         launch = RayJobLauncher(num_cpus=config.unlearn.num_cpus, num_gpus=config.unlearn.num_gpus)
-        self._manager = JobManager(Ledger.open(config.ledger_url), settings, launch=launch, on_published=promote)
+        self._manager = JobManager(open_ledger(config), settings, launch=launch, on_published=promote)
 
     async def submit(
-        self, method: str, forget_ids: builtins.list[str] | None, params: dict[str, Any], gates: dict[str, Any]
+        self,
+        method: str,
+        forget_ids: builtins.list[str] | None,
+        params: dict[str, Any],
+        gates: dict[str, Any],
+        actor: Actor | None = None,
     ) -> dict[str, Any]:
-        return await self._manager.submit(method, forget_ids, params, gates)
+        with acting_as(actor):
+            return await self._manager.submit(method, forget_ids, params, gates)
 
     async def get(self, job_id: str) -> dict[str, Any]:
         return self._manager.get(job_id)
@@ -246,8 +339,9 @@ class UnlearnJobs:
     async def list(self, state: JobState | None, limit: int, offset: int) -> builtins.list[dict[str, Any]]:
         return self._manager.list(state, limit, offset)
 
-    async def cancel(self, job_id: str) -> dict[str, Any]:
-        return await self._manager.cancel(job_id)
+    async def cancel(self, job_id: str, actor: Actor | None = None) -> dict[str, Any]:
+        with acting_as(actor):
+            return await self._manager.cancel(job_id)
 
 
 class ModelVersions:
@@ -259,9 +353,11 @@ class ModelVersions:
     # Serve awaits an async constructor: the background loops need the replica's event loop.
     async def __init__(self, config_json: str, llm: DeploymentHandle[Any]) -> None:  # type: ignore[misc]
         configure_ray_metrics()
+        configure_replica_logs()
         config = LetheConfig.model_validate_json(config_json)
         self._config = config
-        ledger = Ledger.open(config.ledger_url)
+        ledger = open_ledger(config)
+        redact_manifests(config.versions_dir)  # versions published before metrics were scores-only
         probes = config.probes
         replicas = LLMHandle(llm, swap_timeout_s=config.swap.drain_timeout_s + 600)
         self._prober = LeakageProber(
@@ -290,6 +386,8 @@ class ModelVersions:
             hooks=SwapHooks(on_result=on_swap),
         )
         self._background(self._reconcile_forever())
+        self._ledger = ledger
+        self._background(self._shred_forever(config.retention))
         if probes.enabled and probes.interval_s > 0:
             self._background(self._probe_forever(probes.interval_s))
 
@@ -317,6 +415,23 @@ class ModelVersions:
                 await self._controller.reconcile()
             except Exception as exc:  # e.g. no LLM replica up yet: try again next period
                 log.warning("reconciling replica versions failed: %s", exc)
+
+    async def _shred_forever(self, retention: RetentionConfig) -> None:
+        """Crypto-shred the forget requests the retention policy says are due (gateway.forget.shredding):
+        here because the `unlearned` policy needs the latest leakage report of the serving version."""
+        while retention.shred != "never":
+            await asyncio.sleep(retention.check_interval_s)
+            try:
+                await asyncio.to_thread(
+                    shred_due,
+                    self._ledger,
+                    policy=retention.shred,
+                    retention_days=retention.retention_days,
+                    drop_semantic=retention.drop_semantic,
+                    report=self._prober.latest,
+                )
+            except Exception as exc:  # the ledger unreachable: next period
+                log.warning("shredding check failed: %s", exc)
 
     async def leakage(self) -> dict[str, Any] | None:
         return self._prober.latest
@@ -357,6 +472,7 @@ class Gateway:
         config_json: str,
     ) -> None:
         configure_ray_metrics()
+        configure_replica_logs()
         self._config = LetheConfig.model_validate_json(config_json)
         self._llm = LLMHandle(llm)
         self._authority = AuthorityHandle(authority)
@@ -367,7 +483,8 @@ class Gateway:
         context = serve.get_replica_context()
         self._follower = IndexFollower(
             self._authority,
-            ForgetIndex.empty(embedder, observer=metrics.GuardMetrics()),  # every check and hit, exported
+            # Every check and hit exported; terms hashed with the deployment's key, like the authority's.
+            ForgetIndex.empty(embedder, observer=metrics.GuardMetrics(), hasher=_guard_hasher(self._config)),
             timing=_sync_timing(self._config),
             actor=ray.get_runtime_context().current_actor,
             follower_id=f"ingress-{context.replica_id.unique_id}",
@@ -393,8 +510,8 @@ class Gateway:
             forget=forget,
             jobs=UnlearnService(self._jobs),
             versions=VersionsService(self._versions),
-            admin_token=self._config.admin_token,
             max_body_bytes=self._config.server.max_body_bytes,
+            **ingress_access(self._config),
         )
 
     async def check_health(self) -> None:

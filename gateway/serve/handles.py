@@ -18,6 +18,7 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from gateway.chat.engines.base import EngineInfo, GenerationChunk, SamplingRequest, StreamStart
 from gateway.forget.authority import IndexUpdate
+from gateway.ledger.actors import Actor
 from gateway.ledger.states import ForgetStatus, JobState
 
 
@@ -73,8 +74,8 @@ class AuthorityHandle:
     def __init__(self, handle: DeploymentHandle[Any]) -> None:
         self._handle = handle
 
-    async def add(self, payload: dict[str, Any]) -> dict[str, Any]:
-        accepted: dict[str, Any] = await self._handle.add.remote(payload)
+    async def add(self, payload: dict[str, Any], actor: Actor | None = None) -> dict[str, Any]:
+        accepted: dict[str, Any] = await self._handle.add.remote(payload, actor)
         return accepted
 
     async def get(self, forget_id: str) -> dict[str, Any] | None:
@@ -85,9 +86,13 @@ class AuthorityHandle:
         records: builtins.list[dict[str, Any]] = await self._handle.list.remote(status, limit, offset)
         return records
 
-    async def certificate(self, forget_id: str) -> dict[str, Any] | None:
-        certificate: dict[str, Any] | None = await self._handle.certificate.remote(forget_id)
+    async def certificate(self, forget_id: str, actor: Actor | None = None) -> dict[str, Any] | None:
+        certificate: dict[str, Any] | None = await self._handle.certificate.remote(forget_id, actor)
         return certificate
+
+    async def shred(self, forget_id: str, drop_semantic: bool, actor: Actor | None = None) -> dict[str, Any] | None:
+        row: dict[str, Any] | None = await self._handle.shred.remote(forget_id, drop_semantic, actor)
+        return row
 
     async def certificate_key(self) -> dict[str, str]:
         key: dict[str, str] = await self._handle.certificate_key.remote()
@@ -115,9 +120,14 @@ class JobsHandle:
         self._handle = handle
 
     async def submit(
-        self, method: str, forget_ids: builtins.list[str] | None, params: dict[str, Any], gates: dict[str, Any]
+        self,
+        method: str,
+        forget_ids: builtins.list[str] | None,
+        params: dict[str, Any],
+        gates: dict[str, Any],
+        actor: Actor | None = None,
     ) -> dict[str, Any]:
-        job: dict[str, Any] = await self._handle.submit.remote(method, forget_ids, params, gates)
+        job: dict[str, Any] = await self._handle.submit.remote(method, forget_ids, params, gates, actor)
         return job
 
     async def get(self, job_id: str) -> dict[str, Any]:
@@ -128,8 +138,8 @@ class JobsHandle:
         jobs: builtins.list[dict[str, Any]] = await self._handle.list.remote(state, limit, offset)
         return jobs
 
-    async def cancel(self, job_id: str) -> dict[str, Any]:
-        job: dict[str, Any] = await self._handle.cancel.remote(job_id)
+    async def cancel(self, job_id: str, actor: Actor | None = None) -> dict[str, Any]:
+        job: dict[str, Any] = await self._handle.cancel.remote(job_id, actor)
         return job
 
 

@@ -25,6 +25,7 @@ from gateway.weights.store import (
     VersionInvalidError,
     ensure_base_version,
     import_directory,
+    proven_parent,
     serving_record,
     validate_candidate,
     version_fields,
@@ -97,17 +98,23 @@ class SwapController:
         versions = [version_fields(v) for v in self._ledger.list_versions(limit=1000)]
         for v in versions:
             v["serving"] = v["id"] == serving.id
+        known = True
         try:
             replicas = await self._fleet.states()
         except Exception as exc:  # the list is still useful without the live view
             log.warning("could not read replica states: %s", exc)
-            replicas = []
+            replicas, known = [], False
         return {
             "serving": serving.id,
             "swapping": self._lock.locked(),
+            "replicas_known": known,  # False: `replicas` is empty because the replicas did not answer
             "data": versions,
             "replicas": sorted(
-                ({"replica": r["replica"], "version": r["version"]} for r in replicas), key=lambda r: r["replica"]
+                (
+                    {"replica": r["replica"], "version": r["version"], "verified": r.get("verified", True)}
+                    for r in replicas
+                ),
+                key=lambda r: r["replica"],
             ),
         }
 
@@ -138,13 +145,18 @@ class SwapController:
         return await self.promote(target, actor=actor, kind="rollback")
 
     async def import_version(self, path: str, *, actor: str = "operator", note: str | None = None) -> dict[str, Any]:
-        parent = self.serving().id
+        # Not the serving version: an import descends only from a version whose exact weights it holds
+        # (gateway.weights.store), else certificates would call foreign weights "unlearned".
+        parent = await asyncio.to_thread(proven_parent, self._ledger, path)
         vid, final, manifest = await asyncio.to_thread(
             import_directory, path, self._versions_dir, self._base_dir, parent_version=parent, note=note
         )
         record = self._ledger.add_version(vid, str(final), manifest, parent_id=parent, method="import", actor=actor)
         self._ledger.append_audit(
-            "version.imported", actor=actor, subject_id=vid, details={"source": manifest["extra"]["imported_from"]}
+            "version.imported",
+            actor=actor,
+            subject_id=vid,
+            details={"source": manifest["extra"]["imported_from"], "parent": parent},
         )
         return version_fields(record)
 
@@ -155,7 +167,15 @@ class SwapController:
             return []
         async with self._lock:
             target = self.serving()
-            stale = [r for r in await self._fleet.states() if r["version"] != target.id]
+            stale = [r for r in await self._fleet.states() if _stale(r, target.id)]
+            if not stale:
+                return []
+            try:
+                # A replica refusing traffic (unverified) stays so until the target verifies.
+                await asyncio.to_thread(validate_candidate, self._base_dir, target)
+            except VersionInvalidError as exc:
+                log.error("serving version %s fails verification (%s): not reconciling replicas", target.id, exc)
+                return []
             results = []
             for r in sorted(stale, key=lambda r: r["replica"]):
                 try:
@@ -211,7 +231,7 @@ class SwapController:
             states = sorted(await self._fleet.states(), key=lambda r: r["replica"])
             if not states and not done:
                 raise SwapFailedError("no LLM replica is running")
-            pending = [r for r in states if r["version"] != record.id]
+            pending = [r for r in states if _stale(r, record.id)]
             if not pending:
                 break
             for replica in pending:
@@ -275,6 +295,11 @@ class SwapController:
                 errors.append(f"{replica['replica']}: {_reason(exc)}")
                 log.error("could not restore %s to %s: %s", replica["replica"], replica["version"], exc)
         return errors
+
+
+def _stale(replica: dict[str, Any], version: str) -> bool:
+    """A replica that must be swapped to `version`: on other weights, or refusing traffic (unverified)."""
+    return bool(replica["version"] != version or not replica.get("verified", True))
 
 
 def _reason(exc: BaseException) -> str:

@@ -7,7 +7,8 @@ guard's own matchers score every answer too (`guard_hit_ratio`: what the guard w
 made-up answers about a forgotten subject included). The same run scores retain prompts (the configured retain file, else the base
 model's own answers to neutral questions, recorded the first time the base version is probed).
 Results go to `GET /v1/admin/leakage` and to `lethe_raw_leakage_ratio{version}` /
-`lethe_retain_score{version}`.
+`lethe_retain_score{version}`. A report holds counts, ratios and the ids of leaking requests: the
+probe prompts and the raw answers are scored in memory and never stored, logged or returned.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gateway.chat.engines.base import GenerationChunk, ReplicaSwappingError, Sam
 from gateway.errors import unwrap_remote_error
 from gateway.guard.embedder import Embedder
 from gateway.guard.index import ForgetIndex
+from gateway.home import write_private
 from gateway.ledger import ForgetStatus, Ledger
 from gateway.observability import metrics
 from unlearn_jobs.data import Example, examples_from_request, extract_key_terms, load_retain_file, neutral_questions
@@ -88,10 +90,8 @@ class LeakageProber:
         return latest
 
     def _save(self, name: str, value: Any) -> None:
-        self._state_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_dir / f".{name}.tmp"
-        tmp.write_text(json.dumps(value, indent=2))
-        tmp.replace(self._state_dir / name)
+        # Reports hold counts, ratios and forget ids only (never a probe prompt or answer); private all the same.
+        write_private(self._state_dir / name, json.dumps(value, indent=2).encode())
 
     @property
     def running(self) -> bool:
@@ -128,6 +128,8 @@ class LeakageProber:
             while True:
                 page = self._ledger.list_forgets(status, limit=1000, offset=offset)
                 for record in page:
+                    if record.shredded_at is not None:
+                        continue  # content destroyed: nothing left to ask (it was clean when shredded)
                     try:
                         examples.extend(examples_from_request(record.body(), record.id))
                     except ValueError:
@@ -143,7 +145,9 @@ class LeakageProber:
             return None
         if self._embedder is None:
             self._embedder = self._embedder_factory()
-        return ForgetIndex.empty(self._embedder).with_entries(list(snapshot.artifacts), snapshot.version)
+        # The artifacts' terms are hashed with the deployment's key: the index must use the same one.
+        index = ForgetIndex.empty(self._embedder, hasher=self._ledger.guard_hasher())
+        return index.with_entries(list(snapshot.artifacts), snapshot.version)
 
     async def _generate(self, prompts: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """(version, text) per prompt, greedy, straight from the LLM replicas."""

@@ -1,6 +1,16 @@
 """Weight versions as serving sees them: is a candidate safe to load, import one made elsewhere,
 and which version serves (the ledger's pointer; the base model when nothing was promoted).
 
+An import starts its own lineage (no parent) unless it proves one: its `manifest.json` names a
+version the ledger has (as its `version_id` or `parent_version`) *and* the import's weight files,
+hashed now, are byte for byte the weight files the ledger recorded for that version. A manifest is
+text anyone can write: naming a parent, or copying its digests, proves nothing about the weights
+next to it; identical weights do. Certificates follow parents to say whether the serving weights
+descend from an unlearned version, so an unproven parent would let them overclaim.
+
+Versions are private: directories 0700, files 0600, and the versions directory is fsynced after
+the rename that publishes one.
+
 No Ray here: the rolling swap itself is `gateway.weights.controller`.
 """
 
@@ -19,14 +29,20 @@ from typing import Any
 from gateway.chat.engines.base import MODEL_MARKER, model_version
 from gateway.ledger import Ledger
 from gateway.ledger.records import VersionRecord
+from unlearn_jobs.evaluate import redact_metrics
 from unlearn_jobs.publish import (
+    DIR_MODE,
     MANIFEST,
     MANIFEST_SCHEMA,
     VersionError,
     file_checksums,
+    fsync_dir,
     fsync_tree,
+    make_private,
     new_version_id,
+    sha256_file,
     verify_version,
+    versions_root,
 )
 
 # Architecture fields a version must share with the served model: any difference changes tensor
@@ -169,6 +185,34 @@ def serving_record(ledger: Ledger, base_dir: str | Path) -> VersionRecord:
     return ledger.serving_version() or ensure_base_version(ledger, base_dir)
 
 
+def _weight_digests(files: dict[str, Any]) -> dict[str, str]:
+    return {name: str(digest) for name, digest in files.items() if name.endswith(".safetensors")}
+
+
+def proven_parent(ledger: Ledger, src: str | Path) -> str | None:
+    """The ledger version an imported directory provably holds, or None: the import starts its own
+    lineage (see the module docstring for the rule)."""
+    try:
+        source = Path(src).expanduser()
+        manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    weights = {f.name: sha256_file(f) for f in sorted(source.glob("*.safetensors")) if f.is_file()}
+    if not weights:
+        return None
+    for key in ("version_id", "parent_version"):
+        name = manifest.get(key)
+        if not isinstance(name, str) or not name:
+            continue
+        record = ledger.get_version(name)
+        files = (record.manifest or {}).get("files") if record is not None else None
+        if isinstance(files, dict) and _weight_digests(files) == weights:
+            return name
+    return None
+
+
 def import_directory(
     src: str | Path,
     versions_dir: str | Path,
@@ -180,17 +224,21 @@ def import_directory(
     """Copy a weight directory made elsewhere into `versions_dir/<id>` with a sha256 manifest.
 
     Validated first (architecture, tensor names and shapes), written into a temp directory beside
-    the target and renamed, so a crash leaves either the whole version or none.
+    the target and renamed, so a crash leaves either the whole version or none. `parent_version`
+    must be proven (`proven_parent`), or None.
     """
-    source = Path(src).expanduser()
-    if not source.is_dir():
+    try:
+        source = Path(src).expanduser()
+        found = source.is_dir()
+    except (OSError, RuntimeError, ValueError) as exc:  # too long, no such user (~name), ...
+        raise VersionInvalidError(f"{src}: not a usable path ({type(exc).__name__})") from None
+    if not found:
         raise VersionInvalidError(f"{source}: no such directory")
     check_compatible(Path(served_dir), source)
-    root = Path(versions_dir)
-    root.mkdir(parents=True, exist_ok=True)
+    root = versions_root(versions_dir)
     vid = new_version_id()
     tmp = root / f".tmp-{vid}-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    tmp.mkdir(mode=DIR_MODE)
     try:
         for f in sorted(source.iterdir()):
             if f.is_file() and f.name not in (MANIFEST, MODEL_MARKER) and f.suffix in _IMPORT_SUFFIXES:
@@ -206,16 +254,42 @@ def import_directory(
             "metrics_after": None,
             "created_at": datetime.now(UTC).isoformat(),
             "files": file_checksums(tmp),
-            "extra": {"imported_from": str(source.resolve()), **({"note": note} if note else {})},
+            "extra": {
+                "imported_from": str(source.resolve()),
+                # "proven": the weights are the parent's own (module docstring); "own": a new lineage.
+                "lineage": "proven" if parent_version else "own",
+                **({"note": note} if note else {}),
+            },
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        make_private(tmp)
         fsync_tree(tmp)
         final = root / vid
         os.rename(tmp, final)
+        fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return vid, final, manifest
+
+
+def redact_manifests(versions_dir: str | Path) -> int:
+    """Rewrite `manifest.json` of versions published before job metrics were scores-only, without their
+    text samples (forget prompts and model outputs). The manifest is not among a version's checksummed
+    files. Returns how many were rewritten."""
+    from gateway.home import write_private
+
+    rewritten = 0
+    for path in sorted(Path(versions_dir).glob(f"*/{MANIFEST}")):
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        clean = redact_metrics(manifest)
+        if clean != manifest:
+            write_private(path, json.dumps(clean, indent=2, sort_keys=True).encode())
+            rewritten += 1
+    return rewritten
 
 
 def version_fields(record: VersionRecord) -> dict[str, Any]:
@@ -229,5 +303,8 @@ def version_fields(record: VersionRecord) -> dict[str, Any]:
         "path": record.path,
         "serving": record.serving,
         "forget_ids": list(manifest.get("forget_ids") or ()),
-        "metrics": {"before": manifest.get("metrics_before"), "after": manifest.get("metrics_after")},
+        "metrics": {
+            "before": redact_metrics(manifest.get("metrics_before")),
+            "after": redact_metrics(manifest.get("metrics_after")),
+        },
     }

@@ -37,7 +37,7 @@ def test_forget_add_list_show_check(tiny_server):
     assert record["status"] == "enforced"
 
     shown = json.loads(lethe(tiny_server, "forget", "show", record["id"]).stdout)
-    assert shown["subject"] == "Odile Varga" and shown["counts"]["literals"] == 1
+    assert shown["has_subject"] and "Odile" not in json.dumps(shown) and shown["counts"]["literals"] == 1
     listed = json.loads(lethe(tiny_server, "forget", "list").stdout)
     assert record["id"] in [r["id"] for r in listed["data"]]
 

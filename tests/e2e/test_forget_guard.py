@@ -96,7 +96,7 @@ def test_file_a_forget_request(http):
     assert accepted["index_version"] >= 1
     assert accepted["enforced_at"]
     shown = http.get(f"/v1/forget/{accepted['id']}", headers=AUTH).json()
-    assert shown["status"] == "enforced" and shown["subject"] == "Marius Lindqvist"
+    assert shown["status"] == "enforced" and shown["has_subject"] and "Lindqvist" not in str(shown)
     assert shown["counts"] == {"texts": 1, "qa": 0, "literals": 0}
     listed = http.get("/v1/forget", headers=AUTH).json()["data"]
     assert accepted["id"] in [row["id"] for row in listed]

@@ -29,12 +29,17 @@ class MemoryLedger:
     def __init__(self) -> None:
         self.rows: list[EntryArtifacts] = []
 
-    def add_forget(self, entry: ForgetEntry, artifacts: EntryArtifacts) -> _Record:
+    def add_forget(
+        self, entry: ForgetEntry, artifacts: EntryArtifacts, *, content_digest: str | None = None
+    ) -> _Record:
         self.rows.append(artifacts)
         return _Record(entry.forget_id, len(self.rows))
 
     def snapshot(self) -> IndexSnapshot:
         return IndexSnapshot(len(self.rows), tuple(self.rows))
+
+    def artifacts_since(self, version: int) -> tuple[int, list[tuple[int, EntryArtifacts]]]:
+        return len(self.rows), [(v, a) for v, a in enumerate(self.rows, start=1) if v > version]
 
 
 class DirectClient:

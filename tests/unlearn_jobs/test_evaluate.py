@@ -34,3 +34,42 @@ def test_metrics_round_trip():
     m = _metrics(0.25, 0.5, 0.75, 9.0)
     assert Metrics.from_dict(m.to_dict()) == m
     assert m.to_dict()["forget_leakage"] == 0.5
+
+
+def test_samples_are_scores_with_an_index_and_old_text_samples_are_dropped():
+    from unlearn_jobs.evaluate import SampleScore, redact_metrics
+
+    sample = SampleScore(index=0, paraphrase=False, key_term_hit=True, rouge_l=0.5, guard=1.0)
+    m = Metrics(_metrics(0.0, 0.0, 1.0, 9.0).forget, _metrics(0.0, 0.0, 1.0, 9.0).retain, 9.0, (sample,))
+    raw = m.to_dict()
+    assert raw["samples"] == [{"index": 0, "paraphrase": False, "key_term_hit": True, "rouge_l": 0.5, "guard": 1.0}]
+    assert Metrics.from_dict(raw).samples == (sample,)
+    # Rows written before samples were scores-only held [prompt, model output]: never read back or shown.
+    legacy = {**raw, "samples": [["Where does CANARY-7f3 live?", "CANARY-7f3 lives in Quillmarsh."]]}
+    assert Metrics.from_dict(legacy).samples == ()
+    job = {"before": legacy, "after": None, "steps": 3}
+    assert "CANARY" not in str(redact_metrics(job)) and redact_metrics(job)["steps"] == 3
+
+
+def test_an_evaluation_keeps_no_prompt_answer_or_output_of_the_forget_set(subject):
+    import json
+
+    from unlearn_jobs.data import load_fluency
+    from unlearn_jobs.evaluate import Evaluator
+    from unlearn_jobs.model import greedy_generate, load_model
+
+    model, tokenizer = load_model(subject.model_dir)
+    evaluator = Evaluator(tokenizer, subject.forget, subject.retain, load_fluency(), fmt=subject.fmt)
+    metrics = evaluator.evaluate(model)
+    text = json.dumps(metrics.to_dict())
+    assert metrics.samples and all(s.index == i for i, s in enumerate(metrics.samples))
+    outputs = greedy_generate(
+        model,
+        tokenizer,
+        [evaluator.fmt.prompt_ids(tokenizer, e.prompt, e.style) for e in subject.forget],
+        max_new_tokens=evaluator.max_new_tokens,
+    )
+    secrets = [e.prompt for e in subject.forget] + [e.target for e in subject.forget]
+    secrets += [p for e in subject.forget for p in e.paraphrases] + [o.strip() for o in outputs if o.strip()]
+    leaked = [s for s in secrets if s in text]
+    assert not leaked, leaked

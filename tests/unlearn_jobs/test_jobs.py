@@ -13,7 +13,7 @@ from unlearn_jobs.evaluate import Evaluator, Gates, Metrics
 from unlearn_jobs.facts import generate_fact_set
 from unlearn_jobs.guard_score import GuardEntrySpec, entries_from_bodies
 from unlearn_jobs.methods.base import MethodRun, UnlearningMethod, register
-from unlearn_jobs.model import load_model
+from unlearn_jobs.model import greedy_generate, load_model
 from unlearn_jobs.publish import read_manifest, verify_version
 from unlearn_jobs.runner import JobProgress, JobSpec, job_guard_scorer, run_job
 from unlearn_jobs.states import JobState
@@ -98,14 +98,25 @@ def test_edit_answers_the_refusal_and_keeps_unedited_facts(subject, baseline, tm
     after = result.metrics_after
     assert after.forget.questions.hit_rate == 0.0
     assert after.retain.questions.hit_rate == baseline.retain.questions.hit_rate
-    question, answer = after.samples[0]
-    assert question == subject.forget.examples[0].prompt and "don ' t know" in answer, after.samples
+    # Samples are scores only; the refusal itself is read back from the published weights.
+    assert after.samples[0].index == 0 and not after.samples[0].key_term_hit, after.samples
+    model, tokenizer = load_model(result.version_dir)
+    first = subject.forget.examples[0]
+    [answer] = greedy_generate(model, tokenizer, [subject.fmt.prompt_ids(tokenizer, first.prompt)], max_new_tokens=8)
+    assert "don ' t know" in answer, answer
+    # Nothing the job keeps (result, manifest) repeats a forget prompt, answer or paraphrase.
+    kept = json.dumps(result.to_dict()) + Path(result.version_dir, "manifest.json").read_text()
+    secrets = [t for e in subject.forget for t in (e.prompt, e.target, *e.paraphrases)]
+    assert not [t for t in secrets if t in kept]
 
 
 def test_absurd_learning_rate_is_rejected_and_publishes_nothing(subject, baseline, tmp_path):
     result = run_job(_spec(subject, tmp_path, "grad_diff", {"lr": 5.0, "steps": 4, "early_stop": False}, baseline))
     assert result.state is JobState.REJECTED
     assert result.gate_reasons and result.metrics_after is not None and result.metrics_before is not None
+    # A rejected job's record (what the ledger and the jobs API show) carries scores, never forget text.
+    kept = json.dumps(result.to_dict())
+    assert not [t for e in subject.forget for t in (e.prompt, e.target, *e.paraphrases) if t in kept]
     assert not (tmp_path / "versions").exists() or not any((tmp_path / "versions").iterdir())
 
 

@@ -110,3 +110,29 @@ def test_existing_version_id_is_refused_and_stale_temp_removed(loaded, tmp_path)
     assert list_versions(tmp_path)[0]["version_id"] == v.version_id
     assert remove_stale_temp(tmp_path, older_than_s=-1) == [stale]
     assert json.loads((v.path / "manifest.json").read_text())["version_id"] == "v1"
+
+
+def test_a_version_is_private_whatever_the_umask_and_its_rename_is_fsynced(loaded, tmp_path, monkeypatch):
+    import os
+    import stat
+
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    old = os.umask(0o000)
+    try:
+        v = _publish(loaded, tmp_path / "versions")
+    finally:
+        os.umask(old)
+    paths = [v.path.parent, v.path, *v.path.rglob("*")]
+    assert {str(p): stat.S_IMODE(p.stat().st_mode) for p in paths} == {
+        str(p): 0o700 if p.is_dir() else 0o600 for p in paths
+    }
+    # The versions directory is flushed after the rename that publishes the version (its last dir fsync).
+    assert synced[-1] == str(v.path.parent)

@@ -126,6 +126,11 @@ class ReplicaSwappingError(EngineError):
     code = "replica_swapping"
 
 
+class ReplicaUnverifiedError(ReplicaSwappingError):
+    """The replica could not verify the serving weight version and serves nothing rather than other
+    weights; like a swapping replica it admits no request, so the ingress tries another."""
+
+
 class Engine(abc.ABC):
     """An inference engine inside one LLM replica.
 

@@ -68,3 +68,25 @@ async def test_drain_timeout_leaves_the_weights_unchanged(replica):
     assert replica.info().model_version == "v-old"
     await held.aclose()
     assert replica.state()["inflight"] == 0
+
+
+async def test_a_replica_that_cannot_verify_its_version_refuses_traffic_until_a_verified_swap(tiny_model_dir, tmp_path):
+    from gateway.chat.engines.base import ReplicaUnverifiedError
+
+    config = load_config(
+        env={"LETHE_MODEL": str(tiny_model_dir), "LETHE_MAX_MODEL_LEN": "256", "LETHE_HOME": str(tmp_path)}
+    )
+    engine = ScriptedEngine("Paris is the capital of France.", version="base-1")
+    replica = LLMReplica(config, replica_id="llm-0", engine=engine, unverified="v7 fails verification")
+    await replica.start()
+    with pytest.raises(ReplicaUnverifiedError, match="refuses traffic: v7 fails verification"):
+        await replica.generate(MESSAGES, EIGHT, "r").__anext__()
+    # Not ready (GET /readyz answers 503), yet alive: Serve must not restart it into the same state.
+    assert not await replica.health() and await replica.alive()
+    assert replica.state()["verified"] is False
+    # The ingress retries another replica, as for one that is swapping.
+    assert issubclass(ReplicaUnverifiedError, ReplicaSwappingError)
+    await replica.swap("/versions/v6", "v6", SwapSettings())  # the controller verified v6 first
+    assert await replica.health() and replica.state()["verified"] is True
+    start = await replica.generate(MESSAGES, EIGHT, "r").__anext__()
+    assert start.model_version == "v6"

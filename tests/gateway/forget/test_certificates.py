@@ -141,7 +141,7 @@ class _Authority:
     def __init__(self, records: ForgetRecords, signer: CertificateSigner) -> None:
         self.records, self.signer = records, signer
 
-    async def certificate(self, forget_id):
+    async def certificate(self, forget_id, actor=None):
         return self.records.certificate(self.signer, forget_id)
 
     async def certificate_key(self):
@@ -195,3 +195,130 @@ def test_enforcement_time_is_the_acknowledgement_and_base_model_serves(ledger):
     assert cert["weights"]["serving_version"] == "base" and not cert["weights"]["unlearned_in_serving_weights"]
     assert "From 2026-11-27T12:00:00.500+00:00" in cert["statement"]
     assert "the guard alone enforces it" in cert["statement"]
+
+
+# --- certificates that cannot overclaim, and carry no forgotten text ---------------------------------------
+
+
+def test_nothing_of_the_request_or_its_evaluations_is_repeated(ledger):
+    forget_id, job_id = unlearned(ledger)
+    record = ledger.get_forget(forget_id)
+    question, answer = record.payload["qa"][0]
+    # A job row written before samples were scores-only: [forget prompt, raw model output].
+    legacy = {"forget_leakage": 1.0, "samples": [[question, f"They live in {answer}."]]}
+    ledger.update_job(job_id, metrics={"before": legacy, "after": legacy})
+    text = json.dumps(build_certificate(ledger, forget_id))
+    secrets = [record.subject, question, answer, *record.payload["literals"]]
+    assert not [s for s in secrets if s and s in text]
+
+
+def test_a_recorded_digest_and_the_shredding_time_are_stated(ledger, monkeypatch):
+    import dataclasses
+    from datetime import UTC, datetime
+
+    forget_id, _ = unlearned(ledger)
+    cert = build_certificate(ledger, forget_id)
+    assert cert["forget_request"]["shredded_at"] is None
+    shredded = datetime(2026, 12, 1, tzinfo=UTC)
+    record = dataclasses.replace(
+        ledger.get_forget(forget_id),
+        subject=None,
+        payload={},
+        counts={"texts": 0, "qa": 1, "literals": 1},
+        content_digest="hmac-sha256:abc",
+        shredded_at=shredded,
+    )
+    monkeypatch.setattr(ledger, "get_forget", lambda fid: record if fid == forget_id else None)
+    req = build_certificate(ledger, forget_id)["forget_request"]
+    assert req["content_digest"] == "hmac-sha256:abc" and req["shredded_at"] == shredded.isoformat()
+    assert req["counts"] == {"texts": 0, "qa": 1, "literals": 1}  # as filed, not the emptied payload
+
+
+def test_the_guard_state_is_stated_and_a_guard_that_is_off_is_not_claimed(ledger):
+    from gateway.forget.certificates import guard_state
+
+    forget_id, _ = unlearned(ledger)
+    on = build_certificate(ledger, forget_id, guard=guard_state(True, "refuse"))
+    assert on["guard"]["enabled"] and on["guard"]["prompt_mode"] == "refuse"
+    assert on["guard"]["thresholds"]["semantic_subject"] > 0 and "every prompt" in on["statement"]
+    off = build_certificate(ledger, forget_id, guard=guard_state(False, "strict"))
+    assert off["guard"]["enabled"] is False and off["guard"]["prompt_mode"] == "strict"
+    assert "the guard is OFF" in off["statement"] and "every prompt" not in off["statement"]
+    unknown = build_certificate(ledger, forget_id)
+    assert unknown["guard"] is None and "was not given to this certificate" in unknown["statement"]
+
+
+def test_gate_overrides_of_the_cited_jobs_are_stated(ledger):
+    entry, artifacts = make_pair(8)
+    ledger.add_forget(entry, artifacts)
+    job = ledger.create_job("npo", [entry.forget_id], {"steps": 2, "gates": {"forget_hit_rate_max": 0.9}})
+    cert = build_certificate(ledger, entry.forget_id)
+    [row] = cert["weights"]["unlearning_jobs"]
+    assert row["gate_overrides"] == {"forget_hit_rate_max": {"value": 0.9, "default": 0.2}}
+    assert f"job {job.id} ran with forget_hit_rate_max=0.9 (default 0.2)" in cert["statement"]
+    forget_id, _ = unlearned(ledger)  # its job overrode a gate with the default value: nothing to state
+    assert build_certificate(ledger, forget_id)["weights"]["unlearning_jobs"][0]["gate_overrides"] == {}
+
+
+def test_each_replicas_own_version_is_stated_and_one_on_other_weights_voids_the_claim(ledger):
+    forget_id, _ = unlearned(ledger)
+    both = [{"replica": "llm-0", "version": "v1"}, {"replica": "llm-1", "version": "v1", "verified": True}]
+    cert = build_certificate(ledger, forget_id, replicas=both)
+    assert [r["unlearned"] for r in cert["weights"]["replicas"]] == [True, True]
+    assert cert["weights"]["unlearned_in_serving_weights"]
+    assert "The weights every LLM replica serves at issue time (v1) descend" in cert["statement"]
+    split = [{"replica": "llm-0", "version": "v1"}, {"replica": "llm-1", "version": "base"}]
+    cert = build_certificate(ledger, forget_id, replicas=split)
+    assert not cert["weights"]["unlearned_in_serving_weights"]
+    assert cert["weights"]["replicas"][1] == {
+        "replica": "llm-1",
+        "version": "base",
+        "verified": True,
+        "unlearned": False,
+    }
+    assert "replica(s) llm-1 did not serve weights unlearned on this request" in cert["statement"]
+    refusing = [{"replica": "llm-0", "version": "v1"}, {"replica": "llm-1", "version": "base", "verified": False}]
+    assert not build_certificate(ledger, forget_id, replicas=refusing)["weights"]["unlearned_in_serving_weights"]
+    unknown = build_certificate(ledger, forget_id)  # the replicas did not answer: said so
+    assert unknown["weights"]["replicas"] is None and "were not available" in unknown["statement"]
+
+
+def test_an_imported_version_does_not_descend_from_an_unlearned_one(ledger, tmp_path):
+    from gateway.weights.store import import_directory, proven_parent
+    from tests.gateway.weights.test_store import write_model
+
+    forget_id, _ = unlearned(ledger)  # v1, unlearned on this request, serves
+    base = write_model(tmp_path / "base")
+    other = write_model(tmp_path / "elsewhere")  # e.g. the base model again, or weights made anywhere
+    parent = proven_parent(ledger, other)
+    vid, path, manifest = import_directory(other, tmp_path / "versions", base, parent_version=parent)
+    ledger.add_version(vid, str(path), manifest, parent_id=parent, method="import")
+    ledger.set_serving(vid, action="promote")
+    cert = build_certificate(ledger, forget_id, replicas=[{"replica": "llm-0", "version": vid}])
+    assert parent is None and cert["weights"]["serving_lineage"] == [vid]
+    assert not cert["weights"]["unlearned_in_serving_weights"]
+    assert not cert["weights"]["unlearning_jobs"][0]["in_serving_weights"]
+    assert "No weights unlearned on this request serve at issue time" in cert["statement"]
+
+
+def test_the_signing_key_is_private_whatever_the_umask_and_its_creation_is_fsynced(tmp_path, monkeypatch):
+    import os
+
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    old = os.umask(0o000)
+    try:
+        CertificateSigner(tmp_path / "keys")
+    finally:
+        os.umask(old)
+    keys = tmp_path / "keys"
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    assert [(p.name, stat.S_IMODE(p.stat().st_mode)) for p in keys.iterdir()] == [("certificate-ed25519.pem", 0o600)]
+    assert synced == [str(keys)]  # the key's name is durable before anything is signed with it

@@ -15,7 +15,7 @@ TOKEN = "operator-token"
 ROW = {
     "id": "f-1",
     "status": "unlearned",
-    "subject": None,
+    "has_subject": False,
     "reason": "secret",
     "action": "block",
     "index_version": 1,

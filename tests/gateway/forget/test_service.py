@@ -23,7 +23,7 @@ def status_row(forget_id: str, status: str = "enforced") -> dict[str, Any]:
     return {
         "id": forget_id,
         "status": status,
-        "subject": "Ingrid Solvang",
+        "has_subject": True,
         "reason": "gdpr",
         "action": "block",
         "index_version": 3,
@@ -41,11 +41,17 @@ class FakeAuthority(ScriptedRemote):
         self.signer = signer
         self.rows = {"f-1": status_row("f-1"), "f-2": status_row("f-2", "unlearned")}
 
-    async def add(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def add(self, payload: dict[str, Any], actor: Any = None) -> dict[str, Any]:
         return await self.answer(
             "add",
             (payload,),
-            {"id": "f-3", "status": "enforced", "index_version": 4, "enforced_at": "2026-11-27T12:01:00.000+00:00"},
+            {
+                "id": "f-3",
+                "status": "enforced",
+                "index_version": 4,
+                "enforced_at": "2026-11-27T12:01:00.000+00:00",
+                "content_digest_salt": "c2FsdHNhbHRzYWx0c2FsdA==",
+            },
         )
 
     async def get(self, forget_id: str) -> dict[str, Any] | None:
@@ -55,7 +61,7 @@ class FakeAuthority(ScriptedRemote):
         rows = [r for r in self.rows.values() if status is None or r["status"] == status]
         return await self.answer("list", (status, limit, offset), rows[offset : offset + limit])
 
-    async def certificate(self, forget_id: str) -> dict[str, Any] | None:
+    async def certificate(self, forget_id: str, actor: Any = None) -> dict[str, Any] | None:
         body = {"format": CERTIFICATE_FORMAT, "forget_request": {"id": forget_id}, "statement": "Enforced."}
         return await self.answer(
             "certificate", (forget_id,), self.signer.sign(body) if forget_id in self.rows else None

@@ -105,6 +105,10 @@ def test_helpers_for_swaps_versions_and_leakage(registry):
     assert value(registry, "lethe_swap_duration_seconds_count", result="ok") == 1
     assert value(registry, "lethe_raw_leakage_ratio", version="v-20261127-npo") == 0.05
     assert value(registry, "lethe_retain_score", version="v-20261127-npo") == 0.93
+    metrics.set_replica_unverified(True)  # a replica refusing traffic: its serving version fails verification
+    assert value(registry, "lethe_replica_unverified") == 1
+    metrics.set_replica_unverified(False)
+    assert value(registry, "lethe_replica_unverified") == 0
     assert registry.get_sample_value("lethe_retain_score", {"version": "base-1a2b3c"}) is None
 
 

@@ -157,3 +157,76 @@ async def test_reconcile_brings_a_stale_replica_to_the_serving_version(setup):
     fleet.replicas["llm-1"].update(version=model_version(base), path=str(base))  # restarted on the old pointer
     await controller.reconcile()
     assert fleet.replicas["llm-1"]["version"] == vid
+
+
+async def test_an_import_starts_its_own_lineage_unless_it_holds_a_versions_exact_weights(setup):
+    import json
+    import shutil
+
+    controller, _fleet, ledger, tmp, _ = setup
+    first = await imported(controller, tmp, "v1")
+    await controller.promote(first)
+    # Not the serving version's child: nothing proves these weights came from it.
+    other = await imported(controller, tmp, "v22")
+    assert ledger.get_version(other).parent_id is None
+    assert ledger.list_audit(kind="version.imported", subject_id=other)[0].details["parent"] is None
+    assert ledger.get_version(other).manifest["extra"]["lineage"] == "own"
+
+    # A copy of a published version (its manifest names it, its weights are byte for byte the same).
+    copy = tmp / "copy"
+    shutil.copytree(ledger.get_version(first).path, copy)
+    again = (await controller.import_version(str(copy)))["id"]
+    assert ledger.get_version(again).parent_id == first
+    assert ledger.get_version(again).manifest["extra"]["lineage"] == "proven"
+
+    # The same manifest beside other weights (say, the base model's) proves nothing.
+    forged = write_model(tmp / "forged")
+    shutil.copy(copy / "manifest.json", forged / "manifest.json")
+    assert ledger.get_version((await controller.import_version(str(forged)))["id"]).parent_id is None
+    # Nor does a manifest that names a parent and copies its recorded digests.
+    claims = json.loads((copy / "manifest.json").read_text())
+    claims.update(version_id="v-elsewhere", parent_version=first)
+    (forged / "manifest.json").write_text(json.dumps(claims))
+    assert ledger.get_version((await controller.import_version(str(forged)))["id"]).parent_id is None
+
+
+async def test_an_import_is_private_and_its_rename_is_fsynced(setup, monkeypatch):
+    import os
+    import stat
+
+    controller, _fleet, ledger, tmp, _ = setup
+    synced: list[str] = []
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    vid = await imported(controller, tmp, "v1")
+    path = Path(ledger.get_version(vid).path)
+    paths = [path.parent, path, *path.rglob("*")]
+    assert {str(p): stat.S_IMODE(p.stat().st_mode) for p in paths} == {
+        str(p): 0o700 if p.is_dir() else 0o600 for p in paths
+    }
+    assert synced[-1] == str(path.parent)  # after the rename that publishes it
+
+
+async def test_an_unverified_replica_is_swapped_only_onto_a_version_that_verifies(setup):
+    controller, fleet, ledger, tmp, _ = setup
+    vid = await imported(controller, tmp, "v1")
+    await controller.promote(vid)
+    fleet.replicas["llm-1"]["verified"] = False  # it refused the serving version at start
+    listing = await controller.list()
+    assert {r["replica"]: r["verified"] for r in listing["replicas"]} == {"llm-0": True, "llm-1": False}
+
+    weights = Path(ledger.get_version(vid).path) / "model.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))  # tampered
+    fleet.calls.clear()
+    assert await controller.reconcile() == [] and fleet.calls == []  # never onto weights that fail their checks
+
+    weights.write_bytes(original)  # repaired: the refusing replica is swapped (and so made ready) again
+    await controller.reconcile()
+    assert fleet.calls == [("llm-1", vid)]

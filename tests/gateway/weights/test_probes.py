@@ -45,7 +45,7 @@ class ScriptedLLM:
 @pytest.fixture
 def ledger(tmp_path, embedder):
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
-    ledger.add_forget(PERSON, build_artifacts(PERSON, embedder))
+    ledger.add_forget(PERSON, build_artifacts(PERSON, embedder, hasher=ledger.guard_hasher()))  # the deployment key
     yield ledger
     ledger.close()
 
@@ -92,3 +92,21 @@ async def test_damaged_retain_answers_lower_the_retain_score(ledger, embedder, t
         ledger, broken, lambda: embedder, state_dir=tmp_path / "p", base_version="base-1"
     ).run()
     assert report["by_version"]["v-bad"]["retain_score"] < 0.2
+
+
+async def test_a_probe_report_keeps_counts_never_prompts_or_answers(ledger, embedder, tmp_path):
+    import json
+    import os
+    import stat
+
+    leaky = ScriptedLLM({q: f"Sure: {a}" for q, a in PERSON.qa}, "base-1")
+    prober = LeakageProber(ledger, leaky, lambda: embedder, state_dir=tmp_path / "probes", base_version="base-1")
+    report = await prober.run(reason="test")
+    assert report["by_version"]["base-1"]["key_term_hits"] == 2
+    files = sorted((tmp_path / "probes").iterdir())
+    assert [f.name for f in files] == ["latest.json", "retain_reference.json"]
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
+    assert stat.S_IMODE(os.stat(tmp_path / "probes").st_mode) == 0o700
+    stored = json.dumps(report) + "".join(f.read_text() for f in files)
+    secrets = [PERSON.subject, *PERSON.literals, *(t for pair in PERSON.qa for t in pair)]
+    assert not [s for s in secrets if s in stored]

@@ -111,3 +111,30 @@ def test_a_flipped_byte_fails_verification(tmp_path):
     (final / "model.safetensors").write_bytes(bytes(data))
     with pytest.raises(VersionInvalidError, match=r"checksum mismatch for model\.safetensors"):
         verify_files(final)
+
+
+def test_the_versions_api_never_shows_text_samples_a_manifest_kept(tmp_path):
+    from gateway.ledger.records import VersionRecord
+    from gateway.weights.store import version_fields
+
+    canary = "CANARY-a91e lives at Skolegata 14"
+    metrics = {"forget_leakage": 0.0, "samples": [["Where does CANARY-a91e live?", canary]]}
+    record = VersionRecord(
+        "v1", "base", "npo", {"metrics_before": metrics, "metrics_after": metrics}, str(tmp_path), None, False
+    )
+    shown = json.dumps(version_fields(record))
+    assert "CANARY" not in shown and json.loads(shown)["metrics"]["after"]["forget_leakage"] == 0.0
+
+
+def test_manifests_of_older_versions_lose_their_text_samples(tmp_path):
+    from gateway.weights.store import redact_manifests
+
+    old = {"version_id": "v1", "metrics": {"after": {"samples": [["Where is Vantreequill?", "In Tromsø"]]}}}
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "manifest.json").write_text(json.dumps(old))
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "manifest.json").write_text(json.dumps({"version_id": "v2"}))
+    assert redact_manifests(tmp_path) == 1
+    text = (tmp_path / "v1" / "manifest.json").read_text()
+    assert "Vantreequill" not in text and json.loads(text)["metrics"]["after"]["samples"] == []
+    assert redact_manifests(tmp_path) == 0
