@@ -9,6 +9,11 @@ not within `ack_timeout_s` is evicted (told to leave service, and its actor kill
 replaces it). A follower (`gateway.forget.follower`) that has not heard from the authority for
 `fence_after_s` takes itself out of service: it can never serve from a stale index while the
 authority believes it is gone. The messages both sides exchange are defined here.
+
+A stalled database never delays a poll or an ack: polls and acks touch only memory, and every ledger
+call runs on `LedgerCalls`' worker threads, bounded by the ledger's call timeout (well under the fence).
+An add the ledger cannot take in time fails with `LedgerUnavailableError`, saying the request was not
+recorded; an acknowledged request was committed before its acknowledgement.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -36,6 +41,7 @@ from gateway.guard.embedder import Embedder
 from gateway.guard.keyed import PROCESS_HASHER, TermHasher
 from gateway.guard.types import ForgetEntry
 from gateway.ledger import ForgetRecord, ForgetStatus, Ledger
+from gateway.ledger.calls import DEFAULT_TIMEOUTS, LedgerCalls, LedgerOutcomeUnknownError, LedgerUnavailableError
 from gateway.observability import metrics
 
 log = logging.getLogger(__name__)
@@ -95,6 +101,24 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def ledger_calls(ledger: Any) -> LedgerCalls:
+    """Worker threads for `ledger`'s calls, bounded by its call timeout (a stand-in ledger: the default)."""
+    timeouts = getattr(ledger, "timeouts", DEFAULT_TIMEOUTS)
+    return LedgerCalls(timeouts.call_s)
+
+
+class _Background:
+    """Tasks that outlive the request that started them (kept referenced until done)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
 class IndexAuthority:
     """One writer, many readers: the source of truth for index versions.
 
@@ -112,8 +136,11 @@ class IndexAuthority:
         kill_actor: Callable[[Any], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         hasher: TermHasher = PROCESS_HASHER,
+        calls: LedgerCalls | None = None,
     ) -> None:
         self._ledger = ledger
+        self._calls = calls if calls is not None else ledger_calls(ledger)
+        self._background = _Background()
         self._embedder = embedder
         self._hasher = hasher
         self._timing = timing
@@ -147,14 +174,59 @@ class IndexAuthority:
 
     async def _commit(self, entry: ForgetEntry, artifacts: EntryArtifacts, content_digest: str | None) -> Any:
         async with self._write_lock:
-            record = await asyncio.to_thread(self._ledger.add_forget, entry, artifacts, content_digest=content_digest)
-            await self.publish()
+            try:
+                record = await self._calls(self._ledger.add_forget, entry, artifacts, content_digest=content_digest)
+            except LedgerOutcomeUnknownError as exc:
+                # Stored or not is the database's answer, when it comes: publish whatever it holds then.
+                self._background.start(self._publish_later(exc.pending))
+                raise LedgerOutcomeUnknownError(
+                    f"{exc}: the forget request may or may not be recorded (if it is, it is enforced as soon as "
+                    "the ledger answers again and GET /v1/forget lists it); check before filing it again"
+                ) from None
+            except LedgerUnavailableError as exc:
+                raise LedgerUnavailableError(
+                    f"{exc}: the forget request was NOT recorded and nothing is enforced for it; file it again "
+                    "once the ledger is back"
+                ) from None
+            await self._publish_committed(int(record.index_version), artifacts)
         return record
+
+    async def _publish_committed(self, version: int, artifacts: EntryArtifacts) -> None:
+        try:
+            await self.publish()
+            return
+        except LedgerUnavailableError:
+            if version != self.version + 1:
+                self._background.start(self._publish_later(None))
+                raise LedgerUnavailableError(
+                    "the forget request was recorded, then the ledger stopped answering before it could be "
+                    "published: it is enforced as soon as the ledger answers again (GET /v1/forget lists it)"
+                ) from None
+        # The ledger stalled between the commit and the read-back: the one request committed since the
+        # published version is the one in hand, so publish it as it was committed.
+        log.warning("the ledger did not answer after a commit: publishing version %d from memory", version)
+        async with self._changed:
+            self._log.append((version, artifacts))
+            self.version = version
+            self._changed.notify_all()
+
+    async def _publish_later(self, pending: Any) -> None:
+        """After an add whose outcome the ledger did not tell: publish once it answers again."""
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(pending)
+        while True:
+            try:
+                async with self._write_lock:
+                    await self.publish()
+                return
+            except LedgerUnavailableError:
+                await asyncio.sleep(self._timing.poll_timeout_s)
 
     async def publish(self) -> int:
         """Publish every request the ledger holds beyond the published version (normally the one just
         committed; after a failure between commit and publish, all it missed). Returns the version."""
-        version, rows = await asyncio.to_thread(self._ledger.artifacts_since, self.version)
+        version, rows = await self._calls(self._ledger.artifacts_since, self.version)
         rows = [(v, a) for v, a in rows if v > self.version]
         async with self._changed:
             if rows or version > self.version:
@@ -306,11 +378,18 @@ def status_fields(record: ForgetRecord) -> dict[str, Any]:
     }
 
 
-class ForgetRecords:
-    """The authority's view of the ledger: add (through the index authority), get, list."""
+# An audit event a stalled ledger could not take right after an acknowledgement is retried this long.
+AUDIT_RETRY_S = 600.0
 
-    def __init__(self, ledger: Ledger) -> None:
+
+class ForgetRecords:
+    """The authority's view of the ledger: add (through the index authority), get, list. The reads are
+    plain calls: the serving side runs them through `calls` (off its event loop, bounded in time)."""
+
+    def __init__(self, ledger: Ledger, calls: LedgerCalls | None = None) -> None:
         self.ledger = ledger
+        self.calls = calls if calls is not None else ledger_calls(ledger)
+        self._background = _Background()
         metrics.set_forget_index(ledger.index_version(), ledger.count_forgets())
 
     @classmethod
@@ -326,22 +405,20 @@ class ForgetRecords:
         metrics.record_forget_enforced(time.perf_counter() - received, record.index_version, authority.entries)
         # The moment every live ingress replica enforced it (the ledger's enforced_at is the commit, just
         # before): what a deletion certificate states.
-        self.ledger.append_audit(
+        await self._audit(
             "forget.enforced",
-            actor="authority",
-            subject_id=record.id,
-            details={
+            record.id,
+            {
                 "enforced_at": result["enforced_at"],
                 "index_version": record.index_version,
                 "replicas_acknowledged": len(result.get("acked") or ()),
             },
         )
         if result["evicted"]:
-            self.ledger.append_audit(
+            await self._audit(
                 "guard.replicas_evicted",
-                actor="authority",
-                subject_id=record.id,
-                details={"replicas": result["evicted"], "index_version": record.index_version},
+                record.id,
+                {"replicas": result["evicted"], "index_version": record.index_version},
             )
         return {
             "id": record.id,
@@ -351,6 +428,28 @@ class ForgetRecords:
             # Shown once: with it the filer can check a certificate's content_digest; Lethe keeps no copy.
             "content_digest_salt": base64.urlsafe_b64encode(salt).decode(),
         }
+
+    async def _audit(self, kind: str, forget_id: str, details: dict[str, Any]) -> None:
+        """Record an event of an acknowledged request. The request is committed and enforced whatever
+        happens here: a ledger that stalls now delays the event (retried in the background), not the 201."""
+        try:
+            await self.calls(self.ledger.append_audit, kind, actor="authority", subject_id=forget_id, details=details)
+        except LedgerUnavailableError:
+            log.warning("the ledger did not take the %s event of %s: retrying in the background", kind, forget_id)
+            self._background.start(self._audit_later(kind, forget_id, details))
+
+    async def _audit_later(self, kind: str, forget_id: str, details: dict[str, Any]) -> None:
+        deadline = time.monotonic() + AUDIT_RETRY_S
+        while time.monotonic() < deadline:
+            await asyncio.sleep(self.calls.timeout_s)
+            try:
+                await self.calls(
+                    self.ledger.append_audit, kind, actor="authority", subject_id=forget_id, details=details
+                )
+                return
+            except LedgerUnavailableError:
+                continue
+        log.error("the %s event of %s could not be recorded: the ledger stayed unavailable", kind, forget_id)
 
     def shred(self, forget_id: str, *, drop_semantic: bool, actor: str = "operator") -> dict[str, Any] | None:
         """Crypto-shred one request on an operator's word (gateway.forget.shredding); None: no such request."""

@@ -19,13 +19,12 @@ from gateway.guard.keyed import TermHasher, new_key
 from gateway.guard.types import ForgetEntry
 from gateway.ledger import schema as t
 from gateway.ledger.actors import current_actor, resolve_actor
+from gateway.ledger.calls import DEFAULT_TIMEOUTS, MIGRATION_TIMEOUTS, LedgerTimeouts, check_commit
 from gateway.ledger.migrate import upgrade_to_head
 from gateway.ledger.records import AuditEvent, ForgetRecord, IndexSnapshot, JobRecord, VersionRecord
 from gateway.ledger.states import JOB_ACTIVE_STATES, JOB_TERMINAL_STATES, ForgetStatus, JobState
 from gateway.ledger.vault import Sealed, Vault, VaultError
 
-# How long a SQLite writer waits for another process's write lock before giving up.
-SQLITE_BUSY_TIMEOUT_S = 30.0
 MAX_PAGE = 1000
 
 _JOB_FIELDS = frozenset(
@@ -131,8 +130,11 @@ def _page(limit: int, offset: int) -> None:
         raise ValueError(f"offset must be >= 0, got {offset}")
 
 
-def _sqlite_engine(url: str) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+def _sqlite_engine(url: str, timeouts: LedgerTimeouts) -> Engine:
+    # A writer waits `lock_s` for another's write lock, then fails (SQLITE_BUSY): never longer than the
+    # ingress fence, so a locked file is a quick 503 and not a hang.
+    busy_s = timeouts.lock_s
+    engine = create_engine(url, connect_args={"timeout": busy_s}, pool_timeout=timeouts.pool_s)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_conn: Any, _record: Any) -> None:  # the driver's connection, the pool's record
@@ -140,12 +142,12 @@ def _sqlite_engine(url: str) -> Engine:
         # deferred read-then-write transaction fails with SQLITE_BUSY instead of waiting).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_s * 1000)}")  # first: the PRAGMAs below may wait too
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged forget request survives power loss
         cursor.execute("PRAGMA foreign_keys=ON")
         # Deleted content is overwritten, not left in free pages: a shredded key must not be recoverable.
         cursor.execute("PRAGMA secure_delete=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -153,6 +155,34 @@ def _sqlite_engine(url: str) -> Engine:
         # Take the write lock up front: writers queue on busy_timeout instead of deadlocking.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    return engine
+
+
+def _postgres_engine(url: str, timeouts: LedgerTimeouts) -> Engine:
+    """libpq's connect timeout and the server-side statement, lock and idle-transaction timeouts (as
+    startup options, so every pooled session has them from its first statement). What the URL sets
+    itself (`?connect_timeout=`, `-c` settings in `?options=`) wins."""
+    target = _engine_url(url)
+    query = make_url(target).query if isinstance(target, str) else target.query
+    ms = {
+        "statement_timeout": timeouts.statement_s,
+        "lock_timeout": timeouts.lock_s,
+        "idle_in_transaction_session_timeout": timeouts.idle_in_transaction_s,
+    }
+    given = query.get("options", "")
+    # Ours first: a setting the URL's own options repeat wins (the server applies them in order).
+    ours = [f"-c {name}={int(seconds * 1000)}" for name, seconds in ms.items()]
+    options = " ".join([*ours, *([given] if isinstance(given, str) else given)]).strip()
+    connect_args: dict[str, Any] = {"options": options}
+    if "connect_timeout" not in query:
+        connect_args["connect_timeout"] = max(2, round(timeouts.connect_s))  # libpq: whole seconds, >= 2
+    return create_engine(target, pool_pre_ping=True, pool_timeout=timeouts.pool_s, connect_args=connect_args)
+
+
+def _engine(url: str, timeouts: LedgerTimeouts) -> Engine:
+    engine = _sqlite_engine(url, timeouts) if url.startswith("sqlite") else _postgres_engine(url, timeouts)
+    # A ledger call the caller gave up on (gateway.ledger.calls) must not commit once the database answers.
+    event.listen(engine, "commit", check_commit)
     return engine
 
 
@@ -206,37 +236,46 @@ class Ledger:
     True
     """
 
-    def __init__(self, engine: Engine, vault: Vault | None = None) -> None:
+    def __init__(self, engine: Engine, vault: Vault | None = None, timeouts: LedgerTimeouts = DEFAULT_TIMEOUTS) -> None:
         self.engine = engine
         self.vault = vault if vault is not None else Vault.from_environment(os.environ.get("LETHE_HOME", "~/.lethe"))
+        self.timeouts = timeouts
 
     @classmethod
-    def open(cls, url: str, vault: Vault | None = None) -> Ledger:
+    def open(cls, url: str, vault: Vault | None = None, timeouts: LedgerTimeouts = DEFAULT_TIMEOUTS) -> Ledger:
         """Connect and migrate the schema to head (SQLite: WAL, synchronous=FULL, foreign keys on,
         secure_delete on). `vault`: the master key that seals forgotten content (default: from the
-        environment or `$LETHE_HOME/keys/master.key`, see gateway.ledger.vault)."""
-        if url.startswith("sqlite"):
-            path = url.split(":///", 1)[1] if ":///" in url else ""
-            if path and path != ":memory:":
-                db = Path(path)
-                db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                # 0600 whatever the umask, before SQLite opens it: SQLite gives the -wal and -shm files the
-                # database's mode; the chmods fix files an older version left world-readable.
-                os.close(os.open(db, os.O_RDWR | os.O_CREAT, 0o600))
-                for part in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-                    if part.exists():
-                        os.chmod(part, 0o600)
-            engine = _sqlite_engine(url)
-        else:
-            engine = create_engine(_engine_url(url), pool_pre_ping=True)
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
+        environment or `$LETHE_HOME/keys/master.key`, see gateway.ledger.vault). `timeouts`: how long
+        a call may wait on the database (gateway.ledger.calls); the migration at open may wait longer."""
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        in_memory = url.startswith("sqlite") and path in ("", ":memory:")
+        if url.startswith("sqlite") and not in_memory:
+            db = Path(path)
+            db.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # 0600 whatever the umask, before SQLite opens it: SQLite gives the -wal and -shm files the
+            # database's mode; the chmods fix files an older version left world-readable.
+            os.close(os.open(db, os.O_RDWR | os.O_CREAT, 0o600))
+            for part in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+                if part.exists():
+                    os.chmod(part, 0o600)
+        if in_memory:
+            ledger = cls(_engine(url, timeouts), vault, timeouts)  # one private database: one engine
+            ledger._migrate()
+            return ledger
+        migrating = cls(_engine(url, MIGRATION_TIMEOUTS), vault, MIGRATION_TIMEOUTS)
+        try:
+            migrating._migrate()
+        finally:
+            migrating.close()
+        return cls(_engine(url, timeouts), migrating.vault, timeouts)
+
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            if self.engine.dialect.name == "postgresql":
                 # Two replicas starting together must not both run the migration.
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7412001)")
             upgrade_to_head(conn)
-        ledger = cls(engine, vault)
-        ledger._seal_legacy_payloads()
-        return ledger
+        self._seal_legacy_payloads()
 
     def close(self) -> None:
         self.engine.dispose()
