@@ -8,7 +8,9 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from gateway.chat.engines.base import (
@@ -31,13 +33,26 @@ from gateway.chat.protocol import (
     ResponseMessage,
     Usage,
 )
-from gateway.errors import APIError, BadRequestError, ModelNotFoundError, ServiceUnavailableError, unwrap_remote_error
+from gateway.errors import (
+    APIError,
+    BadRequestError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+    unwrap_remote_error,
+)
 from gateway.guard.index import ForgetIndex
-from gateway.guard.stream import StreamGuard
-from gateway.guard.types import REFUSAL_TEXT, GuardVerdict
+from gateway.guard.stream import StreamGuard, StreamStep
+from gateway.guard.types import REFUSAL_TEXT, GuardBudgetExceeded, GuardVerdict
 from gateway.observability import metrics
 
 log = logging.getLogger(__name__)
+
+# How long one guard check (a prompt, or one step of a stream) may take before the request is refused.
+DEFAULT_CHECK_BUDGET_S = 5.0
+# Prompts longer than this (all messages, in characters) are checked on a thread of their own, so a few
+# huge prompts queue behind each other instead of in front of everyone's small ones.
+LARGE_PROMPT_CHARS = 64 * 1024
 
 
 class LLMClient(Protocol):
@@ -100,9 +115,11 @@ class ChatService:
         ready_timeout_s: float = 5.0,
         ingress_id: str = "",
         swap_retry_s: float = 300.0,
+        check_budget_s: float = DEFAULT_CHECK_BUDGET_S,
     ) -> None:
         if prompt_mode not in ("refuse", "strict"):
             raise ValueError(f"prompt_mode must be 'refuse' or 'strict', got {prompt_mode!r}")
+        self._checks = GuardChecks(check_budget_s)
         self._client = client
         self.ingress_id = ingress_id
         self.served_model = served_model
@@ -163,7 +180,7 @@ class ChatService:
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         strict = False
         if index is not None and len(index):
-            verdict = index.check_messages([m.text() for m in request.messages])
+            index, verdict = await self._checks.prompt(self._guard, index, [m.text() for m in request.messages])
             if verdict.match:
                 metrics.record_guard_hits("prompt", verdict.matches, action=self._prompt_mode)
                 if self._prompt_mode == "refuse":
@@ -185,8 +202,8 @@ class ChatService:
         if self._guard is not None and index is not None:
             # An empty index can match nothing: no hold-back, no added time to first token, until the
             # replica applies its first entry mid-stream (then _guarded starts a guard).
-            guard = StreamGuard(index, strict=strict) if len(index) else None
-            chunks = self._guarded(chunks, self._guard, guard, strict)
+            guard = StreamGuard(index, strict=strict, budget_s=self._checks.budget_s) if len(index) else None
+            chunks = self._guarded(chunks, self._guard, guard, strict, self._checks)
         return ChatStream(
             completion_id=completion_id,
             model=self.served_model,
@@ -230,7 +247,11 @@ class ChatService:
 
     @staticmethod
     async def _guarded(
-        chunks: AsyncGenerator[GenerationChunk, None], source: GuardSource, guard: StreamGuard | None, strict: bool
+        chunks: AsyncGenerator[GenerationChunk, None],
+        source: GuardSource,
+        guard: StreamGuard | None,
+        strict: bool,
+        checks: GuardChecks,
     ) -> AsyncGenerator[GenerationChunk, None]:
         """Release text only once the guard checked every window covering it (see StreamGuard), against the
         index this replica serves *now*, not the one the stream started with: once `POST /v1/forget` is
@@ -240,7 +261,10 @@ class ChatService:
 
         `guard` is None when the stream started on an empty index: chunks pass through unheld until the
         index gets its first entry, then a guard takes over with the text already sent as context, so a
-        leak that began before the switch is stopped at its first unsent character."""
+        leak that began before the switch is stopped at its first unsent character.
+
+        Each step is checked off the event loop (`GuardChecks.step`), which re-checks it if the index
+        changed meanwhile, so what it releases was checked against the version served when it is sent."""
         last = GenerationChunk("", 0, 0)
         sent = False
         sent_tail = ""  # while unguarded: the end of the text sent so far, context for a later guard
@@ -260,10 +284,10 @@ class ChatService:
                         sent = sent or bool(chunk.text)
                         yield chunk
                         continue
-                    guard = StreamGuard(index, strict=strict, released=sent_tail)
+                    guard = StreamGuard(index, strict=strict, released=sent_tail, budget_s=checks.budget_s)
                 elif index.version != guard.index.version:
                     guard.rebase(index)
-                step = guard.feed(chunk.text)
+                step = await checks.step(source, guard, chunk.text)
                 if step.stopped:
                     yield _blocked(step.release, sent, chunk)
                     return
@@ -275,7 +299,7 @@ class ChatService:
             index = source.index
             if index.version != guard.index.version:
                 guard.rebase(index)
-            step = guard.finish()
+            step = await checks.step(source, guard, None)
             if step.stopped:
                 yield _blocked(step.release, sent, last)
                 return
@@ -368,6 +392,75 @@ class ChatService:
             )
             yield event([], usage)
         yield "data: [DONE]\n\n"
+
+
+class GuardChecks:
+    """Runs guard checks off the event loop, within a time budget.
+
+    The event loop answers health checks and acknowledges index updates (the follower); a check never runs
+    on it. Nor on the default executor, where the follower builds index snapshots: checks have threads of
+    their own, and large prompts one more, apart. A check over its budget gives up (GuardBudgetExceeded):
+    a prompt is refused with 413 `prompt_too_large_to_check`, a stream ends with `output_check_over_budget`;
+    neither is ever served unchecked. A check that finishes after the index changed is done again on the
+    new version, so no verdict is older than the index served when it is acted on.
+
+    >>> checks = GuardChecks(budget_s=5.0)
+    >>> index, verdict = await checks.prompt(source, index, ["hello"])
+    """
+
+    def __init__(self, budget_s: float, workers: int = 4) -> None:
+        if budget_s <= 0:
+            raise ValueError("check_budget_s must be positive")
+        self.budget_s = budget_s
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lethe-guard")
+        self._large = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lethe-guard-large")
+
+    async def prompt(
+        self, source: GuardSource | None, index: ForgetIndex, texts: list[str]
+    ) -> tuple[ForgetIndex, GuardVerdict]:
+        """The prompt's verdict and the index it was checked against (the one served once it returns)."""
+        deadline = time.monotonic() + self.budget_s  # queueing counts: the client waits either way
+        pool = self._large if sum(len(t) for t in texts) > LARGE_PROMPT_CHARS else self._pool
+        loop = asyncio.get_running_loop()
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                if left <= 0:
+                    raise GuardBudgetExceeded(sum(len(t) for t in texts))
+                verdict = await loop.run_in_executor(pool, partial(index.check_messages, texts, budget_s=left))
+            except GuardBudgetExceeded:
+                raise PayloadTooLargeError(
+                    f"the prompt could not be checked within the guard's time budget ({self.budget_s:g} s); "
+                    "send a shorter prompt",
+                    param="messages",
+                    code="prompt_too_large_to_check",
+                ) from None
+            if source is None or source.index is index:
+                return index, verdict
+            index = source.index  # acknowledged meanwhile: check against the version served now
+
+    async def step(self, source: GuardSource, guard: StreamGuard, delta: str | None) -> StreamStep:
+        """`guard.feed(delta)`, or `guard.finish()` when `delta` is None, on a guard thread."""
+        if delta is not None and not guard.will_check(delta):
+            return guard.feed(delta)  # only taken in (StreamGuard.CHECK_EVERY_CHARS): no thread hop for it
+        loop = asyncio.get_running_loop()
+        try:
+            call = guard.finish if delta is None else partial(guard.feed, delta)
+            step = await loop.run_in_executor(self._pool, call)
+            # The follower may have acked a new version while the step ran: check its release again.
+            while not step.stopped and source.index.version != guard.index.version:
+                reason = source.out_of_service_reason()
+                if reason is not None:
+                    raise ServiceUnavailableError(reason, code="index_unavailable")
+                final = guard.finished
+                guard.rebase(source.index, unsent=step)
+                step = await loop.run_in_executor(self._pool, guard.finish if final else partial(guard.feed, ""))
+        except GuardBudgetExceeded:
+            raise ServiceUnavailableError(
+                f"the response could not be checked within the guard's time budget ({self.budget_s:g} s)",
+                code="output_check_over_budget",
+            ) from None
+        return step
 
 
 def _blocked(release: str, sent_before: bool, chunk: GenerationChunk) -> GenerationChunk:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import Awaitable
 from typing import Any, Protocol, TypeVar
 
 from gateway.chat.service import GuardSource
-from gateway.errors import ErrorMap, NotFoundError, ServiceUnavailableError, UnprocessableError, call_remote
+from gateway.errors import (
+    ErrorMap,
+    NotFoundError,
+    PayloadTooLargeError,
+    ServiceUnavailableError,
+    UnprocessableError,
+    call_remote,
+)
 from gateway.forget.certificates import CertificateError, verify_certificate
 from gateway.forget.protocol import (
     AuditEventOut,
@@ -21,13 +29,20 @@ from gateway.forget.protocol import (
     ForgetRequest,
     ForgetStatus,
 )
+from gateway.guard.types import GuardBudgetExceeded
 from gateway.ledger import states
 from gateway.ledger.actors import Actor
+from gateway.ledger.calls import LedgerUnavailableError
 
 T = TypeVar("T")
 
-# The authority refused the content itself.
-_ERRORS: ErrorMap = [(ValueError, lambda e: UnprocessableError(str(e)))]
+_ERRORS: ErrorMap = [
+    # The authority refused the content itself.
+    (ValueError, lambda e: UnprocessableError(str(e))),
+    # The authority is up, its database is not (stalled, locked, unreachable): its message says whether
+    # the request was recorded. Chat is unaffected: it serves from the index replicas already hold.
+    (LedgerUnavailableError, lambda e: ServiceUnavailableError(str(e), code="ledger_unavailable")),
+]
 
 
 class ForgetAuthorityAPI(Protocol):
@@ -59,10 +74,18 @@ class ForgetService:
     >>> accepted = await service.submit(ForgetRequest(subject="Ingrid", literals=["+47 912 33 457"]))
     """
 
-    def __init__(self, authority: ForgetAuthorityAPI, guard: GuardSource, *, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        authority: ForgetAuthorityAPI,
+        guard: GuardSource,
+        *,
+        timeout_s: float = 60.0,
+        check_budget_s: float | None = 5.0,
+    ) -> None:
         self._authority = authority
         self._guard = guard
         self._timeout_s = timeout_s
+        self._check_budget_s = check_budget_s
 
     async def _call(self, coro: Awaitable[T]) -> T:
         return await call_remote(
@@ -137,8 +160,16 @@ class ForgetService:
         if reason is not None:
             raise ServiceUnavailableError(reason, code="index_unavailable")
         index = self._guard.index
-        # Exactly what the output guard of a chat response would decide for this text.
-        verdict = index.check_output(text)
+        # Exactly what the output guard of a chat response would decide for this text; off the event loop
+        # (polls, acks and health checks never wait on it) and within the guard's time budget.
+        try:
+            verdict = await asyncio.to_thread(index.check_output, text, budget_s=self._check_budget_s)
+        except GuardBudgetExceeded:
+            raise PayloadTooLargeError(
+                "the text is too long to check within the guard's time budget; check it in parts",
+                param="text",
+                code="text_too_large_to_check",
+            ) from None
         best: dict[tuple[str, str], float] = {}
         for match in verdict.matches:
             key = (match.forget_id, match.kind)

@@ -5,14 +5,26 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
+from gateway.guard.anchors import AnchorTerms, trailing_token_start
 from gateway.guard.artifacts import EntryArtifacts
 from gateway.guard.embedder import CachedEmbedder, Embedder
 from gateway.guard.keyed import PROCESS_HASHER, TermHasher
 from gateway.guard.matchers import MATCHERS, CheckedText, Matcher
 from gateway.guard.observer import NULL_OBSERVER, GuardObserver
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import Window, split_units, windows_of
+from gateway.guard.text import Window, reading_span, split_units, windows_of
 from gateway.guard.types import GuardMatch, GuardVerdict
+
+# Windows of a long prompt read together (see ForgetIndex._prompt_matches).
+PROMPT_BATCH_WINDOWS = 256
+
+
+def _deadline(budget_s: float | None) -> float | None:
+    if budget_s is None:
+        return None
+    if budget_s <= 0:
+        raise ValueError("budget_s must be positive")
+    return time.monotonic() + budget_s
 
 
 class ForgetIndex:
@@ -37,6 +49,7 @@ class ForgetIndex:
         matchers: tuple[Matcher, ...],
         observer: GuardObserver = NULL_OBSERVER,
         hasher: TermHasher = PROCESS_HASHER,
+        anchors: AnchorTerms | None = None,
     ) -> None:
         self.embedder = embedder
         self.settings = settings
@@ -45,6 +58,7 @@ class ForgetIndex:
         self.matchers = matchers
         self.observer = observer
         self.hasher = hasher
+        self.anchors = anchors if anchors is not None else AnchorTerms()
 
     @classmethod
     def empty(
@@ -99,7 +113,12 @@ class ForgetIndex:
                 )
         matchers = tuple(m.with_entries(artifacts) for m in self.matchers)
         size = self._size + len(artifacts)
-        return ForgetIndex(self.embedder, self.settings, version, size, matchers, self.observer, self.hasher)
+        anchors = self.anchors.with_terms(
+            t
+            for a in artifacts
+            for t in (*a.subject_terms, *a.full_name, *(f for row in a.output_anchors for f in row))
+        )
+        return ForgetIndex(self.embedder, self.settings, version, size, matchers, self.observer, self.hasher, anchors)
 
     def compacted(self) -> ForgetIndex:
         """Same content and version, every matcher merged into one segment. Costly at scale (HNSW build):
@@ -112,6 +131,7 @@ class ForgetIndex:
             tuple(m.compacted() for m in self.matchers),
             self.observer,
             self.hasher,
+            self.anchors,
         )
 
     @property
@@ -125,6 +145,20 @@ class ForgetIndex:
         in text not written yet (see LiteralMatcher.hold_from); its length when nothing can."""
         holds = [m.hold_from(checked) for m in self.matchers if hasattr(m, "hold_from")]
         return min(holds, default=len(checked.text))
+
+    def verbatim_hold_from(self, checked: CheckedText) -> int:
+        """The first offset of `checked.text`, the end of a stream, that a verbatim run may still cover
+        (see NgramMatcher.verbatim_hold_from); its length when nothing can."""
+        holds = [m.verbatim_hold_from(checked) for m in self.matchers if hasattr(m, "verbatim_hold_from")]
+        return min(holds, default=len(checked.text))
+
+    def anchor_hold_from(self, text: str, start: int) -> int:
+        """The first offset of `text` (the end of a stream, its windows checked up to `start`) where a
+        windowed hit could still begin: the first anchor after `start` (gateway.guard.anchors), or the
+        token still being written. Its length when neither."""
+        tail = self.prepare(text[start:])
+        hold = start + tail.anchor_start(0, len(tail.text))
+        return min(hold, start + trailing_token_start(tail.text))
 
     @property
     def lookback(self) -> int:
@@ -145,45 +179,70 @@ class ForgetIndex:
         scope: str = "output",
         windowed: bool | None = None,
         strict: bool = False,
+        deadline: float | None = None,
     ) -> list[GuardMatch]:
         """Matches of the matchers of `scope` (only windowed or only whole-text ones if asked)."""
-        return self.find_in(self.prepare(text, windows, strict=strict), scope=scope, windowed=windowed)
+        checked = self.prepare(text, windows, strict=strict, deadline=deadline)
+        return self.find_in(checked, scope=scope, windowed=windowed)
 
-    def prepare(self, text: str, windows: Sequence[Window] = (), *, strict: bool = False) -> CheckedText:
-        """A text under check: its views are computed on first use and shared by everything that reads it."""
+    def prepare(
+        self, text: str, windows: Sequence[Window] = (), *, strict: bool = False, deadline: float | None = None
+    ) -> CheckedText:
+        """A text under check: its views are computed on first use and shared by everything that reads it.
+        `deadline` (`time.monotonic()`): past it the check raises GuardBudgetExceeded."""
         settings = self.settings.with_strict_output() if strict else self.settings
-        return CheckedText(text, windows, self.embedder.encode, settings, self.hasher)
+        return CheckedText(text, windows, self.embedder.encode, settings, self.hasher, deadline, self.anchors)
 
     def find_in(self, checked: CheckedText, *, scope: str = "output", windowed: bool | None = None) -> list[GuardMatch]:
         matches: list[GuardMatch] = []
         for matcher in self.matchers:
             if matcher.scope != scope or (windowed is not None and matcher.windowed != windowed):
                 continue
+            checked.tick()
             matches += matcher.find(checked)
         return matches
 
-    def check_output(self, text: str, *, strict: bool = False) -> GuardVerdict:
-        """Literal, verbatim and semantic matches anywhere in a model output."""
-        return self._verdict(self.find(text, self.windows(text), strict=strict))
+    def check_output(self, text: str, *, strict: bool = False, budget_s: float | None = None) -> GuardVerdict:
+        """Literal, verbatim and semantic matches anywhere in a model output. With `budget_s`, a check that
+        runs longer raises GuardBudgetExceeded (the text is unchecked: do not serve it)."""
+        deadline = _deadline(budget_s)
+        return self._verdict(self.find(text, self.windows(text), strict=strict, deadline=deadline))
 
-    def check_prompt(self, text: str) -> GuardVerdict:
+    def check_prompt(self, text: str, *, budget_s: float | None = None) -> GuardVerdict:
         """Matches of a prompt that asks for forgotten content (action is always "block": refuse, or in
         prompt_mode "strict" guard the answer with `strict=True`)."""
-        return self.check_messages([text])
+        return self.check_messages([text], budget_s=budget_s)
 
-    def check_messages(self, texts: Sequence[str]) -> GuardVerdict:
+    def check_messages(self, texts: Sequence[str], *, budget_s: float | None = None) -> GuardVerdict:
         """`check_prompt` over every message of a conversation (system, earlier user and assistant turns,
         the last user message), each on its own: a request is not cleaner for moving the question into the
-        system prompt. Match spans are offsets into their own message."""
+        system prompt. Match spans are offsets into their own message. Time linear in the total length;
+        with `budget_s`, all messages together get that long before GuardBudgetExceeded."""
         started = time.perf_counter()
+        deadline = _deadline(budget_s)
         try:
             matches: list[GuardMatch] = []
             for text in texts:
                 if text.strip():
-                    matches += self.find(text, self.windows(text), scope="prompt")
+                    matches += self._prompt_matches(text, deadline)
             return self._verdict(matches)
         finally:
             self.observer.checked("prompt", time.perf_counter() - started)
+
+    def _prompt_matches(self, text: str, deadline: float | None) -> list[GuardMatch]:
+        """The prompt matchers read windows only: a long text is read in runs of PROMPT_BATCH_WINDOWS
+        windows, each from its own part of the text (`reading_span`), so the check's cost is linear in the
+        text and its deadline is checked between runs, views included. One match per entry, the best."""
+        windows = self.windows(text)
+        best: dict[str, GuardMatch] = {}
+        for i in range(0, len(windows), PROMPT_BATCH_WINDOWS):
+            batch = windows[i : i + PROMPT_BATCH_WINDOWS]
+            lo, hi = reading_span(text, batch) if len(windows) > PROMPT_BATCH_WINDOWS else (0, len(text))
+            local = [w.shifted(-lo) for w in batch]
+            for m in self.find(text[lo:hi], local, scope="prompt", deadline=deadline):
+                if m.forget_id not in best or best[m.forget_id].score < m.score:
+                    best[m.forget_id] = m.shifted(lo)
+        return list(best.values())
 
     def _verdict(self, matches: list[GuardMatch]) -> GuardVerdict:
         ordered = sorted(matches, key=lambda m: (m.start, m.end, m.kind, m.forget_id))

@@ -26,6 +26,11 @@ class GuardSettings:
     semantic_subject: float = 0.60  # window names the subject (or, for subject-less items, has a fact term)
     semantic_strong: float = 0.86  # no anchor at all: only a near-verbatim paraphrase
     semantic_top_k: int = 8
+    # The cheap first stage: only windows with an anchor (a word of a subject's name, a fact term of any
+    # row, or a token a reading could turn into one: gateway.guard.anchors) are embedded and can be hits;
+    # a hit's span starts at its window's first anchor. Off: every window embedded, spans whole windows
+    # (the full check the first stage is measured against: benchmarks/bench_guard_stages.py).
+    semantic_anchored_only: bool = True
 
     # Co-occurrence matcher: a window that writes at least cooccur_identifying of one row's facts as names,
     # places or numbers ("Skolegata", "14") carries that row's fact without its wording: a hit when it

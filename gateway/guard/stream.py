@@ -8,12 +8,17 @@ from dataclasses import dataclass
 from gateway.guard.index import ForgetIndex
 from gateway.guard.matchers import CheckedText
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import Unit, pair_window, split_units, unit_window
-from gateway.guard.types import REDACTION_TEXT, GuardMatch, GuardVerdict
+from gateway.guard.text import Unit, pair_window, reading_span, split_units, unit_window
+from gateway.guard.types import REDACTION_TEXT, GuardBudgetExceeded, GuardMatch, GuardVerdict
 
 # Redactions change the text, which is then checked again; a text that keeps matching after this many
 # rounds is blocked rather than looped on.
 _MAX_REDACT_ROUNDS = 8
+# A step checks once this many characters arrived since the last check (and at the end): every check reads
+# the held text and its lookback in every view, so checking each 4-character token would do that work four
+# times over. What is not checked is not released: this changes when text goes out, never what (any
+# chunking of a response is guarded alike), and it delays a release by at most this many characters.
+CHECK_EVERY_CHARS = 16
 # Matches of these kinds cover a whole window (a unit or a pair of units), not an exact span.
 _WINDOW_KINDS = frozenset({"semantic", "cooccur"})
 
@@ -113,14 +118,23 @@ class _Redactions:
 class StreamGuard:
     """One per response. Feed the model's deltas, send what comes back; `finish()` at the end.
 
-    A character is released only when every window that covers it has been checked:
-    - semantic windows are units (sentences, cut at `unit_max_chars`) and pairs of neighbouring units, so
-      the last complete unit waits for the next one; at most two units are held: `2 * unit_max_chars`;
+    A character is released only when no match that is still possible can cover it. Only what could be
+    forgotten content is held:
+    - windowed (semantic, co-occurrence): windows are units (sentences, cut at `unit_max_chars`) and pairs of
+      neighbouring units; a windowed hit begins at its window's first anchor (gateway.guard.anchors: a word
+      of a subject's name, a fact term of any row, a number or leet token, an encoded run). So from the
+      last complete unit on (its pair with the next one is still to come), text before the first anchor
+      and before the token still being written goes at once; a unit without anchors does not wait for its
+      successor (their pair can only stop the successor), one with an anchor waits from that anchor on;
     - a literal spans at most `index.literal_reach` characters; of those, what could still begin a match is
-      held (in every view: the last longest-key characters, a word or an encoded run still being written);
-    - a verbatim run that may still become a hit is under `ngram_hold_words` words, so that many trailing
-      words are held (within the same bound).
-    The hold-back therefore never exceeds `hold_chars` (default `2 * unit_max_chars`, 400 characters).
+      held (in every view: the last longest-key characters, a word, a number or an encoded run still being
+      written; a number that has ended is decided);
+    - verbatim: the run of index shingles still open at the end and the last `ngram_n - 1` words (a shingle
+      not complete yet), within the last `hold_chars` characters.
+    The hold-back therefore never exceeds `hold_chars` = max(2 * `unit_max_chars`, literal reach bound):
+    768 characters by default; unrelated prose holds back about one literal key and four words.
+    Nothing of a match reaches the client under any chunking, in `block` and `redact`: each rule holds
+    from the first character a match not yet decided could cover (tests/gateway/guard/test_stream*.py).
 
     Redactions (`redact` entries): the literal and verbatim matchers always read the model's own text, so a
     passage the model goes on reciting after a redaction is still one verbatim run and its continuation is
@@ -138,15 +152,27 @@ class StreamGuard:
     """
 
     def __init__(
-        self, index: ForgetIndex, hold_chars: int | None = None, *, strict: bool = False, released: str = ""
+        self,
+        index: ForgetIndex,
+        hold_chars: int | None = None,
+        *,
+        strict: bool = False,
+        released: str = "",
+        budget_s: float | None = None,
     ) -> None:
         """`released`: text the client already has from before this guard existed (a stream that began while
         the index was empty). It is context only: windows reaching past it are checked, so a leak that
-        started in it is stopped at its first unreleased character; nothing in it can be taken back."""
+        started in it is stopped at its first unreleased character; nothing in it can be taken back.
+        `budget_s`: a step whose check runs longer raises GuardBudgetExceeded and stops the guard (it
+        releases nothing more: text that was not checked is never released)."""
         _check_bounds(index, hold_chars)
+        if budget_s is not None and budget_s <= 0:
+            raise ValueError("budget_s must be positive")
         self.index = index
         self.hold_chars = hold_chars if hold_chars is not None else index.settings.hold_chars
         self.strict = strict
+        self.budget_s = budget_s
+        self._deadline: float | None = None  # of the step being checked
         self._raw = released  # the model's text
         self._redactions = _Redactions()  # spans of _raw that the client gets as REDACTION_TEXT
         self._text = released  # what the client gets: _raw with the redactions applied
@@ -155,6 +181,7 @@ class StreamGuard:
         self._checked = 0  # units whose single and pair windows are checked
         self._stopped = False
         self._finished = False
+        self._unchecked = 0  # characters fed since the last check; -1: check at the next step whatever
         self._acted: list[GuardMatch] = []
         self._tail: tuple[int, int, CheckedText] = (0, -1, index.prepare(""))  # see _matches
         if released:
@@ -170,16 +197,25 @@ class StreamGuard:
         which the index keeps within the hold-back); twice that leaves room for unit and word edges."""
         return 2 * settings.hold_chars
 
-    def rebase(self, index: ForgetIndex) -> None:
+    def rebase(self, index: ForgetIndex, *, unsent: StreamStep | None = None) -> None:
         """Enforce `index` (a newer version of the forget index) from now on: every window that covers text
         not yet released is checked again against it at the next `feed`/`finish`, so nothing released
-        after this call escaped the new version. Text released before it is not revisited."""
+        after this call escaped the new version. Text released before it is not revisited.
+
+        `unsent`: the last step, if its release was not sent (the index changed while that step was being
+        checked off the event loop): its text is taken back and checked again, and after a `finish` step
+        the guard is open again (call `finish()` once more)."""
+        if unsent is not None and not unsent.stopped:
+            self._released -= len(unsent.release)
+            self._finished = False
+            self._unchecked = -1
         if self._finished or self._stopped or index is self.index:
             return
         _check_bounds(index, None)
         self.index = index
         self.hold_chars = max(self.hold_chars, index.settings.hold_chars)
         self._rewind()
+        self._unchecked = -1
 
     @property
     def text(self) -> str:
@@ -187,8 +223,19 @@ class StreamGuard:
         return self._text
 
     @property
+    def finished(self) -> bool:
+        return self._finished
+
+    @property
     def held(self) -> int:
         return len(self._text) - self._released
+
+    def will_check(self, delta: str) -> bool:
+        """Whether `feed(delta)` would check (and so may release) rather than only take the delta in: a
+        caller that runs checks elsewhere (a thread) can feed the others where it is, they cost nothing."""
+        if self._finished or self._stopped:
+            return False
+        return self._unchecked < 0 or self._unchecked + len(delta) >= CHECK_EVERY_CHARS
 
     def feed(self, delta: str) -> StreamStep:
         if self._finished:
@@ -197,6 +244,11 @@ class StreamGuard:
             return StreamStep("", True, None)
         self._raw += delta
         self._text += delta  # redacted spans all lie in text already seen
+        if not self.will_check(delta):
+            # Not checked, so nothing new is released: the same as a caller joining this delta to the next.
+            self._unchecked += len(delta)
+            return StreamStep("", False, None)
+        self._unchecked = 0
         return self._advance(final=False)
 
     def finish(self) -> StreamStep:
@@ -248,10 +300,15 @@ class StreamGuard:
         return StreamStep("", True, GuardVerdict(tuple(acted), self.index.version))
 
     def _check(self, final: bool) -> list[GuardMatch]:
-        """The matches of one step, timed as one output check for the index's observer."""
+        """The matches of one step, timed as one output check for the index's observer. Over its budget
+        the guard stops for good (fail closed: windows of this step may be marked checked already)."""
         started = time.perf_counter()
+        self._deadline = None if self.budget_s is None else time.monotonic() + self.budget_s
         try:
             return self._matches(final)
+        except GuardBudgetExceeded:
+            self._stopped = True
+            raise
         finally:
             self.index.observer.checked("output", time.perf_counter() - started)
 
@@ -273,7 +330,12 @@ class StreamGuard:
         # Every match in the model's text's coordinates, clipped to what is not released yet.
         matches = []
         if windows:
-            for m in self.index.find(text, windows, windowed=True, strict=self.strict):
+            # Only the new windows' part of the text is read, so a step costs what they hold, not the whole
+            # response so far.
+            lo, hi = reading_span(text, windows)
+            local = [w.shifted(-lo) for w in windows]
+            found = self.index.find(text[lo:hi], local, windowed=True, strict=self.strict, deadline=self._deadline)
+            for m in (m.shifted(lo) for m in found):
                 if m.end > self._released:
                     matches.append(m.clipped(max(redactions.to_raw(m.start), released), redactions.to_raw(m.end)))
         # Whole-text matchers read the model's text: the held part plus their lookback before it, starting at
@@ -283,7 +345,7 @@ class StreamGuard:
         if lo:
             space = raw.rfind(" ", max(0, lo - 64), lo)
             lo = space + 1 if space >= 0 else lo
-        tail = self.index.prepare(raw[lo:], strict=self.strict)
+        tail = self.index.prepare(raw[lo:], strict=self.strict, deadline=self._deadline)
         self._tail = (lo, len(raw), tail)  # its views also tell _release_point what may still begin a literal
         for m in self.index.find_in(tail, windowed=False):
             m = m.shifted(lo)
@@ -317,20 +379,20 @@ class StreamGuard:
     def _release_point(self) -> int:
         """How far the output may go now (output coordinates; the caller snaps it out of a marker)."""
         redactions = self._redactions
-        # Semantic: the last complete unit still waits for its pair with the next one.
-        r = self._units[-1].start if self._units else 0
+        # Windowed (semantic, co-occurrence): the windows still to come are the last complete unit's pair
+        # with the next one, and those of the unit being written. A hit on any of them begins at its
+        # first anchor (gateway.guard.anchors), so everything before the first anchor from the last
+        # complete unit on, or before the token still being written, can go.
+        start = self._units[-1].start if self._units else 0
+        r = self.index.anchor_hold_from(self._text, start)
         # Literal and verbatim read the model's text. A literal not yet complete starts within its last
-        # literal_reach characters; a verbatim run not yet long enough to hit lies within its last run-length
-        # words.
+        # literal_reach characters (exactly: LiteralMatcher.hold_from); a verbatim run that may still become
+        # a hit is the run of index shingles still open at the end, within the last hold_chars characters.
         raw = self._raw
         lo, seen, checked = self._tail
         if seen != len(raw):  # not checked since the last feed (cannot happen: every step checks first)
             lo, checked = 0, self.index.prepare(raw, strict=self.strict)
         r = min(r, redactions.to_output(lo + self.index.literal_hold_from(checked)))
-        run_words = self.index.settings.ngram_hold_words
-        tail_start = max(0, len(raw) - self.hold_chars)
-        tail = raw[tail_start:]
-        starts = [i for i in range(len(tail)) if tail[i].isalnum() and (i == 0 or not tail[i - 1].isalnum())]
-        held_from = tail_start + starts[-run_words] if len(starts) >= run_words else tail_start
-        r = min(r, redactions.to_output(held_from))
+        verbatim = max(lo + self.index.verbatim_hold_from(checked), len(raw) - self.hold_chars)
+        r = min(r, redactions.to_output(verbatim))
         return max(r, self._released)

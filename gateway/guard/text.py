@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TypeVar
 
 from gateway.guard.lexicon import STOPWORDS
@@ -28,6 +31,27 @@ def words(view: View) -> tuple[Word, ...]:
         start, end = view.span(m.start(), m.end())
         result.append(Word(m.group(), start, end))
     return tuple(result)
+
+
+def word_starts(ws: Sequence[Word]) -> list[int] | None:
+    """The words' original starts when they are in order (every view maps its characters in order; a
+    reading that did not would be scanned whole by `words_within`)."""
+    starts = [w.start for w in ws]
+    return starts if all(a <= b for a, b in pairwise(starts)) else None
+
+
+def words_within(ws: Sequence[Word], starts: list[int] | None, lo: int, hi: int) -> list[int]:
+    """Indices of the words of `ws` lying inside [lo, hi): a bisection to the first, then only the span's
+    own words, so looking up every window of a text is linear in its length, not windows x words."""
+    if starts is None:
+        return [i for i, w in enumerate(ws) if w.start >= lo and w.end <= hi]
+    i = bisect_left(starts, lo)
+    found = []
+    while i < len(ws) and ws[i].start < hi:
+        if ws[i].end <= hi:
+            found.append(i)
+        i += 1
+    return found
 
 
 def word_set(text: str) -> frozenset[str]:
@@ -159,6 +183,9 @@ class Window:
     end: int
     text: str
 
+    def shifted(self, offset: int) -> Window:
+        return Window(self.start + offset, self.end + offset, self.text)
+
 
 def _stripped(text: str, start: int, end: int) -> Window | None:
     piece = text[start:end]
@@ -192,3 +219,22 @@ def windows_of(text: str, units: list[Unit]) -> list[Window]:
             if p is not None:
                 result.append(p)
     return result
+
+
+# How far past its windows the text they are read from may reach, to begin and end at whole words.
+WORD_EDGE_CHARS = 256
+
+
+def reading_span(text: str, windows: Sequence[Window]) -> tuple[int, int]:
+    """The part of `text` to read `windows` from on their own: from the whitespace before the first to the
+    whitespace after the last, so the words inside every window are the ones the whole text has (a unit
+    cut inside a long word has that word's start outside it either way). The windows' words, readings and
+    groups then cost what the windows hold, not what the whole text does."""
+    lo = min(w.start for w in windows)
+    hi = max(w.end for w in windows)
+    cut = max(0, lo - WORD_EDGE_CHARS)
+    before = max(text.rfind(c, cut, lo) for c in " \n\t")
+    lo = before + 1 if before >= 0 else cut
+    limit = min(len(text), hi + WORD_EDGE_CHARS)
+    after = [i for i in (text.find(c, hi, limit) for c in " \n\t") if i >= 0]
+    return lo, min(after) if after else limit

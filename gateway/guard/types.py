@@ -17,6 +17,15 @@ REFUSAL_TEXT = "I can't help with that."  # says nothing of what matched, or tha
 REDACTION_TEXT = "[redacted]"
 
 
+class GuardBudgetExceeded(Exception):
+    """A check ran past its time budget and gave up: the text was not checked, so it must not be served
+    (the chat service answers a prompt with 413 `prompt_too_large_to_check`, and ends a stream)."""
+
+    def __init__(self, chars: int) -> None:
+        super().__init__(f"a text of {chars} characters could not be checked within the guard's time budget")
+        self.chars = chars
+
+
 @dataclass(frozen=True)
 class ForgetEntry:
     """One forget request as the guard sees it.

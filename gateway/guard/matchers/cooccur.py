@@ -80,10 +80,11 @@ class CooccurMatcher:
         if not self.segments or not text.windows:
             return []
         s = text.settings
-        windows = [(w, w.text) for w in text.windows]
+        windows = [(w, w.text) for i, w in enumerate(text.windows) if text.anchored[i]]
         windows += [(text.windows[i], derived) for i, derived in text.derived_windows]
         found: dict[tuple[str, int, int], GuardMatch] = {}
         for window, written in windows:
+            text.tick()
             groups = text.hashed_groups(written)
             if len(groups) < s.cooccur_identifying:
                 continue
@@ -106,9 +107,9 @@ class CooccurMatcher:
                         others = [g for g in groups if len(g) > 1 and not g & known]
                         hit = len(facts & words) >= s.cooccur_unnamed_facts and not others
                     if hit:
-                        key = (forget_id, window.start, window.end)
+                        start = text.anchor_start(window.start, window.end)  # where the row's facts begin
+                        key = (forget_id, start, window.end)
                         found.setdefault(
-                            key,
-                            GuardMatch(forget_id, "cooccur", float(shared_groups), window.start, window.end, action),
+                            key, GuardMatch(forget_id, "cooccur", float(shared_groups), start, window.end, action)
                         )
         return list(found.values())

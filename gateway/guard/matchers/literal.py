@@ -81,6 +81,10 @@ def _longest(items: Sequence[Item], old: Longest) -> Longest:
 
 
 # A run of base64/hex/%-escape characters at the end of a stream may be an encoded run still being written.
+# A number whose last digit lies this far before the end of a text can no longer grow: the next digit
+# would have to start within MAX_DIGIT_GAP of it, and a number word written there ("seventeen", "cuarenta y
+# siete") is complete well within this many characters.
+_NUMBER_CLOSED_CHARS = 64
 _TRAILING_ENCODED = re.compile(r"(?:[A-Za-z0-9+/=_%\\-]|\\x){8,}$")
 
 Hit = tuple[int, int, Owners]  # (start, end) in the view, and who owns the key
@@ -228,6 +232,8 @@ class LiteralMatcher:
                 hold = min(hold, last(view.starts, longest_squeezed))
         if longest_digits:
             for digits in checked.digits:
+                if digits.ends and n - digits.ends[-1] > _NUMBER_CLOSED_CHARS:
+                    continue  # its last number has ended (a digit key must end where its number does): decided
                 hold = min(hold, last(digits.starts, longest_digits))
         encoded = _TRAILING_ENCODED.search(text)
         if encoded is not None:

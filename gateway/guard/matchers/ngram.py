@@ -12,7 +12,7 @@ from gateway.guard.keyed import TermHasher
 from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.segments import Segment, append_items, compact_items
 from gateway.guard.settings import GuardSettings
-from gateway.guard.text import Word
+from gateway.guard.text import Word, word_starts, words_within
 from gateway.guard.types import GuardMatch
 
 Item = tuple[str, str, frozenset[int], np.ndarray]  # (forget_id, action, hashed subject terms, sorted shingle hashes)
@@ -68,6 +68,41 @@ class NgramMatcher:
     def compacted(self) -> NgramMatcher:
         return NgramMatcher(self.settings, 0, compact_items(self.segments, self._build))
 
+    def verbatim_hold_from(self, checked: CheckedText) -> int:
+        """The first offset of `checked.text` (the end of a stream) that a verbatim hit may still cover when
+        more text comes, in every reading: a hit is a run of consecutive shingles of the index, so only the
+        run still open at the end (its first word) and the last ngram_n - 1 words (a shingle not complete
+        yet) can grow into one. Text before that is either part of a run already checked or of none.
+        Ordinary prose holds back ngram_n - 1 words, not the longest run that could hit."""
+        n = self.settings.ngram_n
+        hold = len(checked.text)
+        if not self.segments:
+            return hold
+        for words in checked.reading_words:
+            if not words:
+                continue
+            # A word that reaches the end may still grow ("Velm" -> "Velmora"): it is not a word yet.
+            ws = words[:-1] if words[-1].end >= len(checked.text) else words
+            hold = min(hold, words[-1].start)
+            if not ws:
+                continue
+            first = max(0, len(ws) - (n - 1))  # words of a shingle not complete yet
+            if len(ws) >= n:
+                query = np.array(shingles([w.text for w in ws], n, checked.hasher), dtype="<u8")
+                known = np.zeros(len(query), dtype=bool)
+                for segment in self.segments:
+                    table: _Table = segment.built
+                    lo = np.searchsorted(table.hashes, query, side="left")
+                    hi = np.searchsorted(table.hashes, query, side="right")
+                    known |= hi > lo
+                pos = len(query)
+                while pos > 0 and known[pos - 1]:  # the open run: shingles of the index up to the end
+                    pos -= 1
+                first = min(first, pos)
+            if first < len(ws):
+                hold = min(hold, ws[first].start)
+        return hold
+
     def find(self, text: CheckedText) -> list[GuardMatch]:
         if not self.segments:
             return []
@@ -82,6 +117,7 @@ class NgramMatcher:
         if len(ws) < n:
             return []
         tokens = [w.text for w in ws]
+        starts = word_starts(ws)
         query = np.array(shingles(tokens, n, hasher), dtype="<u8")
         # positions[entry] = shingle positions of the text that belong to that entry
         positions: dict[tuple[str, str, frozenset[int]], list[int]] = {}
@@ -108,7 +144,7 @@ class NgramMatcher:
                         or not subject
                         or subject
                         <= hasher.words(
-                            w.text for w in ws if w.start >= last.end - s.unit_max_chars and w.end <= last.end
+                            ws[i].text for i in words_within(ws, starts, last.end - s.unit_max_chars, last.end)
                         )
                     ):
                         matches.append(GuardMatch(forget_id, "ngram", float(n_words), first.start, last.end, action))

@@ -86,13 +86,14 @@ class PromptMatcher:
 
         window_words = [text.window_words(w) for w in text.windows]
         for window, ws in zip(text.windows, window_words):
+            text.tick()
             for segment in self.terms:
                 for term in ws:
                     for forget_id, attributes, subject in segment.built.get(term, ()):
                         if subject <= ws and attributes & ws:
                             keep(GuardMatch(forget_id, "prompt", 1.0, window.start, window.end, PROMPT_ACTION))
         if len(self.store):
-            results = self.store.search(text.window_vectors, s.semantic_top_k)
+            results = text.search(self.store, text.window_vectors, s.semantic_top_k)
             for window, ws, hits in zip(text.windows, window_words, results):
                 for score, q in hits:
                     if score >= s.prompt_question_strong or (

@@ -90,20 +90,30 @@ class SemanticMatcher:
     def find(self, text: CheckedText) -> list[GuardMatch]:
         if not len(self.store) or not text.windows:
             return []
+        # The first stage: a window without an anchor (no subject word, no fact term, nothing a reading
+        # could turn into one) cannot pass the tiered rule, so it is not embedded (gateway.guard.anchors).
+        chosen = [i for i, w in enumerate(text.windows) if text.anchored[i]]
+        if not chosen:
+            return []
         # Each window as written, then its other readings (leet, decoded runs): a hit on either is the window's.
-        spans = list(text.windows)
-        vectors = text.window_vectors
-        words = [text.window_words(w) for w in text.windows]
-        written = [w.text for w in text.windows]
+        spans = [text.windows[i] for i in chosen]
+        if len(chosen) == len(text.windows):
+            vectors = text.window_vectors
+        else:
+            vectors = text.embed([w.text for w in spans])
+        words = [text.window_words(w) for w in spans]
+        written = [w.text for w in spans]
         if text.derived_windows:
             spans += [text.windows[i] for i, _ in text.derived_windows]
             vectors = np.concatenate([vectors, text.derived_vectors])
             words += [text.hashed_words(derived) for _, derived in text.derived_windows]
             written += [derived for _, derived in text.derived_windows]
-        results = self.store.search(vectors, self.settings.semantic_top_k)
+        results = text.search(self.store, vectors, self.settings.semantic_top_k)
         matches: dict[tuple[str, int, int], GuardMatch] = {}
         for window, window_words, window_text, hits in zip(spans, words, written, results):
+            text.tick()
             groups = text.hashed_groups(window_text) if hits else ()
+            start = text.anchor_start(window.start, window.end)  # the words before it carry nothing of a row
             for score, row in hits:
                 named = names_subject(groups, window_words, row.subject, row.full_name, text.hasher.titles)
                 identifying = sum(1 for g in groups if g & row.facts)
@@ -111,7 +121,7 @@ class SemanticMatcher:
                     score, row.subject, row.facts, window_words, text.settings, named=named, identifying=identifying
                 ):
                     continue
-                key = (row.forget_id, window.start, window.end)
+                key = (row.forget_id, start, window.end)
                 if key not in matches or matches[key].score < score:
-                    matches[key] = GuardMatch(row.forget_id, "semantic", score, window.start, window.end, row.action)
+                    matches[key] = GuardMatch(row.forget_id, "semantic", score, start, window.end, row.action)
         return list(matches.values())

@@ -179,16 +179,15 @@ def test_prime_chars_covers_every_window_reaching_past_the_released_text(phone_i
 
 
 def test_rebase_rechecks_semantic_windows_already_checked_against_the_old_version(empty_index, index):
-    text = (
-        "People often ask me about Ingrid Solvang. She was born in Tampere, in Finland, and grew up "
-        "there. Anything else?"
-    )
+    # The old version forgets nothing, so only the token being written is held ("Tampere"); the sentence
+    # naming the subject went out, and its unit and pair windows were checked against the old version.
     guard = StreamGuard(empty_index)
-    first = guard.feed(text)
-    assert "Tampere" not in first.release  # held: its unit still waits for the pair with the next one
+    first = guard.feed("People often ask me about Ingrid Solvang. She was born in Tampere")
+    assert "Tampere" not in first.release and "Solvang" in first.release
     guard.rebase(index)
-    last = guard.finish()
-    assert last.stopped and "Tampere" not in first.release + last.release
+    step = guard.feed(", in Finland, and grew up there. Anything else?")
+    last = step if step.stopped else guard.finish()
+    assert last.stopped and "Tampere" not in first.release + step.release + last.release
 
 
 # --- redact: a passage the model keeps reciting after a redaction ------------------------------
