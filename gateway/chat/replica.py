@@ -40,8 +40,36 @@ class SwapSettings:
 
     drain_timeout_s: float = 120.0
     smoke_prompt: str = "What is the capital of France?"
-    smoke_max_tokens: int = 16
+    smoke_max_tokens: int = 4
     smoke_expect: str | None = None
+
+
+# Swap tickets a replica remembers: a controller's wait for a phase that arrives after the swap
+# ended still finds it reached.
+_TICKETS_KEPT = 64
+
+
+class SwapCalledOffError(SwapError):
+    """The controller called a held swap off before it loaded (another replica failed): the replica
+    reopened on its old weights."""
+
+
+@dataclass
+class SwapTicket:
+    """How far one swap has come, for the controller that runs several replicas' swaps at once.
+
+    `drained`: no request in flight (or the swap ended); `loaded`: the new weights are in (or the swap
+    ended); `go`: the controller let a held swap load (`load` False: called off).
+    """
+
+    drained: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    loaded: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    go: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    load: bool = True
+
+    def end(self) -> None:
+        self.drained.set()
+        self.loaded.set()
 
 
 class ChatTemplate:
@@ -92,6 +120,8 @@ class LLMReplica:
         self._idle = asyncio.Event()
         self._idle.set()
         self._swap_lock = asyncio.Lock()
+        self._staged: tuple[str, float] | None = None  # (path, seconds it took) staged for the next swap
+        self._tickets: dict[str, SwapTicket] = {}
 
     async def start(self) -> None:
         self._template = ChatTemplate(str(self._config.model_path))
@@ -156,14 +186,84 @@ class LLMReplica:
         await self._engine.reload_weights(path, model_version)
         return self.info()
 
-    async def swap(self, path: str, model_version: str, settings: SwapSettings) -> dict[str, Any]:
-        """Drain, load `path`, smoke-test, reopen; on any failure restore the previous weights.
+    async def stage(self, path: str, model_version: str) -> dict[str, Any]:
+        """Read and verify the weights in `path` into memory while this replica keeps serving (the
+        swap that follows then drains only for the copy into the engine). Changes nothing served."""
+        if self._swap_lock.locked():
+            raise SwapError(f"replica {self.replica_id}: another swap is in progress")
+        started = time.monotonic()
+        self._staged = None
+        try:
+            await self._engine.stage_weights(path, model_version)
+        except Exception as exc:
+            await self.discard_staged()
+            raise SwapError(f"replica {self.replica_id}: {_reason(exc)}; weights not changed") from None
+        seconds = time.monotonic() - started
+        self._staged = (path, seconds)
+        return {"replica": self.replica_id, "version": model_version, "stage_s": round(seconds, 3)}
+
+    async def discard_staged(self) -> None:
+        """Free staged weights no swap will load (a refused or failed promotion)."""
+        self._staged = None
+        try:
+            await self._engine.discard_staged()
+        except Exception as exc:  # only memory is at stake; the next stage replaces it anyway
+            log.warning("replica %s could not free its staged weights: %s", self.replica_id, exc)
+
+    async def wait_phase(self, ticket: str, phase: str, timeout_s: float) -> None:
+        """Return once the swap named `ticket` has reached `phase` ("drained" or "loaded") or ended."""
+        event = self._ticket(ticket).drained if phase == "drained" else self._ticket(ticket).loaded
+        await asyncio.wait_for(event.wait(), timeout_s)
+
+    def proceed(self, ticket: str, load: bool = True) -> None:
+        """Let the held swap `ticket` load its weights, or (`load` False) call it off."""
+        entry = self._ticket(ticket)
+        entry.load = load
+        entry.go.set()
+
+    def _ticket(self, ticket: str) -> SwapTicket:
+        entry = self._tickets.get(ticket)
+        if entry is None:
+            entry = self._tickets[ticket] = SwapTicket()
+            ended = [t for t, e in self._tickets.items() if e.loaded.is_set()]  # oldest first
+            for old in ended[: len(self._tickets) - _TICKETS_KEPT]:
+                del self._tickets[old]
+        return entry
+
+    async def swap(
+        self, path: str, model_version: str, settings: SwapSettings, *, ticket: str | None = None, hold: bool = False
+    ) -> dict[str, Any]:
+        """Stage `path` (unless `stage` did), drain, load, smoke-test, reopen; on any failure restore
+        the previous weights. `ticket` names this swap for `wait_phase` and `proceed`; with `hold`,
+        the drained replica waits for `proceed` before it loads (at most `drain_timeout_s`).
 
         Returns timings; raises SwapError (after restoring) when the new weights can't serve.
         """
+        entry = self._ticket(ticket) if ticket is not None else None
+        if hold and entry is None:
+            raise ValueError("a held swap needs a ticket")
+        try:
+            return await self._swap(path, model_version, settings, entry if hold else None, entry)
+        finally:
+            if entry is not None:
+                entry.end()
+
+    async def _swap(
+        self,
+        path: str,
+        model_version: str,
+        settings: SwapSettings,
+        hold: SwapTicket | None,
+        progress: SwapTicket | None,
+    ) -> dict[str, Any]:
+        # Staged first, while still serving: the replica stops admitting only once its weights are in memory.
+        if self._staged is None or self._staged[0] != path:
+            await self.stage(path, model_version)
+        stage_s = self._staged[1] if self._staged is not None else 0.0
         if self._swap_lock.locked():
             raise SwapError(f"replica {self.replica_id}: another swap is in progress")
         async with self._swap_lock:
+            self._staged = None  # the engine consumes it in reload_weights
             started = time.monotonic()
             previous = self.info()
             self._admitting = False
@@ -171,17 +271,25 @@ class LLMReplica:
                 try:
                     await asyncio.wait_for(self._idle.wait(), settings.drain_timeout_s)
                 except TimeoutError:
+                    await self.discard_staged()
                     raise SwapError(
                         f"replica {self.replica_id}: {self._inflight} request(s) still running after "
                         f"{settings.drain_timeout_s:g} s; weights not changed"
                     ) from None
                 drained = time.monotonic()
+                if progress is not None:
+                    progress.drained.set()
+                if hold is not None:
+                    await self._held(hold, settings.drain_timeout_s)
+                go = time.monotonic()
                 try:
                     await self._engine.reload_weights(path, model_version)
                     loaded = time.monotonic()
+                    if progress is not None:
+                        progress.loaded.set()
                     answer = await self.smoke_test(settings)
                 except Exception as exc:
-                    reason = str(exc) if isinstance(exc, SwapError) else f"{type(exc).__name__}: {exc}"
+                    reason = _reason(exc)
                     log.error(
                         "swap to %s failed on %s: %s; restoring %s",
                         model_version,
@@ -199,12 +307,27 @@ class LLMReplica:
                 "replica": self.replica_id,
                 "version": model_version,
                 "previous": previous.model_version,
+                "stage_s": round(stage_s, 3),
                 "drain_s": round(drained - started, 3),
-                "load_s": round(loaded - drained, 3),
+                "wait_s": round(go - drained, 3),  # drained, waiting for its turn to load
+                "load_s": round(loaded - go, 3),
                 "smoke_s": round(done - loaded, 3),
                 "total_s": round(done - started, 3),
                 "smoke_answer": answer[:200],
             }
+
+    async def _held(self, ticket: SwapTicket, timeout_s: float) -> None:
+        """Drained, wait for the controller's go; called off or no go in time: nothing changed."""
+        try:
+            await asyncio.wait_for(ticket.go.wait(), timeout_s)
+        except TimeoutError:
+            await self.discard_staged()
+            raise SwapError(
+                f"replica {self.replica_id}: no go to load within {timeout_s:g} s; weights not changed"
+            ) from None
+        if not ticket.load:
+            await self.discard_staged()
+            raise SwapCalledOffError(f"replica {self.replica_id}: swap called off; weights not changed")
 
     async def smoke_test(self, settings: SwapSettings) -> str:
         """A fixed prompt, greedy: the weights must give a non-empty (and, if configured, expected) answer."""
@@ -230,9 +353,14 @@ class LLMReplica:
             "version": info.model_version,
             "path": info.model_path,
             "swapping": self._swap_lock.locked(),
+            "staged": self._staged[0] if self._staged is not None else None,
             "inflight": self._inflight,
             "verified": self.unverified is None,
         }
 
     async def shutdown(self) -> None:
         await self._engine.shutdown()
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, SwapError) else f"{type(exc).__name__}: {exc}"

@@ -24,8 +24,9 @@ from gateway.ledger.states import ForgetStatus, JobState
 
 class LLMHandle:
     """The LLM deployment: `generate`, `health` and `info` go to one replica the router picks (the
-    `LLMClient` of the chat path and the probes); `states` and `swap` reach every live replica by a
-    broadcast, of which only the named replica acts on `swap` (the SwapController's `Fleet`)."""
+    `LLMClient` of the chat path and the probes); `states`, `stage`, `swap`, `phase`,
+    `proceed` and `discard_staged` reach every live replica by a broadcast, of which only the named replica acts
+    (the SwapController's `Fleet`)."""
 
     def __init__(self, handle: DeploymentHandle[Any], *, swap_timeout_s: float | None = None) -> None:
         self._handle = handle
@@ -53,12 +54,32 @@ class LLMHandle:
         results = await self._handle.broadcast("replica_state").results_async(timeout_s=60, return_exceptions=True)
         return [r for r in results if isinstance(r, dict)]
 
-    async def swap(self, replica: str, path: str, version: str) -> dict[str, Any]:
-        results = await self._handle.broadcast("swap_if", replica, path, version).results_async(
+    async def swap(
+        self, replica: str, path: str, version: str, ticket: str | None = None, hold: bool = False
+    ) -> dict[str, Any]:
+        report: dict[str, Any] = await self._on(replica, "swap_if", path, version, ticket, hold)
+        return report
+
+    async def stage(self, replica: str, path: str, version: str) -> dict[str, Any]:
+        report: dict[str, Any] = await self._on(replica, "stage_if", path, version)
+        return report
+
+    async def discard_staged(self, replica: str) -> None:
+        await self._on(replica, "discard_staged_if")
+
+    async def phase(self, replica: str, ticket: str, phase: str) -> None:
+        await self._on(replica, "phase_if", ticket, phase, self._swap_timeout_s or 600.0)
+
+    async def proceed(self, replica: str, ticket: str, load: bool = True) -> None:
+        await self._on(replica, "proceed_if", ticket, load)
+
+    async def _on(self, replica: str, method: str, *args: Any) -> Any:
+        """Broadcast `method(replica, *args)`: only the named replica acts (the others answer None)."""
+        results = await self._handle.broadcast(method, replica, *args).results_async(
             timeout_s=self._swap_timeout_s, return_exceptions=True
         )
         for result in results:
-            if isinstance(result, dict):
+            if result is not None and not isinstance(result, BaseException):
                 return result
         errors = [r for r in results if isinstance(r, BaseException)]
         mine = [e for e in errors if replica in str(e)]

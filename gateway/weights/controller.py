@@ -1,9 +1,11 @@
 """Rolling weight swaps across the LLM replicas: promote, roll back, import (no Ray here).
 
 A swap is refused before any replica changes when the version fails its checks (checksums,
-architecture, tensor names and shapes). Then replicas swap one at a time (each drains, loads,
-resets its prefix cache and smoke-tests); if one fails, the replicas already swapped go back to
-the previous weights and the old version keeps serving. The serving version is the ledger's
+architecture, tensor names and shapes). Meanwhile every replica stages the version in memory (read
+and hashed; it keeps serving). Then the replicas drain together and load one at a time, in the order
+they drained; a replica's smoke test overlaps the next replica's load when the two share no core or
+GPU. If one fails, the replicas already swapped go back to the previous weights, the ones still
+waiting reopen unchanged, and the old version keeps serving. The serving version is the ledger's
 pointer, so a restarted or added replica starts on it.
 """
 
@@ -11,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +37,9 @@ from gateway.weights.store import (
 
 log = logging.getLogger(__name__)
 
+# Replicas that finish draining within this many seconds of each other load in replica-id order.
+DRAIN_TIE_S = 0.05
+
 
 class VersionNotFoundError(KeyError):
     pass
@@ -52,8 +59,24 @@ class Fleet(Protocol):
     async def states(self) -> list[dict[str, Any]]:
         """One `{replica, version, path}` per live replica."""
 
-    async def swap(self, replica: str, path: str, version: str) -> dict[str, Any]:
-        """Swap one replica; raises (after the replica restored its weights) when it fails."""
+    async def stage(self, replica: str, path: str, version: str) -> dict[str, Any]:
+        """Read and verify `path` into the replica's memory; it keeps serving. Raises when it fails."""
+
+    async def discard_staged(self, replica: str) -> None:
+        """Free what `stage` read (the swap it was for will not happen)."""
+
+    async def swap(
+        self, replica: str, path: str, version: str, ticket: str | None = None, hold: bool = False
+    ) -> dict[str, Any]:
+        """Swap one replica (from the staged weights when `stage` read `path`); raises (after the
+        replica restored its weights) when it fails. `ticket` names the swap for `phase` and
+        `proceed`; with `hold`, the drained replica loads only once `proceed` lets it."""
+
+    async def phase(self, replica: str, ticket: str, phase: str) -> None:
+        """Return once the replica's swap `ticket` reached `phase` ("drained", "loaded") or ended."""
+
+    async def proceed(self, replica: str, ticket: str, load: bool = True) -> None:
+        """Let the held swap `ticket` load, or (`load` False) call it off: it reopens unchanged."""
 
 
 @dataclass
@@ -79,9 +102,12 @@ class SwapController:
         base_dir: str | Path,
         versions_dir: str | Path,
         hooks: SwapHooks | None = None,
+        overlap: bool = True,
     ) -> None:
         self._ledger = ledger
         self._fleet = fleet
+        # False: stage nothing ahead, and each replica's swap ends before the next one starts.
+        self._overlap = overlap
         self._base_dir = Path(base_dir)
         self._versions_dir = Path(versions_dir)
         self._hooks = hooks or SwapHooks()
@@ -216,9 +242,22 @@ class SwapController:
     async def _swap_to(self, record: VersionRecord, *, actor: str, kind: str) -> dict[str, Any]:
         started = time.monotonic()
         previous = self.serving()
+        # Staging changes nothing a replica serves, so it runs alongside the checks; a refusal discards it.
+        staging: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        if self._overlap:
+            try:
+                stale = [r for r in await self._fleet.states() if _stale(r, record.id)]
+            except Exception as exc:  # the loop below asks again and says what is wrong
+                log.warning("could not read replica states before staging: %s", exc)
+                stale = []
+            staging = {
+                r["replica"]: asyncio.create_task(self._fleet.stage(r["replica"], record.path, record.id))
+                for r in stale
+            }
         try:
             await asyncio.to_thread(validate_candidate, self._base_dir, record)
         except VersionInvalidError as exc:
+            await self._discard(staging)
             self._ledger.append_audit(
                 "version.swap_refused", actor=actor, subject_id=record.id, details={"reason": str(exc), "action": kind}
             )
@@ -230,16 +269,17 @@ class SwapController:
         for _ in range(3):
             states = sorted(await self._fleet.states(), key=lambda r: r["replica"])
             if not states and not done:
+                await self._discard(staging)
                 raise SwapFailedError("no LLM replica is running")
             pending = [r for r in states if _stale(r, record.id)]
             if not pending:
                 break
-            for replica in pending:
-                try:
-                    steps.append(await self._fleet.swap(replica["replica"], record.path, record.id))
-                    done.append(replica)
-                except Exception as exc:
-                    await self._fail(record, previous, replica, done, exc, actor=actor, kind=kind, started=started)
+            failure = await self._roll(record, pending, staging, done, steps)
+            staging = {}
+            if failure is not None:
+                failed, error = failure
+                await self._fail(record, previous, failed, done, error, actor=actor, kind=kind, started=started)
+        await self._discard(staging)
         self._ledger.set_serving(record.id, actor=actor, action=kind)
         seconds = time.monotonic() - started
         self._report("ok", seconds, record.id)
@@ -251,6 +291,108 @@ class SwapController:
             "seconds": round(seconds, 3),
             "replicas": steps,
         }
+
+    async def _roll(
+        self,
+        record: VersionRecord,
+        pending: builtins.list[dict[str, Any]],
+        staging: dict[str, asyncio.Task[dict[str, Any]]],
+        done: builtins.list[dict[str, Any]],
+        steps: builtins.list[dict[str, Any]],
+    ) -> tuple[dict[str, Any], BaseException] | None:
+        """Swap `pending`; appends the replicas that took the version to `done` (their reports to
+        `steps`) and returns the first failure, once no swap is running any more.
+
+        Overlapped: every replica is staged first (still serving), then all drain at once, so the swap
+        waits for the longest request in flight once, not once per replica. They load one at a time in
+        the order they drained; a replica's smoke test overlaps the next one's load unless the two
+        share a core or GPU. Without overlap: one whole swap after another, in replica-id order.
+        """
+        if staging:  # staged in parallel: a replica that cannot read the version fails it before any drains
+            await asyncio.wait(staging.values())
+            for replica in pending:
+                stage = staging.get(replica["replica"])
+                if stage is not None and _failed(stage):
+                    await self._discard(staging)
+                    return replica, stage.exception() or RuntimeError("staging failed")
+            staging.clear()
+        if not self._overlap:
+            for replica in pending:
+                try:
+                    steps.append(await self._fleet.swap(replica["replica"], record.path, record.id))
+                except Exception as exc:
+                    return replica, exc
+                done.append(replica)
+            return None
+        tickets = {r["replica"]: uuid.uuid4().hex for r in pending}
+        swaps = {
+            name: asyncio.create_task(self._fleet.swap(name, record.path, record.id, ticket, True))
+            for name, ticket in tickets.items()
+        }
+        drained = {
+            name: asyncio.create_task(self._fleet.phase(name, ticket, "drained")) for name, ticket in tickets.items()
+        }
+        waiting = list(pending)  # drained or draining, not yet let go to load
+        called_off: set[str] = set()
+        previous: dict[str, Any] | None = None
+        try:
+            while waiting:
+                await asyncio.wait({drained[r["replica"]] for r in waiting}, return_when=asyncio.FIRST_COMPLETED)
+                first = next(r for r in waiting if drained[r["replica"]].done())
+                earlier = {drained[r["replica"]] for r in waiting[: waiting.index(first)]}
+                if earlier:  # drains that end together load in replica-id order: a stable order
+                    await asyncio.wait(earlier, timeout=DRAIN_TIE_S)
+                replica = next(r for r in waiting if drained[r["replica"]].done())
+                name = replica["replica"]
+                if previous is not None:  # one load at a time; one smoke test per core
+                    before = previous["replica"]
+                    phase = "ended" if _share_devices(previous, replica) else "loaded"
+                    await self._until(before, tickets[before], phase, swaps[before])
+                if any(_failed(t) for t in swaps.values()):
+                    break
+                try:
+                    await self._fleet.proceed(name, tickets[name], True)
+                except Exception as exc:  # it times out on its own, unchanged; the next pass retries it
+                    log.warning("could not let %s load: %s", name, exc)
+                    break
+                waiting.remove(replica)
+                previous = replica
+        finally:
+            for replica in waiting:
+                called_off.add(replica["replica"])
+                with contextlib.suppress(Exception):
+                    await self._fleet.proceed(replica["replica"], tickets[replica["replica"]], False)
+            for wait in drained.values():
+                wait.cancel()
+                await _settle(wait)
+        failure: tuple[dict[str, Any], BaseException] | None = None
+        results = await asyncio.gather(*swaps.values(), return_exceptions=True)
+        for replica, result in zip(pending, results, strict=True):
+            if not isinstance(result, BaseException):
+                done.append(replica)
+                steps.append(result)
+            elif replica["replica"] not in called_off and failure is None:
+                failure = (replica, result)
+        return failure
+
+    async def _until(self, replica: str, ticket: str, phase: str, swap: asyncio.Task[dict[str, Any]]) -> None:
+        """Wait until `replica`'s swap reached `phase` ("loaded") or ended ("ended": only its end)."""
+        if phase == "ended":
+            await asyncio.wait({swap})
+            return
+        reached = asyncio.create_task(self._fleet.phase(replica, ticket, phase))
+        await asyncio.wait({reached, swap}, return_when=asyncio.FIRST_COMPLETED)
+        if not reached.done() or reached.exception() is not None:
+            reached.cancel()
+            await _settle(reached)
+            await asyncio.wait({swap})  # the wait failed, not the swap: fall back to its end
+
+    async def _discard(self, staging: dict[str, asyncio.Task[dict[str, Any]]]) -> None:
+        for name, task in staging.items():
+            await _settle(task)
+            with contextlib.suppress(Exception):
+                await self._fleet.discard_staged(name)
+        staging.clear()
 
     async def _fail(
         self,
@@ -295,6 +437,23 @@ class SwapController:
                 errors.append(f"{replica['replica']}: {_reason(exc)}")
                 log.error("could not restore %s to %s: %s", replica["replica"], replica["version"], exc)
         return errors
+
+
+def _share_devices(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two replicas compute on a common core or GPU; unknown devices count as shared."""
+    first, second = set(a.get("devices") or ()), set(b.get("devices") or ())
+    return not first or not second or bool(first & second)
+
+
+def _failed(task: asyncio.Task[Any]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is not None
+
+
+async def _settle(task: asyncio.Task[Any]) -> None:
+    """Wait for `task` and drop its outcome (its failure was reported elsewhere, or does not matter)."""
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved: asyncio logs no "exception was never retrieved"
 
 
 def _stale(replica: dict[str, Any], version: str) -> bool:

@@ -156,6 +156,14 @@ class Engine(abc.ABC):
     async def reload_weights(self, path: str, model_version: str) -> None:
         """Load the weights in `path` in place (same architecture) and drop cached KV."""
 
+    async def stage_weights(self, path: str, model_version: str) -> None:  # noqa: B027 - optional: load from disk
+        """Read and verify the weights in `path` into memory while the engine keeps serving, so that the
+        `reload_weights` that follows (after the drain) only copies them in. Engines that cannot stage
+        load from `path` in `reload_weights`; a failure here changes nothing the engine serves."""
+
+    async def discard_staged(self) -> None:  # noqa: B027 - optional: nothing staged, nothing to free
+        """Free weights staged by `stage_weights` that will not be loaded (a refused or failed swap)."""
+
     @abc.abstractmethod
     async def pause(self) -> None:
         """Stop admitting new work; requests in flight keep their state."""

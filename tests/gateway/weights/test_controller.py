@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +18,114 @@ from tests.gateway.weights.test_store import write_model
 
 
 class FakeFleet:
-    """Replicas as dicts; `fail_on` makes one replica's swap fail (it keeps its weights)."""
+    """Replicas as dicts; `fail_on` makes one replica's smoke test fail (it restores its weights).
+
+    Every step lands in `events` as (time, step, replica): stage/staged, drain (closed), drained,
+    loaded, smoke_end, failed, called_off; `stage_s`, `load_s`, `smoke_s` and `drain_s` (per replica)
+    make the steps take time. Replicas get their own core unless `devices` says otherwise.
+    """
 
     def __init__(self, base: Path, n: int = 2) -> None:
         self.replicas = {
-            f"llm-{i}": {"replica": f"llm-{i}", "version": model_version(base), "path": str(base)} for i in range(n)
+            f"llm-{i}": {
+                "replica": f"llm-{i}",
+                "version": model_version(base),
+                "path": str(base),
+                "devices": [f"cpu:{i}"],
+            }
+            for i in range(n)
         }
         self.fail_on: str | None = None
         self.calls: list[tuple[str, str]] = []
         self.gate: asyncio.Event | None = None
+        self.events: list[tuple[float, str, str]] = []
+        self.stage_s = self.load_s = self.smoke_s = 0.0
+        self.drain_s: dict[str, float] = {}
+        self.staged: dict[str, str] = {}
+        self.stage_fail: str | None = None
+        self.discarded: list[str] = []
+        self._tickets: dict[str, dict[str, Any]] = {}
+
+    def _log(self, step: str, replica: str) -> None:
+        self.events.append((time.monotonic(), step, replica))
+
+    def at(self, step: str, replica: str) -> float:
+        return next(t for t, s, r in self.events if s == step and r == replica)
+
+    def _ticket(self, ticket: str) -> dict[str, Any]:
+        return self._tickets.setdefault(
+            ticket, {"drained": asyncio.Event(), "loaded": asyncio.Event(), "go": asyncio.Event(), "load": True}
+        )
 
     async def states(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.replicas.values()]
 
-    async def swap(self, replica: str, path: str, version: str) -> dict[str, Any]:
+    async def stage(self, replica: str, path: str, version: str) -> dict[str, Any]:
+        self._log("stage", replica)
+        await asyncio.sleep(self.stage_s)
+        if replica == self.stage_fail:
+            raise RuntimeError(f"replica {replica}: checksum mismatch; weights not changed")
+        self.staged[replica] = path
+        self._log("staged", replica)
+        return {"replica": replica, "version": version, "stage_s": self.stage_s}
+
+    async def discard_staged(self, replica: str) -> None:
+        self.staged.pop(replica, None)
+        self.discarded.append(replica)
+
+    async def phase(self, replica: str, ticket: str, phase: str) -> None:
+        await self._ticket(ticket)[phase].wait()
+
+    async def proceed(self, replica: str, ticket: str, load: bool = True) -> None:
+        entry = self._ticket(ticket)
+        entry["load"] = load
+        entry["go"].set()
+
+    async def swap(
+        self, replica: str, path: str, version: str, ticket: str | None = None, hold: bool = False
+    ) -> dict[str, Any]:
         self.calls.append((replica, version))
-        if self.gate is not None:
-            await self.gate.wait()
-        if replica == self.fail_on and path != self.replicas[replica]["path"]:
-            raise RuntimeError(f"replica {replica}: smoke test failed")
-        previous = self.replicas[replica]["version"]
-        self.replicas[replica].update(version=version, path=path)
+        entry = self._ticket(ticket or uuid.uuid4().hex)
+        try:
+            if self.staged.get(replica) != path:
+                await self.stage(replica, path, version)
+            if self.gate is not None:
+                await self.gate.wait()
+            self._log("drain", replica)
+            await asyncio.sleep(self.drain_s.get(replica, 0.0))
+            self._log("drained", replica)
+            entry["drained"].set()
+            if hold:
+                await entry["go"].wait()
+                if not entry["load"]:
+                    self.staged.pop(replica, None)
+                    self._log("called_off", replica)
+                    raise RuntimeError(f"replica {replica}: swap called off; weights not changed")
+            self.staged.pop(replica, None)
+            previous = self.replicas[replica]["version"]
+            old_path = self.replicas[replica]["path"]
+            self._log("load", replica)
+            await asyncio.sleep(self.load_s)
+            self.replicas[replica].update(version=version, path=path)
+            self._log("loaded", replica)
+            entry["loaded"].set()
+            await asyncio.sleep(self.smoke_s)
+            if replica == self.fail_on and path != old_path:
+                self.replicas[replica].update(version=previous, path=old_path)
+                self._log("failed", replica)
+                raise RuntimeError(f"replica {replica}: smoke test failed")
+            self._log("smoke_end", replica)
+        finally:
+            entry["drained"].set()
+            entry["loaded"].set()
         return {
             "replica": replica,
             "version": version,
             "previous": previous,
             "drain_s": 0.0,
-            "load_s": 0.0,
-            "smoke_s": 0.0,
-            "total_s": 0.0,
+            "load_s": self.load_s,
+            "smoke_s": self.smoke_s,
+            "total_s": self.load_s + self.smoke_s,
             "smoke_answer": "Paris",
         }
 
@@ -230,3 +311,156 @@ async def test_an_unverified_replica_is_swapped_only_onto_a_version_that_verifie
     weights.write_bytes(original)  # repaired: the refusing replica is swapped (and so made ready) again
     await controller.reconcile()
     assert fleet.calls == [("llm-1", vid)]
+
+
+# --- overlapped swaps (issue 16): staged ahead, drained together, loads one at a time ----------------
+
+
+async def test_replicas_stage_while_serving_drain_together_and_load_one_at_a_time(setup):
+    controller, fleet, _ledger, tmp, _ = setup
+    vid = await imported(controller, tmp, "v1")
+    fleet.stage_s, fleet.load_s, fleet.smoke_s = 0.1, 0.1, 0.3
+    started = time.monotonic()
+    await controller.promote(vid)
+    elapsed = time.monotonic() - started
+    for name in ("llm-0", "llm-1"):
+        # Staged while still serving; closed only once staged.
+        assert fleet.at("staged", name) <= fleet.at("drain", name)
+    # Both replicas staged before the first smoke test ended; they drained at the same time.
+    assert fleet.at("staged", "llm-1") < fleet.at("smoke_end", "llm-0")
+    assert fleet.at("drain", "llm-1") < fleet.at("loaded", "llm-0")
+    # One load at a time; llm-1 loads while llm-0 smoke-tests (each on its own core).
+    assert fleet.at("loaded", "llm-0") <= fleet.at("load", "llm-1") < fleet.at("smoke_end", "llm-0")
+    assert sorted(fleet.calls) == [("llm-0", vid), ("llm-1", vid)]
+    assert {r["version"] for r in fleet.replicas.values()} == {vid}
+    # stage 0.1 + load 0.1 + load 0.1 + smoke 0.3, where one after another took 0.1 + 2 × (0.1 + 0.3).
+    assert elapsed < 0.8, elapsed
+
+
+async def test_the_swap_waits_for_the_longest_drain_once(setup):
+    controller, fleet, _ledger, tmp, _ = setup
+    vid = await imported(controller, tmp, "v1")
+    fleet.drain_s = {"llm-0": 0.4, "llm-1": 0.4}  # a long request in flight on each replica
+    fleet.load_s, fleet.smoke_s = 0.05, 0.1
+    started = time.monotonic()
+    await controller.promote(vid)
+    assert time.monotonic() - started < 0.4 + 0.05 * 2 + 0.1 + 0.2  # not 2 × 0.4
+
+
+async def test_the_replica_that_drains_first_loads_first(setup):
+    controller, fleet, _ledger, tmp, _ = setup
+    vid = await imported(controller, tmp, "v1")
+    fleet.drain_s = {"llm-0": 0.3}  # llm-0 still has a request in flight; llm-1 is idle
+    fleet.smoke_s = 0.05
+    report = await controller.promote(vid)
+    assert fleet.at("smoke_end", "llm-1") < fleet.at("drained", "llm-0")  # llm-1 served again meanwhile
+    assert [s["replica"] for s in report["replicas"]] == ["llm-0", "llm-1"]  # the report stays in id order
+
+
+async def test_replicas_sharing_a_core_smoke_test_one_after_another(setup):
+    controller, fleet, _ledger, tmp, _ = setup
+    vid = await imported(controller, tmp, "v1")
+    fleet.replicas["llm-1"]["devices"] = ["cpu:0"]  # the same core as llm-0
+    fleet.load_s, fleet.smoke_s = 0.05, 0.1
+    await controller.promote(vid)
+    assert fleet.at("staged", "llm-1") < fleet.at("drain", "llm-0")  # staging still runs ahead
+    assert fleet.at("smoke_end", "llm-0") <= fleet.at("load", "llm-1")
+
+
+async def test_replicas_with_unknown_devices_count_as_sharing(setup):
+    controller, fleet, _ledger, tmp, _ = setup
+    vid = await imported(controller, tmp, "v1")
+    for r in fleet.replicas.values():
+        r.pop("devices")
+    fleet.smoke_s = 0.05
+    await controller.promote(vid)
+    assert fleet.at("smoke_end", "llm-0") <= fleet.at("load", "llm-1")
+
+
+async def test_three_replicas_load_one_at_a_time(tmp_path):
+    base = write_model(tmp_path / "base")
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    fleet = FakeFleet(base, n=3)
+    controller = SwapController(ledger, fleet, base_dir=base, versions_dir=tmp_path / "versions")
+    vid = await imported(controller, tmp_path, "v1")
+    fleet.load_s, fleet.smoke_s = 0.05, 0.2
+    await controller.promote(vid)
+    assert fleet.at("loaded", "llm-0") <= fleet.at("load", "llm-1")
+    assert fleet.at("loaded", "llm-1") <= fleet.at("load", "llm-2")
+    assert fleet.at("load", "llm-2") < fleet.at("smoke_end", "llm-0")  # smoke tests overlap
+    assert {r["version"] for r in fleet.replicas.values()} == {vid}
+    ledger.close()
+
+
+async def test_without_overlap_each_replica_swaps_after_the_previous_one_ended(tmp_path):
+    base = write_model(tmp_path / "base")
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    fleet = FakeFleet(base)
+    controller = SwapController(ledger, fleet, base_dir=base, versions_dir=tmp_path / "versions", overlap=False)
+    vid = await imported(controller, tmp_path, "v1")
+    fleet.smoke_s = 0.05
+    await controller.promote(vid)
+    assert fleet.at("smoke_end", "llm-0") <= fleet.at("stage", "llm-1")  # nothing staged ahead
+    assert fleet.at("staged", "llm-1") <= fleet.at("drain", "llm-1")
+    ledger.close()
+
+
+async def test_a_smoke_failure_while_the_next_replica_loads_rolls_both_back(setup):
+    controller, fleet, _ledger, tmp, results = setup
+    base_id = controller.serving().id
+    vid = await imported(controller, tmp, "v1")
+    fleet.fail_on = "llm-0"
+    fleet.load_s, fleet.smoke_s = 0.05, 0.2
+    with pytest.raises(SwapFailedError, match="failed on llm-0: replica llm-0: smoke test failed; rolled back llm-1"):
+        await controller.promote(vid)
+    assert fleet.at("load", "llm-1") < fleet.at("failed", "llm-0")  # llm-1 had loaded meanwhile
+    assert {r["version"] for r in fleet.replicas.values()} == {base_id}
+    event = controller.history()[0]
+    assert event["failed_replica"] == "llm-0" and event["rolled_back"] == ["llm-1"]
+    assert results == ["rolled_back"]
+
+
+async def test_a_failure_calls_off_the_replicas_still_waiting_to_load(tmp_path):
+    base = write_model(tmp_path / "base")
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    fleet = FakeFleet(base, n=3)
+    for r in fleet.replicas.values():
+        r["devices"] = ["cpu:0"]  # one core: each smoke test ends before the next load
+    controller = SwapController(ledger, fleet, base_dir=base, versions_dir=tmp_path / "versions")
+    base_id = controller.serving().id
+    vid = await imported(controller, tmp_path, "v1")
+    fleet.fail_on = "llm-1"
+    with pytest.raises(SwapFailedError, match=r"failed on llm-1: .*smoke test failed; rolled back llm-0"):
+        await controller.promote(vid)
+    assert [s for _, s, r in fleet.events if r == "llm-2"][-1] == "called_off"  # reopened, never loaded
+    assert {r["version"] for r in fleet.replicas.values()} == {base_id}
+    assert controller.history()[0]["rolled_back"] == ["llm-0"]
+    ledger.close()
+
+
+async def test_a_refused_version_discards_what_the_replicas_staged(setup):
+    controller, fleet, ledger, tmp, _ = setup
+    vid = await imported(controller, tmp, "v1")
+    weights = Path(ledger.get_version(vid).path) / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(VersionInvalidError, match="checksum mismatch"):
+        await controller.promote(vid)
+    assert fleet.calls == [] and fleet.staged == {}
+    assert sorted(fleet.discarded) == ["llm-0", "llm-1"]
+
+
+async def test_a_replica_that_cannot_stage_fails_the_swap_before_any_replica_drains(setup):
+    controller, fleet, _ledger, tmp, results = setup
+    base_id = controller.serving().id
+    vid = await imported(controller, tmp, "v1")
+    fleet.stage_fail = "llm-1"
+    with pytest.raises(
+        SwapFailedError, match="failed on llm-1: replica llm-1: checksum mismatch; weights not changed; still serving"
+    ):
+        await controller.promote(vid)
+    assert fleet.calls == []  # no replica drained
+    assert {r["version"] for r in fleet.replicas.values()} == {base_id}
+    assert fleet.staged == {} and "llm-0" in fleet.discarded
+    assert results == ["failed"]
