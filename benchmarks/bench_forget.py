@@ -60,6 +60,7 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/forget.md"))
+    parser.add_argument("--enforce-only", action="store_true", help="time to enforce only (no throughput phase)")
     args = parser.parse_args()
 
     from tests.support.lethe_server import LetheServer
@@ -68,7 +69,7 @@ def main() -> int:
     tps: dict[str, list[float]] = {"on": [], "off": []}
     enforce_s: list[float] = []
     for rnd in range(args.rounds):
-        for mode in ("on", "off"):
+        for mode in ("on",) if args.enforce_only else ("on", "off"):
             home = Path(tempfile.mkdtemp(prefix=f"lethe-bench-guard-{mode}-"))
             env = {
                 "LETHE_MODEL": args.model,
@@ -81,6 +82,8 @@ def main() -> int:
                 latencies = enforce(server.base_url, bodies)
                 if mode == "on":
                     enforce_s += latencies
+                if args.enforce_only:
+                    continue
                 client = GatewayClient(server.base_url, Path(args.model).name, args.max_tokens)
 
                 async def load():
@@ -91,9 +94,17 @@ def main() -> int:
             finally:
                 server.stop()
                 server.kill_leftovers()
-            print(f"round {rnd + 1} guard {mode}: {tps[mode][-1]:.1f} tok/s", file=sys.stderr)
+            if not args.enforce_only:
+                print(f"round {rnd + 1} guard {mode}: {tps[mode][-1]:.1f} tok/s", file=sys.stderr)
 
     ms = [s * 1000 for s in enforce_s]
+    if args.enforce_only:
+        publish_report(
+            f"time to enforce (POST /v1/forget -> 201, 2 ingress replicas, {len(ms)} requests, index growing to "
+            f"{args.entries} people): p50 {pct(ms, 0.5):.0f} ms, p99 {pct(ms, 0.99):.0f} ms, max {max(ms):.0f} ms",
+            args.out,
+        )
+        return 0
     on, off = statistics.median(tps["on"]), statistics.median(tps["off"])
     report = "\n".join(
         [

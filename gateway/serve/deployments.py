@@ -78,9 +78,9 @@ def _guard_hasher(config: LetheConfig) -> TermHasher:
         ledger.close()
 
 
-def _bind_cpu_threads(config: LetheConfig, rank: int) -> None:
+def _bind_cpu_threads(config: LetheConfig, rank: int) -> list[str]:
     """Pin each CPU engine to its own cores: replicas sharing a small machine otherwise slow each
-    other down several-fold (measured ~5x on 2 cores)."""
+    other down several-fold (measured ~5x on 2 cores). Returns the cores the engine is bound to."""
     threads = config.engine.cpu_threads
     cores = os.cpu_count() or 1
     first = (rank * threads) % cores
@@ -89,6 +89,19 @@ def _bind_cpu_threads(config: LetheConfig, rank: int) -> None:
     import torch  # heavy: only LLM replicas on CPU need it, and they load it for the engine anyway
 
     torch.set_num_threads(threads)
+    return _bound_cores(os.environ["VLLM_CPU_OMP_THREADS_BIND"])
+
+
+def _bound_cores(bind: str) -> list[str]:
+    """The cores a `VLLM_CPU_OMP_THREADS_BIND` value names ("0", "0,1", "0-3", "0-3|4-7"); a value
+    such as "auto" names none (unknown: the controller treats the replica as sharing cores)."""
+    cores: list[str] = []
+    for part in bind.replace("|", ",").split(","):
+        first, _, last = part.strip().partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            return []
+        cores.extend(str(c) for c in range(int(first), int(last or first) + 1))
+    return cores
 
 
 def _on_serving_version(config: LetheConfig) -> tuple[LetheConfig, str | None]:
@@ -180,7 +193,9 @@ class LLMServer:
         context = serve.get_replica_context()
         rank = getattr(getattr(context, "rank", None), "rank", 0) or 0
         if config.server.llm_num_gpus == 0:
-            _bind_cpu_threads(config, rank)
+            self._devices = [f"cpu:{core}" for core in _bind_cpu_threads(config, rank)]
+        else:
+            self._devices = [f"gpu:{gpu}" for gpu in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
         self._config = config
         start_config, unverified = _on_serving_version(config)
         self._replica = LLMReplica(start_config, replica_id=f"llm-{rank}", unverified=unverified)
@@ -189,9 +204,39 @@ class LLMServer:
         metrics.set_replica_unverified(self._replica.unverified is not None)
 
     async def replica_state(self) -> dict[str, Any]:
-        return self._replica.state()
+        # The cores (CPU) or GPUs this replica computes on: the controller runs two replicas' smoke
+        # tests at the same time only when these do not overlap.
+        return {**self._replica.state(), "devices": self._devices}
 
-    async def swap_if(self, replica: str, path: str, version: str) -> dict[str, Any] | None:
+    async def stage_if(self, replica: str, path: str, version: str) -> dict[str, Any] | None:
+        """Broadcast target: the named replica stages `path` in memory (it keeps serving)."""
+        if replica != self._replica.replica_id:
+            return None
+        return await self._replica.stage(path, version)
+
+    async def discard_staged_if(self, replica: str) -> bool | None:
+        if replica != self._replica.replica_id:
+            return None
+        await self._replica.discard_staged()
+        return True
+
+    async def phase_if(self, replica: str, ticket: str, phase: str, timeout_s: float) -> bool | None:
+        """Broadcast target: returns once the named replica's swap `ticket` reached `phase` or ended."""
+        if replica != self._replica.replica_id:
+            return None
+        await self._replica.wait_phase(ticket, phase, timeout_s)
+        return True
+
+    async def proceed_if(self, replica: str, ticket: str, load: bool) -> bool | None:
+        """Broadcast target: the named replica's held swap `ticket` loads (or, `load` False, is called off)."""
+        if replica != self._replica.replica_id:
+            return None
+        self._replica.proceed(ticket, load)
+        return True
+
+    async def swap_if(
+        self, replica: str, path: str, version: str, ticket: str | None = None, hold: bool = False
+    ) -> dict[str, Any] | None:
         """Broadcast target of a rolling swap: only the named replica acts, the others answer None."""
         if replica != self._replica.replica_id:
             return None
@@ -203,7 +248,7 @@ class LLMServer:
             smoke_expect=swap.smoke_expect,
         )
         try:
-            return await self._replica.swap(path, version, settings)
+            return await self._replica.swap(path, version, settings, ticket=ticket, hold=hold)
         finally:
             metrics.set_serving_version(self._replica.info().model_version)
             metrics.set_replica_unverified(self._replica.unverified is not None)
@@ -232,7 +277,9 @@ class LLMServer:
 
 class ForgetAuthority:
     """The one writer of forget requests and the source of forget-index versions (see
-    gateway.forget.authority); certificates quote ModelVersions' latest leakage report."""
+    gateway.forget.authority); certificates quote ModelVersions' latest leakage report. Its event loop
+    serves the followers' polls and acks: every ledger call here runs on the ledger's worker threads
+    (`ForgetRecords.calls`), so a stalled database answers 503 and never delays an ack."""
 
     # Serve awaits an async constructor; the embedder loads before the first forget request.
     async def __init__(self, config_json: str, versions: DeploymentHandle[Any]) -> None:  # type: ignore[misc]
@@ -251,7 +298,12 @@ class ForgetAuthority:
         hasher = self._records.ledger.guard_hasher()
         rebuild_stale_artifacts(self._records.ledger, embedder, hasher)  # older formats, before publishing
         self._authority = IndexAuthority(
-            self._records.ledger, embedder, timing=_sync_timing(config), kill_actor=ray.kill, hasher=hasher
+            self._records.ledger,
+            embedder,
+            timing=_sync_timing(config),
+            kill_actor=ray.kill,
+            hasher=hasher,
+            calls=self._records.calls,
         )
 
     async def add(self, payload: dict[str, Any], actor: Actor | None = None) -> dict[str, Any]:
@@ -259,24 +311,32 @@ class ForgetAuthority:
             return await self._records.add(self._authority, payload)
 
     async def get(self, forget_id: str) -> dict[str, Any] | None:
-        return self._records.get(forget_id)
+        return await self._records.calls(self._records.get, forget_id)
 
     async def list(self, status: ForgetStatus | None, limit: int, offset: int) -> builtins.list[dict[str, Any]]:
-        return self._records.list(status, limit, offset)
+        return await self._records.calls(self._records.list, status, limit, offset)
 
     async def certificate(self, forget_id: str, actor: Actor | None = None) -> dict[str, Any] | None:
         leakage, replicas = await asyncio.gather(
             latest_leakage(self._versions, LEAKAGE_TIMEOUT_S), replica_versions(self._versions, LEAKAGE_TIMEOUT_S)
         )
-        serving = serving_record(self._records.ledger, self._model_path)  # the base model until a promotion
+        calls = self._records.calls
+        # The base model until a promotion.
+        serving = await calls(serving_record, self._records.ledger, self._model_path)
         with acting_as(actor):  # issuing it is an audit event of this key
-            return self._records.certificate(
-                self._signer, forget_id, leakage=leakage, serving=serving, guard=self._guard_state, replicas=replicas
+            return await calls(
+                self._records.certificate,
+                self._signer,
+                forget_id,
+                leakage=leakage,
+                serving=serving,
+                guard=self._guard_state,
+                replicas=replicas,
             )
 
     async def shred(self, forget_id: str, drop_semantic: bool, actor: Actor | None = None) -> dict[str, Any] | None:
         with acting_as(actor):  # the operator's key is the actor of forget.shredded
-            return await asyncio.to_thread(self._records.shred, forget_id, drop_semantic=drop_semantic)
+            return await self._records.calls(self._records.shred, forget_id, drop_semantic=drop_semantic)
 
     async def certificate_key(self) -> dict[str, str]:
         return self._signer.public_key()
@@ -284,7 +344,7 @@ class ForgetAuthority:
     async def audit(
         self, kind: str | None, subject_id: str | None, limit: int, offset: int
     ) -> builtins.list[dict[str, Any]]:
-        return self._records.audit(kind, subject_id, limit, offset)
+        return await self._records.calls(self._records.audit, kind, subject_id, limit, offset)
 
     async def poll(self, follower_id: str, known: int, actor: Any = None) -> IndexUpdate:
         return await self._authority.poll(follower_id, known, actor)
@@ -384,6 +444,7 @@ class ModelVersions:
             base_dir=config.model_path,
             versions_dir=config.versions_dir,
             hooks=SwapHooks(on_result=on_swap),
+            overlap=config.swap.overlap,
         )
         self._background(self._reconcile_forever())
         self._ledger = ledger
@@ -503,8 +564,9 @@ class Gateway:
             prompt_mode=self._config.guard.prompt_mode,
             ingress_id=self._follower.follower_id,
             ready_timeout_s=self._config.server.ready_timeout_s,
+            check_budget_s=self._config.guard.check_budget_s,
         )
-        forget = ForgetService(self._authority, self._follower)
+        forget = ForgetService(self._authority, self._follower, check_budget_s=self._config.guard.check_budget_s)
         return create_app(
             service,
             forget=forget,

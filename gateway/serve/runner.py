@@ -47,6 +47,9 @@ def _init_kwargs(config: LetheConfig) -> dict[str, Any]:
         needed = server.llm_replicas * server.llm_num_cpus + config.unlearn.num_cpus
         # Logical CPUs: at least what the replicas ask for, so an over-subscribed laptop still starts.
         kwargs.update(
+            # Always a new local instance of our own: without an address, ray.init would join any cluster
+            # `ray start` left on this machine (/tmp/ray/ray_current_cluster), someone else's.
+            address="local",
             num_cpus=max(os.cpu_count() or 1, int(needed + 0.999)),
             include_dashboard=False,
             # A local server is one machine's: Ray advertises loopback only, and a dashboard, if one

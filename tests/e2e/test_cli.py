@@ -50,6 +50,6 @@ def test_forget_add_list_show_check(tiny_server):
 def test_cli_errors_are_one_clear_line(tiny_server):
     denied = lethe(tiny_server, "forget", "list", token="wrong")
     assert denied.returncode == 1
-    assert denied.stderr.strip() == "lethe: error: 401: invalid operator token"
+    assert denied.stderr.strip() == "lethe: error: 401: invalid or revoked API key"
     empty = lethe(tiny_server, "forget", "add")
     assert empty.returncode == 1 and "422" in empty.stderr

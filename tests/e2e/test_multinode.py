@@ -169,8 +169,22 @@ class RayCluster:
         }
 
     def stop(self) -> None:
-        with suppress(Exception):
-            subprocess.run([RAY, "stop", "--force"], env=self.env, capture_output=True, timeout=60)
+        """Kill this cluster's processes only (`ray stop` would also take down every other Ray on the
+        machine, e.g. the session-wide test server): whatever names its GCS port, and their children
+        (the workers under each raylet)."""
+        marks = (f"127.0.0.1:{self.port}", f"--gcs_server_port={self.port}", f"--port={self.port}")
+        victims: dict[int, psutil.Process] = {}
+        for proc in psutil.process_iter(["cmdline"]):
+            cmdline = " ".join(proc.info["cmdline"] or [])
+            if proc.pid == os.getpid() or not any(m in cmdline for m in marks):
+                continue
+            with suppress(psutil.Error):
+                for p in (proc, *proc.children(recursive=True)):
+                    victims[p.pid] = p
+        for proc in victims.values():
+            with suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(list(victims.values()), timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -343,6 +357,9 @@ def test_losing_the_second_node_keeps_serving_and_loses_no_acknowledged_request(
             return False
 
     wait_for(steady, 90, "chats served by the head alone")
+    # Serve has noticed: the dead node's ingress replica is no longer among the live ones (until then the
+    # proxy may still route a call to it and answer 500 itself).
+    wait_for(lambda: set(ray_cluster.replicas("Gateway").values()) == {"head"}, 120, "the dead ingress dropped")
     # A forget request during the outage is acknowledged once the live ingress enforces it (the dead
     # one is evicted after guard.ack_timeout_s), and nothing acknowledged before is lost.
     resp = http.post("/v1/forget", headers=AUTH, json={"subject": "Kari", "literals": ["kari@example.no"]}, timeout=120)
