@@ -211,6 +211,13 @@ class GuardConfig(_Section):
         "run off the event loop; one over the budget is refused (413 `prompt_too_large_to_check`, or a stream "
         "ended with `output_check_over_budget`), never served unchecked.",
     )
+    max_check_chars: int = Field(
+        default=256 * 1024,
+        gt=0,
+        le=16 * 1024 * 1024,
+        description="Most prompt text (all messages, characters) the guard checks; a longer prompt is refused "
+        "at once with 413 `prompt_too_large_to_check`, before any work.",
+    )
     embed_threads: int = Field(
         default=1,
         ge=1,
@@ -399,6 +406,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "LETHE_JOB_NUM_GPUS": "unlearn.num_gpus",
     "LETHE_ACK_TIMEOUT_S": "guard.ack_timeout_s",
     "LETHE_GUARD_CHECK_BUDGET_S": "guard.check_budget_s",
+    "LETHE_GUARD_MAX_CHECK_CHARS": "guard.max_check_chars",
     "LETHE_MODEL": "engine.model",
     "LETHE_SERVED_MODEL_NAME": "engine.served_model_name",
     "LETHE_ENGINE": "engine.backend",

@@ -53,6 +53,9 @@ DEFAULT_CHECK_BUDGET_S = 5.0
 # Prompts longer than this (all messages, in characters) are checked on a thread of their own, so a few
 # huge prompts queue behind each other instead of in front of everyone's small ones.
 LARGE_PROMPT_CHARS = 64 * 1024
+# The most prompt text (all messages, in characters) the guard checks: a longer prompt is refused at once
+# (413), before any work, so it costs the replica nothing. No context window served here holds as much.
+DEFAULT_MAX_CHECK_CHARS = 256 * 1024
 
 
 class LLMClient(Protocol):
@@ -116,10 +119,11 @@ class ChatService:
         ingress_id: str = "",
         swap_retry_s: float = 300.0,
         check_budget_s: float = DEFAULT_CHECK_BUDGET_S,
+        max_check_chars: int = DEFAULT_MAX_CHECK_CHARS,
     ) -> None:
         if prompt_mode not in ("refuse", "strict"):
             raise ValueError(f"prompt_mode must be 'refuse' or 'strict', got {prompt_mode!r}")
-        self._checks = GuardChecks(check_budget_s)
+        self._checks = GuardChecks(check_budget_s, max_chars=max_check_chars)
         self._client = client
         self.ingress_id = ingress_id
         self.served_model = served_model
@@ -408,10 +412,13 @@ class GuardChecks:
     >>> index, verdict = await checks.prompt(source, index, ["hello"])
     """
 
-    def __init__(self, budget_s: float, workers: int = 4) -> None:
+    def __init__(self, budget_s: float, workers: int = 4, *, max_chars: int = DEFAULT_MAX_CHECK_CHARS) -> None:
         if budget_s <= 0:
             raise ValueError("check_budget_s must be positive")
+        if max_chars <= 0:
+            raise ValueError("max_check_chars must be positive")
         self.budget_s = budget_s
+        self.max_chars = max_chars
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lethe-guard")
         self._large = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lethe-guard-large")
 
@@ -420,7 +427,15 @@ class GuardChecks:
     ) -> tuple[ForgetIndex, GuardVerdict]:
         """The prompt's verdict and the index it was checked against (the one served once it returns)."""
         deadline = time.monotonic() + self.budget_s  # queueing counts: the client waits either way
-        pool = self._large if sum(len(t) for t in texts) > LARGE_PROMPT_CHARS else self._pool
+        total = sum(len(t) for t in texts)
+        if total > self.max_chars:  # refused before any work: it costs the replica nothing
+            raise PayloadTooLargeError(
+                f"the prompt has {total} characters; the guard checks at most {self.max_chars} "
+                "(guard.max_check_chars): send a shorter prompt",
+                param="messages",
+                code="prompt_too_large_to_check",
+            )
+        pool = self._large if total > LARGE_PROMPT_CHARS else self._pool
         loop = asyncio.get_running_loop()
         while True:
             left = deadline - time.monotonic()

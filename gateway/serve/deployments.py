@@ -565,6 +565,7 @@ class Gateway:
             ingress_id=self._follower.follower_id,
             ready_timeout_s=self._config.server.ready_timeout_s,
             check_budget_s=self._config.guard.check_budget_s,
+            max_check_chars=self._config.guard.max_check_chars,
         )
         forget = ForgetService(self._authority, self._follower, check_budget_s=self._config.guard.check_budget_s)
         return create_app(

@@ -98,7 +98,11 @@ async def test_a_two_mib_prompt_is_refused_within_budget_and_the_loop_keeps_runn
     """2 ms a window: the whole check would take minutes. It is refused (413) within its budget; the loop
     never stalls for 100 ms, and a small chat sent meanwhile is answered without waiting for it."""
     service = ChatService(
-        EchoLLM("Hi there."), MODEL, guard=StaticGuard(index_with(RandomEmbedder(0.002))), check_budget_s=2.0
+        EchoLLM("Hi there."),
+        MODEL,
+        guard=StaticGuard(index_with(RandomEmbedder(0.002))),
+        check_budget_s=2.0,
+        max_check_chars=2 * TWO_MIB,  # past the size bound: the time budget is what refuses it
     )
     big = huge_request()
     allowed = await allowed_gap()
@@ -121,7 +125,13 @@ async def test_a_two_mib_prompt_is_refused_within_budget_and_the_loop_keeps_runn
 
 
 async def test_the_refusal_is_a_413_in_the_openai_error_shape():
-    service = ChatService(EchoLLM(), MODEL, guard=StaticGuard(index_with(RandomEmbedder(0.002))), check_budget_s=0.2)
+    service = ChatService(
+        EchoLLM(),
+        MODEL,
+        guard=StaticGuard(index_with(RandomEmbedder(0.002))),
+        check_budget_s=0.2,
+        max_check_chars=2 * TWO_MIB,
+    )
     app = create_app(service, max_body_bytes=4 * 1024 * 1024)
     body = huge_request().model_dump(exclude_none=True)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
@@ -131,6 +141,16 @@ async def test_the_refusal_is_a_413_in_the_openai_error_shape():
     assert error["code"] == "prompt_too_large_to_check"
     assert error["type"] == "invalid_request_error" and error["param"] == "messages"
     assert "time budget" in error["message"]
+
+
+async def test_a_prompt_over_the_size_bound_is_refused_before_any_work():
+    """Over guard.max_check_chars: a 413 at once, without a single window checked (2 s a window here)."""
+    service = ChatService(EchoLLM(), MODEL, guard=StaticGuard(index_with(RandomEmbedder(2.0))), max_check_chars=1000)
+    started = time.monotonic()
+    with pytest.raises(PayloadTooLargeError) as refused:
+        await service.open(request("word " * 400))
+    assert time.monotonic() - started < 0.5
+    assert refused.value.code == "prompt_too_large_to_check" and "at most 1000" in str(refused.value)
 
 
 async def test_stream_steps_are_checked_off_the_loop():
