@@ -55,13 +55,22 @@ class Soak:
         self.deadline = deadline
         self.statuses: Counter[str] = Counter()
         self.canaries: list[tuple[str, float]] = []  # (canary, when it was acknowledged)
-        self.leaks: list[str] = []
+        self.leaks: list[dict] = []  # what reached a client: enough to reproduce (time, stream or not, text)
+        self.started = time.monotonic()
         self.errors: list[str] = []
 
-    def _check(self, text: str, started: float) -> None:
+    def _check(self, text: str, started: float, streamed: bool) -> None:
         for canary, acked in self.canaries:
             if acked < started and canary.casefold() in text.casefold():
-                self.leaks.append(canary)
+                self.leaks.append(
+                    {
+                        "canary": canary,
+                        "streamed": streamed,
+                        "at_s": round(started - self.started, 1),
+                        "acked_before_s": round(started - acked, 1),
+                        "text": text[:200],
+                    }
+                )
 
     async def client(self, seed: int) -> None:
         from openai import APIStatusError, AsyncOpenAI
@@ -91,7 +100,7 @@ class Soak:
                     resp = await api.chat.completions.create(model=self.model, messages=messages, max_tokens=32)
                     text = resp.choices[0].message.content or ""
                 self.statuses["200"] += 1
-                self._check(text, started)
+                self._check(text, started, streamed=bool(n % 2))
             except APIStatusError as exc:
                 self.statuses[str(exc.status_code)] += 1
                 if exc.status_code >= 500:
@@ -225,7 +234,8 @@ def main() -> int:
             "",
             f"- responses by status: {dict(sorted(soak.statuses.items()))}",
             f"- **5xx or transport failures: {five}**" + (f" (first: {soak.errors[:3]})" if soak.errors else ""),
-            f"- **canaries that reached a client after their request was acknowledged: {len(soak.leaks)}**",
+            f"- **canaries that reached a client after their request was acknowledged: {len(soak.leaks)}**"
+            + (f" (each: {json.dumps(soak.leaks)})" if soak.leaks else ""),
             f"- RSS per process after {args.warmup_s:g} s of warm-up vs at the end "
             f"(**largest growth {worst:+.1%}**, claim: within 10%):",
             "",
