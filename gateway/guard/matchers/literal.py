@@ -33,6 +33,7 @@ class _Kind:
     table: PrefixTable
     prefix_lengths: tuple[int, ...]  # PREFIX_CHARS, and the length of any shorter key
     symbol_start: bool  # some key begins with a symbol (not a letter or digit)
+    longest: int  # the longest key (from LONG_KEY_CHARS on, keys match inside words too)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ def _build(items: tuple[Item, ...]) -> _Tables:
             {p: tuple(v) for p, v in table.items()},
             tuple(sorted({min(PREFIX_CHARS, k.length) for k in keys})),
             any(not k.edges & ALNUM_START for k in keys),
+            max(k.length for k in keys),
         )
     for k, who in owners.items():
         if k.kind == "digits":
@@ -88,6 +90,8 @@ _NUMBER_CLOSED_CHARS = 64
 _TRAILING_ENCODED = re.compile(r"(?:[A-Za-z0-9+/=_%\\-]|\\x){8,}$")
 
 Hit = tuple[int, int, Owners]  # (start, end) in the view, and who owns the key
+# From this many characters on a key (in its view) is specific enough to match inside a longer word.
+LONG_KEY_CHARS = 10
 # Where a key may begin: a letter or digit that follows none (a word start), or a symbol.
 _WORD_START = re.compile(r"(?<![^\W_])[^\W_]")
 _SYMBOL = re.compile(r"[^\w\s]|_")
@@ -98,7 +102,7 @@ def _scan(
     text: str,
     keys: _Kind,
     starts: Iterable[int],
-    may_end: Callable[[int, int], bool],
+    fits: Callable[[int, int, int, int], bool],
 ) -> list[Hit]:
     """Spans of `text` whose keyed hash is a key of `keys`: at each position where a key may start (its first
     prefix characters' hash is known), each candidate length is hashed whole."""
@@ -114,7 +118,7 @@ def _scan(
                 continue
             for length, digest, edges, owners in found:
                 end = i + length
-                if end > n or not may_end(end, edges):
+                if end > n or not fits(i, end, length, edges):
                     continue
                 if length == p or hash_of(text[i:end]) == digest:
                     hits.append((i, end, owners))
@@ -122,17 +126,26 @@ def _scan(
 
 
 def _word_scan(hasher: TermHasher, kind: str, text: str, keys: _Kind) -> list[Hit]:
-    """A key that begins (ends) with a letter or digit must begin (end) on a word boundary of the view:
-    "ann" does not match "annual"."""
+    """A short key that begins (ends) with a letter or digit must begin (end) on a word boundary of the
+    view: "ann" does not match "annual". A key of LONG_KEY_CHARS or more matches anywhere: glued to other
+    letters or digits ("ZQ-4F2A1B-001ZQ-4F2A1B-001", a code with an "x" typed after it) it is still the
+    key, and so specific that no ordinary word holds it."""
     n = len(text)
-    starts = [m.start() for m in _WORD_START.finditer(text)]
-    if keys.symbol_start:
-        starts = sorted(starts + [m.start() for m in _SYMBOL.finditer(text)])
+    if keys.longest >= LONG_KEY_CHARS:
+        starts: list[int] = [i for i, c in enumerate(text) if not c.isspace()]
+    else:
+        starts = [m.start() for m in _WORD_START.finditer(text)]
+        if keys.symbol_start:
+            starts = sorted(starts + [m.start() for m in _SYMBOL.finditer(text)])
 
-    def may_end(end: int, edges: int) -> bool:
+    def fits(i: int, end: int, length: int, edges: int) -> bool:
+        if length >= LONG_KEY_CHARS:
+            return True
+        if edges & ALNUM_START and i > 0 and text[i - 1].isalnum():
+            return False
         return not (edges & ALNUM_END and end < n and text[end].isalnum())
 
-    return _scan(hasher.prefixed(f"{kind}:"), text, keys, starts, may_end)
+    return _scan(hasher.prefixed(f"{kind}:"), text, keys, starts, fits)
 
 
 def _digit_hits(
@@ -258,9 +271,9 @@ class LiteralMatcher:
         def word_starts(view: View) -> list[int]:
             return [i for i, o in enumerate(view.starts) if o == 0 or not original[o - 1].isalnum()]
 
-        def word_end(view: View) -> Callable[[int, int], bool]:
+        def word_end(view: View) -> Callable[[int, int, int, int], bool]:
             ends = view.ends
-            return lambda end, _edges: ends[end - 1] == len(original) or not original[ends[end - 1]].isalnum()
+            return lambda _i, end, _n, _e: ends[end - 1] == len(original) or not original[ends[end - 1]].isalnum()
 
         for segment in self.segments:
             tables: _Tables = segment.built

@@ -34,10 +34,21 @@ def test_literal_near_misses_do_not_match(index):
     for text in (
         "The office is 4794852201.",
         "Order 94852209771 shipped.",
-        "write ingrid.solvang@nordnet.examples",
         "Her code is 9485220.",
     ):
         assert not [m for m in index.check_output(text).matches if m.kind == "literal"], text
+
+
+def test_a_long_literal_glued_to_other_letters_still_matches(index):
+    """A short key needs word boundaries ("ann" is not in "annual"); a long one is itself wherever it is
+    written: repeated without a space, or with letters typed before or after it (a model repeating a
+    code, or an attacker asking for "the address with an s after it")."""
+    for text in (
+        "write ingrid.solvang@nordnet.examples",
+        "ingrid.solvang@nordnet.exampleingrid.solvang@nordnet.example",
+        "xingrid.solvang@nordnet.example",
+    ):
+        assert [m for m in index.check_output(text).matches if m.kind == "literal"], text
 
 
 def test_verbatim_run_needs_eight_words_and_the_subject_nearby(index):
