@@ -219,6 +219,13 @@ def _artifacts(r: Row[Any]) -> EntryArtifacts:
     )
 
 
+def _insert_sealed(forget_id: str, sealed: Sealed) -> Any:
+    """The row that holds a request's content: ciphertext and the wrapped data key that opens it."""
+    return insert(t.forget_payloads).values(
+        forget_id=forget_id, key_id=sealed.key_id, wrapped_key=sealed.wrapped_key, ciphertext=sealed.ciphertext
+    )
+
+
 def _forget_query() -> Any:
     """forget_requests with their sealed content (none once shredded)."""
     p = t.forget_payloads
@@ -320,14 +327,7 @@ class Ledger:
                     )
                 )
             )
-            conn.execute(
-                insert(t.forget_payloads).values(
-                    forget_id=entry.forget_id,
-                    key_id=sealed.key_id,
-                    wrapped_key=sealed.wrapped_key,
-                    ciphertext=sealed.ciphertext,
-                )
-            )
+            conn.execute(_insert_sealed(entry.forget_id, sealed))
             conn.execute(
                 insert(t.guard_artifacts).values(
                     _fit(
@@ -542,14 +542,7 @@ class Ledger:
                 if not any(isinstance(v, list) for v in payload.values()):
                     continue
                 sealed = self.vault.seal(_content_bytes(r.subject, payload), _aad(r.id))
-                conn.execute(
-                    insert(t.forget_payloads).values(
-                        forget_id=r.id,
-                        key_id=sealed.key_id,
-                        wrapped_key=sealed.wrapped_key,
-                        ciphertext=sealed.ciphertext,
-                    )
-                )
+                conn.execute(_insert_sealed(r.id, sealed))
                 conn.execute(
                     update(t.forget_requests)
                     .where(t.forget_requests.c.id == r.id)
