@@ -102,6 +102,10 @@ def run_gateway(config: LetheConfig) -> int:
     if config.server.ray_address is None:
         os.environ.update(local_ray_auth(config.home, dict(os.environ)))
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Ray starts its workers at niceness 15 (meant for batch clusters): every replica, the vLLM
+    # engines included, would then lose the CPU to any ordinary process on the node. A serving
+    # cluster runs them at the default priority; the unlearning job task lowers its own (JOB_NICENESS).
+    os.environ.setdefault("RAY_worker_niceness", "0")
     # Every Ray worker of a local Ray inherits these (each configures its metrics and logs from them).
     os.environ.update(worker_env(config))
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from contextlib import suppress
 
 import httpx
 import openai
+import psutil
 import pytest
 
 pytestmark = pytest.mark.e2e
@@ -113,6 +115,18 @@ def test_health_and_readiness(http):
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
     assert ready.json()["model_version"] == "tiny-llama-test-seed0"
+
+
+def test_serving_processes_run_at_normal_priority(tiny_server):
+    """Ray would start its workers at niceness 15; the replicas and vLLM engines run at the server's own."""
+    niceness = {}
+    for proc in tiny_server.processes():
+        with suppress(psutil.NoSuchProcess):
+            name = " ".join(proc.cmdline())
+            if "ServeReplica" in name or "EngineCore" in name:
+                niceness[name[:80]] = proc.nice()
+    assert any("LLMServer" in n for n in niceness) and any("EngineCore" in n for n in niceness), niceness
+    assert set(niceness.values()) == {psutil.Process().nice()}, niceness  # the server's own: this test's
 
 
 def test_two_llm_replicas_answer(http):
