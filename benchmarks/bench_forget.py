@@ -34,10 +34,15 @@ def people(n: int) -> list[dict]:
     """Forget bodies for `n` fictitious people: their QA pairs, and their phone numbers as literals."""
     from unlearn_jobs.facts import generate_fact_set
 
-    bodies = []
-    for raw in generate_fact_set(n, seed=11).forget_requests():
-        digits = [t for t in raw["literals"] if sum(c.isdigit() for c in t) >= 6]
-        bodies.append({"subject": raw["subject"], "qa": raw["qa"], "literals": digits, "reason": "gdpr"})
+    bodies: list[dict] = []
+    # One generated set has at most ~200 people with unique towns; larger counts come from several sets
+    # (another seed each), so a few names or towns may repeat across them, as they do in real data.
+    seed = 11
+    while len(bodies) < n:
+        for raw in generate_fact_set(min(200, n - len(bodies)), seed=seed).forget_requests():
+            digits = [t for t in raw["literals"] if sum(c.isdigit() for c in t) >= 6]
+            bodies.append({"subject": raw["subject"], "qa": raw["qa"], "literals": digits, "reason": "gdpr"})
+        seed += 1
     return bodies
 
 

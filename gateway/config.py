@@ -74,6 +74,13 @@ class ServerConfig(_Section):
     max_body_bytes: int = Field(
         default=1_048_576 * 2, ge=1024, description="Largest request body accepted; larger ones get 413."
     )
+    max_chat_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest chat completion body; a larger one gets 413 from its Content-Length, before it is "
+        "read or parsed. 4 bytes per character of guard.max_check_chars (UTF-8, JSON escapes): a bigger body "
+        "could only be refused after it was parsed. Capped by max_body_bytes.",
+    )
     request_timeout_s: float = Field(default=300.0, gt=0, description="Longest a chat request may run.")
     ready_timeout_s: float = Field(default=5.0, gt=0, description="How long /readyz waits for the engine to answer.")
     # --- access and limits (gateway.http.auth) ---
@@ -407,6 +414,7 @@ ENV_OVERRIDES: dict[str, str] = {
     "LETHE_ACK_TIMEOUT_S": "guard.ack_timeout_s",
     "LETHE_GUARD_CHECK_BUDGET_S": "guard.check_budget_s",
     "LETHE_GUARD_MAX_CHECK_CHARS": "guard.max_check_chars",
+    "LETHE_MAX_CHAT_BODY_BYTES": "server.max_chat_body_bytes",
     "LETHE_MODEL": "engine.model",
     "LETHE_SERVED_MODEL_NAME": "engine.served_model_name",
     "LETHE_ENGINE": "engine.backend",

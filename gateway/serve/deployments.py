@@ -574,6 +574,7 @@ class Gateway:
             jobs=UnlearnService(self._jobs),
             versions=VersionsService(self._versions),
             max_body_bytes=self._config.server.max_body_bytes,
+            max_chat_body_bytes=self._config.server.max_chat_body_bytes,
             **ingress_access(self._config),
         )
 

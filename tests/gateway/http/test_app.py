@@ -14,7 +14,7 @@ from gateway.config import load_config
 from gateway.guard.artifacts import build_artifacts
 from gateway.guard.index import ForgetIndex
 from gateway.guard.types import REFUSAL_TEXT, ForgetEntry
-from gateway.http.app import create_app
+from gateway.http.app import BodyLimitMiddleware, create_app
 from tests.support.fakes import LocalLLMClient, ScriptedEngine, StaticGuard
 
 MODEL = "scripted"
@@ -242,3 +242,40 @@ async def test_stale_replica_refuses_chats(http, guard):
     resp = await http.post("/v1/chat/completions", json=chat())
     assert resp.status_code == 503
     assert resp.json()["error"]["code"] == "index_unavailable"
+
+
+async def test_chat_body_limit_refuses_a_declared_length_before_reading_the_body():
+    """A chat body over `max_chat_body_bytes` is refused from its Content-Length alone: the body is never
+    received (behind Ray Serve's proxy it never travels to the replica); other routes keep the wider limit."""
+    reached, sent = [], []
+
+    async def inner(scope, receive, send):
+        reached.append(scope["path"])
+        await receive()
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def never_receive():
+        raise AssertionError("the body was read")
+
+    async def one_chunk():
+        return {"type": "http.request", "body": b"x" * 5000, "more_body": False}
+
+    async def collect(message):
+        sent.append(message)
+
+    mw = BodyLimitMiddleware(inner, max_bytes=1 << 20, path_limits={"/v1/chat/completions": 4096})
+
+    def scope(path, length):
+        return {"type": "http", "path": path, "headers": [(b"content-length", str(length).encode())]}
+
+    await mw(scope("/v1/chat/completions", 5000), never_receive, collect)
+    assert sent[0]["status"] == 413 and not reached
+    assert b"4096 bytes" in sent[1]["body"] and b"request_too_large" in sent[1]["body"]
+    sent.clear()
+    await mw(scope("/v1/forget", 5000), one_chunk, collect)
+    assert sent[0]["status"] == 204 and reached == ["/v1/forget"]
+    # A path limit never widens the general one.
+    assert BodyLimitMiddleware(inner, max_bytes=1024, path_limits={"/v1/chat/completions": 4096}).path_limits == {
+        "/v1/chat/completions": 1024
+    }
