@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import random
 import statistics
 import sys
@@ -28,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -128,40 +130,47 @@ async def ack(http: httpx.AsyncClient, body: dict) -> float:
     return time.perf_counter() - start
 
 
-async def huge_request(http: httpx.AsyncClient, body: dict) -> tuple[int, str, float]:
-    start = time.perf_counter()
-    resp = await http.post("/v1/chat/completions", json=body)
-    took = time.perf_counter() - start
-    code = ""
-    if resp.status_code != 200:
-        try:
-            code = resp.json()["error"]["code"] or ""
-        except (ValueError, KeyError, TypeError):
-            code = resp.text[:80]
-    return resp.status_code, code, took
+def flood(base_url: str, body: bytes, stop: Any, results: Any) -> None:
+    """The attacker: huge prompts back to back from a process of its own, the body encoded once (its
+    own JSON encoding must not stall the measuring client's event loop, nor cost CPU per request)."""
+    with httpx.Client(base_url=base_url, timeout=600) as http:
+        while not stop.is_set():
+            start = time.perf_counter()
+            try:
+                resp = http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+            except httpx.TransportError as exc:
+                results.put((0, type(exc).__name__, time.perf_counter() - start))
+                continue
+            took = time.perf_counter() - start
+            code = ""
+            if resp.status_code != 200:
+                try:
+                    code = resp.json()["error"]["code"] or ""
+                except (ValueError, KeyError, TypeError):
+                    code = resp.text[:80]
+            results.put((resp.status_code, code, took))
 
 
 async def phase(
-    http: httpx.AsyncClient, model: str, args: argparse.Namespace, acks: list[dict], huge: dict | None
+    http: httpx.AsyncClient, model: str, args: argparse.Namespace, acks: list[dict], huge: bytes | None
 ) -> Phase:
     result = Phase()
-    stop = asyncio.Event()
-
-    async def flood() -> None:
-        async with httpx.AsyncClient(base_url=str(http.base_url), timeout=600) as own:
-            while not stop.is_set():
-                result.huge.append(await huge_request(own, huge))
-
-    flooding = asyncio.create_task(flood()) if huge is not None else None
-    if flooding is not None:
-        await asyncio.sleep(0.5)  # the first huge prompt is being checked
+    ctx = multiprocessing.get_context("spawn")
+    stop, results = ctx.Event(), ctx.Queue()
+    attacker = None
+    if huge is not None:
+        attacker = ctx.Process(target=flood, args=(str(http.base_url), huge, stop, results), daemon=True)
+        attacker.start()
+        await asyncio.sleep(1.0)  # the first huge prompt is on its way
     for _ in range(args.small):
         result.small_s.append(await small_chat(http, model, args.max_tokens))
     for body in acks:
         result.ack_s.append(await ack(http, body))
     stop.set()
-    if flooding is not None:
-        await flooding
+    if attacker is not None:
+        await asyncio.to_thread(attacker.join, 600)
+        while not results.empty():
+            result.huge.append(results.get())
     return result
 
 
@@ -190,10 +199,11 @@ def main() -> int:
                 for body in forget_bodies():
                     await ack(http, body)
                 await small_chat(http, model, args.max_tokens)  # warm up
-                huge = huge_body(model, args.body_limit)
+                body = huge_body(model, args.body_limit)
+                huge = json.dumps(body).encode()
                 print(
-                    f"huge prompt: {sum(len(m['content']) for m in huge['messages'])} characters in "
-                    f"{len(huge['messages'])} messages",
+                    f"huge prompt: {sum(len(m['content']) for m in body['messages'])} characters in "
+                    f"{len(body['messages'])} messages, {len(huge)} bytes",
                     file=sys.stderr,
                 )
                 for rnd in range(args.rounds):
@@ -205,7 +215,8 @@ def main() -> int:
                         target.huge += got.huge
                         print(
                             f"round {rnd + 1} {name}: small p50 {statistics.median(got.small_s) * 1000:.0f} ms, "
-                            f"ack p50 {statistics.median(got.ack_s) * 1000:.0f} ms, huge {got.huge}",
+                            f"ack p50 {statistics.median(got.ack_s) * 1000:.0f} ms, huge {len(got.huge)} "
+                            f"{sorted({(st, c) for st, c, _ in got.huge})}",
                             file=sys.stderr,
                         )
 
