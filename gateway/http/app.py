@@ -34,19 +34,23 @@ log = logging.getLogger(__name__)
 
 
 class BodyLimitMiddleware:
-    """Answers 413 for bodies over `max_bytes`, by header or by counting a chunked body."""
+    """Answers 413 for bodies over `max_bytes` (or a path's own lower limit in `path_limits`), by header
+    or by counting a chunked body. A declared length over the limit is refused before one byte of the
+    body is read: behind Ray Serve's proxy the body then never travels to the replica at all."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, path_limits: Mapping[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = {path: min(limit, max_bytes) for path, limit in (path_limits or {}).items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.max_bytes)
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reject(send, limit)
             return
         # Buffer up to the limit so an undeclared oversized body is refused before any route runs.
         chunks: list[bytes] = []
@@ -58,8 +62,8 @@ class BodyLimitMiddleware:
                 return
             body = message.get("body", b"")
             size += len(body)
-            if size > self.max_bytes:
-                await self._reject(send)
+            if size > limit:
+                await self._reject(send, limit)
                 return
             chunks.append(body)
             more = message.get("more_body", False)
@@ -70,10 +74,10 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay_receive, send)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, limit: int) -> None:
         payload = json.dumps(
             error_body(
-                f"request body exceeds the limit of {self.max_bytes} bytes",
+                f"request body exceeds the limit of {limit} bytes",
                 "invalid_request_error",
                 code="request_too_large",
             )
@@ -141,6 +145,7 @@ def create_app(
     chat_service: ChatService,
     *,
     max_body_bytes: int,
+    max_chat_body_bytes: int | None = None,
     forget: ForgetService | None = None,
     jobs: UnlearnService | None = None,
     versions: VersionsService | None = None,
@@ -173,7 +178,8 @@ def create_app(
     if keys is not None:
         app.include_router(key_routes.router)
     app.include_router(health.router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    chat_limit = {} if max_chat_body_bytes is None else {"/v1/chat/completions": max_chat_body_bytes}
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, path_limits=chat_limit)
     # Outermost: a 413 from the body limit is counted too.
     fixed = frozenset(r.path for r in app.routes if isinstance(r, Route) and "{" not in r.path)
     app.add_middleware(RequestMetricsMiddleware, paths=fixed)
