@@ -113,10 +113,19 @@ class ForgetIndex:
                 )
         matchers = tuple(m.with_entries(artifacts) for m in self.matchers)
         size = self._size + len(artifacts)
+        # A subject entry's fact terms anchor only where written as names or numbers (gateway.guard.anchors);
+        # an entry without a subject is recognised by its fact terms alone, so they anchor wherever written.
         anchors = self.anchors.with_terms(
-            t
-            for a in artifacts
-            for t in (*a.subject_terms, *a.full_name, *(f for row in a.output_anchors for f in row))
+            (
+                t
+                for a in artifacts
+                for t in (
+                    *a.subject_terms,
+                    *a.full_name,
+                    *(() if a.subject_terms else (f for row in a.output_anchors for f in row)),
+                )
+            ),
+            facts=(f for a in artifacts if a.subject_terms for row in a.output_anchors for f in row),
         )
         return ForgetIndex(self.embedder, self.settings, version, size, matchers, self.observer, self.hasher, anchors)
 

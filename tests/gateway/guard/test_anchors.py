@@ -13,7 +13,7 @@ def test_terms_stay_in_few_sets_however_they_arrive():
     for i in range(3_000):
         terms = terms.with_terms(range(i * 10, i * 10 + 10))
     assert len(terms) == 30_000 and 0 in terms and 29_999 in terms and 30_000 not in terms
-    assert len(terms._sets) <= 4
+    assert len(terms._names._sets) <= 4
     assert AnchorTerms().with_terms([]) is not None
 
 
@@ -24,6 +24,18 @@ def test_positions_are_terms_numbers_leet_tokens_and_encoded_runs():
     terms = AnchorTerms().with_terms([PROCESS_HASHER("solvang")])
     found = anchor_positions(text, ws, hashes, terms, [])
     assert found == [text.index("Solvang"), text.index("4711"), text.index("s0lvang"), text.index("$olvang")]
+
+
+def test_a_subject_entrys_fact_terms_anchor_only_where_written_as_names():
+    """The everyday words "works" and "bookbinder": they anchor only capitalised (a name, a place, the
+    start of a sentence), the only form the unnamed co-occurrence rule counts; a subject always anchors."""
+    terms = AnchorTerms().with_terms(
+        [PROCESS_HASHER("oakmere")], facts=[PROCESS_HASHER(w) for w in ("works", "bookbinder", "pebblegate")]
+    )
+    text = "It works well for a bookbinder. Works in Pebblegate, ask oakmere."
+    ws = words(canonical(text))
+    found = anchor_positions(text, ws, [PROCESS_HASHER(w.text) for w in ws], terms, [])
+    assert found == [text.index("Works"), text.index("Pebblegate"), text.index("oakmere")]
 
 
 def test_trailing_token():
