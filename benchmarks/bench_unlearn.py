@@ -3,6 +3,12 @@
 Anchors, measured in the same run: the fine-tuned subject model before unlearning, and a model
 fine-tuned from the same base on the retain people only (exact unlearning by retraining).
 
+Every model is also scored on the leakage views (unlearn_jobs/views: held-out paraphrases, formats,
+languages, indirect questions, best of N, quantized and relearned copies; `--views`), in a table per
+view, and broken down per attribute (names, numbers, places, dates: which forget facts leak, which
+retain facts are lost). Jobs gate on `--gate-views` (the job default) and report every view.
+A reduced CPU run: --people 10 --facts-per-person 3 --views fill_blank,multiple_choice,yes_no
+
     python benchmarks/bench_unlearn.py --model ~/.lethe/models/smollm2-135m-instruct \
         --people 20 --facts-per-person 5 --forget-frac 0.1 --out benchmarks/results/run1
 """
@@ -16,6 +22,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +30,14 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from benchmarks.leakage_tables import breakdown_table, tally, views_table  # noqa: E402
 from gateway.jobs.guard_scorer import GatewayGuardScorer  # noqa: E402
 from unlearn_jobs.config import parse_assignments  # noqa: E402
 from unlearn_jobs.data import ExampleSet, PromptFormat, examples_from_facts, load_fluency  # noqa: E402
-from unlearn_jobs.evaluate import Evaluator, Gates, Metrics  # noqa: E402
+from unlearn_jobs.evaluate import Evaluator, Gates, Metrics, key_term_hit  # noqa: E402
 from unlearn_jobs.facts import generate_fact_set  # noqa: E402
 from unlearn_jobs.guard_score import entries_from_bodies  # noqa: E402
+from unlearn_jobs.views import ALL_VIEWS, DEFAULT_VIEWS  # noqa: E402
 
 # Per-method settings for a 135M model; each is a job override, so the CLI's --set can change them.
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -79,6 +88,7 @@ def _row(name: str, m: Metrics, base: Metrics | None, wall_s: float | None, extr
         "guard_forget": m.forget.pooled_guard,
         "guard_retain": m.retain.pooled_guard,
         "wall_s": wall_s,
+        "views": {v.view: v.to_dict() for v in m.views},
         **extra,
     }
 
@@ -113,6 +123,40 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         lines.append("| " + " | ".join(_fmt(r.get(k)) for k, _ in cols) + " |")
     return "\n".join(lines)
+
+
+def parse_views(text: str) -> tuple[str, ...]:
+    """`--views`/`--gate-views`: comma-separated names, `all`, `default` or `none`."""
+    if text.strip() in ("", "none"):
+        return ()
+    if text.strip() == "all":
+        return ALL_VIEWS
+    if text.strip() == "default":
+        return DEFAULT_VIEWS
+    names = tuple(v.strip() for v in text.split(",") if v.strip())
+    unknown = [v for v in names if v not in ALL_VIEWS]
+    if unknown:
+        raise SystemExit(f"unknown view(s) {unknown}; available: {', '.join(ALL_VIEWS)}")
+    return names
+
+
+def attribute_rows(evaluator: Evaluator, model: Any, forget: ExampleSet, retain: ExampleSet) -> dict[str, Any]:
+    """Per attribute: forget questions answered (greedy), each view's leaks, retain questions kept."""
+    from unlearn_jobs.model import greedy_generate
+
+    def greedy(examples: ExampleSet) -> list[tuple[int, bool]]:
+        ids = [evaluator.fmt.prompt_ids(evaluator.tokenizer, e.prompt, e.style) for e in examples]
+        outs = greedy_generate(
+            model, evaluator.tokenizer, ids, max_new_tokens=evaluator.max_new_tokens, batch_size=evaluator.batch_size
+        )
+        return [(i, key_term_hit(o, e.key_terms)) for i, (e, o) in enumerate(zip(examples, outs))]
+
+    cols: dict[str, Any] = {"forget Q": tally(forget.examples, greedy(forget))}
+    if evaluator.views.views:
+        for name, rows in evaluator.views.outcomes(evaluator.asker(model)).items():
+            cols[name] = tally(forget.examples, [(o.example, o.leaked) for o in rows])
+    cols["retain Q"] = tally(retain.examples, greedy(retain))
+    return cols
 
 
 def _finetune_cached(
@@ -220,6 +264,16 @@ def main(argv: list[str] | None = None) -> int:
         "evaluation, no training; the first is the reference for 'retain vs subject' (repeatable)",
     )
     ap.add_argument(
+        "--views",
+        default="all",
+        help="leakage views every model is scored on: comma-separated, all, default or none",
+    )
+    ap.add_argument("--gate-views", default="default", help="leakage views the jobs gate on (default: the job default)")
+    ap.add_argument("--best-of-n", type=int, default=8, help="samples per question for the best_of_n view")
+    ap.add_argument("--relearn-steps", type=int, default=10, help="retain steps of the relearn view")
+    ap.add_argument("--relearn-lr", type=float, default=1e-4)
+    ap.add_argument("--no-breakdown", action="store_true", help="skip the per-attribute breakdown")
+    ap.add_argument(
         "--no-guard",
         action="store_true",
         help="don't score generations with the gateway's guard (needs the embedder and faiss)",
@@ -287,7 +341,32 @@ def main(argv: list[str] | None = None) -> int:
         # The gateway's guard over the forget requests, as POST /v1/forget would index them; one
         # embedder for the whole run, shared by the anchors' evaluations and every job.
         guard = GatewayGuardScorer.build(entries_from_bodies(forget_fs.forget_entries()))
-    evaluator = Evaluator(tokenizer, forget, eval_retain, fluency, fmt=fmt, batch_size=20, guard_scorer=guard)
+    views = parse_views(args.views)
+    gates = Gates(
+        views=parse_views(args.gate_views),
+        view_best_of_n=args.best_of_n,
+        view_relearn_steps=args.relearn_steps,
+        view_relearn_lr=args.relearn_lr,
+    )
+    evaluator = Evaluator(
+        tokenizer,
+        forget,
+        eval_retain,
+        fluency,
+        fmt=fmt,
+        batch_size=20,
+        guard_scorer=guard,
+        views=views,
+        # The relearn view trains on the retain facts evaluation keeps (the job's would be the whole set).
+        view_options=gates.view_options(eval_retain),
+    )
+    breakdown: dict[str, Any] = {}
+
+    def add_breakdown(name: str, path: Path) -> None:
+        if args.no_breakdown:
+            return
+        model, _ = load_model(path, device)
+        breakdown[name] = attribute_rows(evaluator, model, forget, eval_retain)
 
     def measure(path: Path) -> tuple[Metrics, float]:
         model, _ = load_model(path, device)
@@ -304,12 +383,20 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(
                 _row(name, m, reference, None, {"path": str(path), "eval_s": eval_s, "samples": list(m.samples)})
             )
+            add_breakdown(name, path)
             print(markdown_table(rows), flush=True)
         (out / "measure.json").write_text(
             json.dumps(
-                {"command": " ".join([Path(sys.executable).name, *sys.argv]), "rows": rows}, indent=1, default=str
+                {
+                    "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                    "rows": rows,
+                    "attribute_breakdown": breakdown,
+                },
+                indent=1,
+                default=str,
             )
         )
+        print(report_markdown(rows, views, breakdown))
         return 0
     if not args.skip_base:
         base_m, _ = measure(args.model)
@@ -318,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[eval] one evaluation takes {eval_s:.0f}s", flush=True)
     rows.append(_row("subject (before unlearning)", subject_m, subject_m, subject_ft_s, {"state": "anchor"}))
     print(markdown_table(rows), flush=True)
+    add_breakdown("subject", subject_dir)
 
     per_method: dict[str, dict[str, Any]] = {}
     for item in args.overrides:
@@ -342,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
             retain=retain,
             versions_dir=str(out / "versions"),
             overrides=overrides,
-            gates=Gates(),
+            gates=gates,
+            report_views=views,
             metrics_before=subject_m,
             prompt_format=fmt.kind,
             parent_version="subject",
@@ -385,6 +474,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rows.append({"name": variant, "wall_s": wall, **row_extra})
         results.append(rows[-1])
+        if res.version_dir:
+            add_breakdown(variant, Path(res.version_dir))
         print(
             f"[{variant}] {res.state.value} in {wall:.0f}s, {res.steps} steps {res.gate_reasons or ''} {res.reason}",
             flush=True,
@@ -400,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
             len(rows) - len(results),
             _row("retrain on retain only", retrain_m, subject_m, retrain_ft_s, {"state": "anchor"}),
         )
+        add_breakdown("retrain", retrain_dir)
 
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -422,12 +514,29 @@ def main(argv: list[str] | None = None) -> int:
         "total_wall_s": time.monotonic() - began_all,
         "rows": rows,
         "samples": {"subject": list(subject_m.samples)},
+        "views": list(views),
+        "gate_views": list(gates.views),
+        "attribute_breakdown": breakdown,
     }
+    text = report_markdown(rows, views, breakdown)
     (out / "results.json").write_text(json.dumps(report, indent=1, default=str))
-    (out / "results.md").write_text(markdown_table(rows) + "\n")
-    print(markdown_table(rows))
+    (out / "results.md").write_text(text + "\n")
+    print(text)
     print(f"total {report['total_wall_s']:.0f}s; results in {out}")
     return 0
+
+
+def report_markdown(rows: list[dict[str, Any]], views: Sequence[str], breakdown: dict[str, Any]) -> str:
+    """The main table, every model on every view, and the per-attribute breakdown."""
+    parts = [markdown_table(rows)]
+    if views:
+        models = {r["name"]: r.get("views") or {} for r in rows if "views" in r}
+        parts += ["", "Leakage views (rate; choice views: accuracy and chance):", "", views_table(models, views)]
+    if breakdown:
+        attributes = sorted({a for cols in breakdown.values() for col in cols.values() for a in col})
+        columns = ["forget Q", *views, "retain Q"]
+        parts += ["", "Per attribute (leaks/n; retain Q: kept/n):", "", breakdown_table(breakdown, attributes, columns)]
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":

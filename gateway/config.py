@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from unlearn_jobs.views import ALL_VIEWS, get_view
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "deploy" / "local.yaml"
 
@@ -305,6 +307,22 @@ class ProbesConfig(_Section):
     )
     max_tokens: int = Field(default=48, ge=1, le=1024, description="Greedy tokens per probe answer.")
     concurrency: int = Field(default=8, ge=1, le=256, description="Probe requests in flight at once.")
+    views: list[str] = Field(
+        default_factory=lambda: ["paraphrase_heldout", "fill_blank", "multiple_choice", "yes_no", "json"],
+        description="Leakage views asked besides the plain questions (docs/unlearning.md): any of "
+        "paraphrase_heldout, fill_blank, multiple_choice, yes_no, json, multilingual, indirect. The default "
+        "adds 7 prompts per forget question; multilingual adds 3 more.",
+    )
+
+    @field_validator("views")
+    @classmethod
+    def _known_views(cls, value: list[str]) -> list[str]:
+        # Views a probe can ask: those measurable from one greedy answer (not sampling or model copies).
+        allowed = [v for v in ALL_VIEWS if get_view(v).generative]
+        unknown = [v for v in value if v not in allowed]
+        if unknown:
+            raise ValueError(f"unknown or weights-only leakage view(s) {unknown}; probes can ask {allowed}")
+        return list(dict.fromkeys(value))
 
 
 class RetentionConfig(_Section):

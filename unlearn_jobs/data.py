@@ -102,6 +102,12 @@ class Example:
     key_terms: tuple[str, ...]
     paraphrases: tuple[str, ...] = ()
     style: Style = "qa"
+    # Optional structure of a fact about a person (a FactSet's facts, forget-file entries that carry
+    # an attribute): leakage views use it for held-out paraphrases, other languages, indirect
+    # questions and same-kind distractors. None for free-form QA and texts.
+    person: str | None = None
+    attribute: str | None = None
+    value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +179,9 @@ def examples_from_facts(facts: Iterable[Fact]) -> ExampleSet:
                 target=f.answer,
                 key_terms=f.key_terms,
                 paraphrases=f.paraphrases,
+                person=f.subject,
+                attribute=f.attribute,
+                value=f.key_terms[0] if f.key_terms else None,
             )
             for f in facts
         )
@@ -184,11 +193,15 @@ def examples_from_request(body: Mapping[str, Any], forget_id: str | None = None)
     # Never the subject: the source id lands in manifests (`forget_ids`) and job records.
     source = str(forget_id or body.get("id") or "request")
     literals = [str(x) for x in body.get("literals", ()) or ()]
+    subject = str(body["subject"]) if body.get("subject") else None
     out: list[Example] = []
     for i, qa in enumerate(body.get("qa", ()) or ()):
         question, answer = str(qa["question"]), str(qa["answer"])
         # Literals are what the operator said must never appear; those in this answer are its key terms.
         terms = tuple(t for t in literals if t and t.lower() in answer.lower()) or extract_key_terms(question, answer)
+        # A forget-file entry may say which attribute of its subject a pair is about (FactSet entries do).
+        attribute = str(qa["attribute"]) if qa.get("attribute") else None
+        value = str(qa["value"]) if qa.get("value") else (terms[0] if attribute and terms else None)
         out.append(
             Example(
                 f"{source}/qa{i}",
@@ -197,6 +210,9 @@ def examples_from_request(body: Mapping[str, Any], forget_id: str | None = None)
                 answer,
                 terms,
                 tuple(str(p) for p in qa.get("paraphrases", ()) or ()),
+                person=subject if attribute else None,
+                attribute=attribute,
+                value=value,
             )
         )
     for i, text in enumerate(body.get("texts", ()) or ()):

@@ -9,8 +9,8 @@ from typing import Any
 
 from unlearn_jobs.config import OverridableConfig
 from unlearn_jobs.data import Example, ExampleSet, PromptFormat, collate, encode_texts, pad_id_of
-from unlearn_jobs.facts import contains_term
 from unlearn_jobs.guard_score import GuardScorer
+from unlearn_jobs.views import ALL_VIEWS, DEFAULT_VIEWS, ViewOptions, ViewScores, ViewSuite, key_term_hit
 
 _ROUGE: Any = None
 
@@ -25,9 +25,7 @@ def rouge_l_recall(prediction: str, reference: str) -> float:
     return float(_ROUGE.score(reference, prediction)["rougeL"].recall)
 
 
-def key_term_hit(prediction: str, key_terms: Sequence[str]) -> bool:
-    """All salient terms of the answer present: the model still gives the fact away."""
-    return bool(key_terms) and all(contains_term(prediction, t) for t in key_terms)
+__all__ = ["Evaluator", "GateResult", "Gates", "Metrics", "ProbeScores", "SetScores", "key_term_hit", "rouge_l_recall"]
 
 
 @dataclass(frozen=True)
@@ -160,6 +158,11 @@ class Metrics:
     retain: SetScores
     perplexity: float
     samples: tuple[SampleScore, ...] = field(default=(), compare=False)
+    # Leakage views (counts and rates per view); empty for metrics stored before views existed.
+    views: tuple[ViewScores, ...] = ()
+
+    def view(self, name: str) -> ViewScores | None:
+        return next((v for v in self.views if v.view == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,23 +175,30 @@ class Metrics:
             "forget_guard_hit_rate": self.forget.pooled_guard,
             "retain_guard_hit_rate": self.retain.pooled_guard,
             "samples": [s.to_dict() for s in self.samples],
+            "views": {v.view: v.to_dict() for v in self.views},
+            # The figure each view's gate compares (key-term hit rate, or accuracy of a choice view).
+            "view_leakage": {v.view: round(v.rate, 4) for v in self.views if v.n},
         }
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Metrics:
+        views = raw.get("views") or {}
         return cls(
             SetScores.from_dict(raw["forget"]),
             SetScores.from_dict(raw["retain"]),
             float(raw["perplexity"]),
             _sample_scores(raw.get("samples")),
+            tuple(ViewScores.from_dict(v) for v in views.values() if isinstance(v, Mapping)),
         )
 
 
 @dataclass(frozen=True)
 class Gates(OverridableConfig):
-    """What a job must show before it may publish weights.
+    """What a job must show before it may publish weights: greedy forget leakage, retain utility,
+    perplexity, and every evaluated leakage view within its gate (`view_limit`).
 
     >>> Gates.from_overrides({"forget_hit_rate_max": "0.1"}).check(before, after).passed
+    >>> Gates.from_overrides({"views": "fill_blank,best_of_n", "view_limits": "best_of_n=0.4"})
     """
 
     # Forget leakage: key-term hit rate over the worse of questions and paraphrases.
@@ -198,10 +208,46 @@ class Gates(OverridableConfig):
     # Generic perplexity barely moves even when facts collapse, so it is a backstop, not the utility gate.
     perplexity_max_ratio: float = 1.2
     include_paraphrases: bool = True
+    # Leakage views the job evaluates and gates (unlearn_jobs.views; docs/unlearning.md). The default
+    # is the cheap ones; best_of_n, quantized_int8, quantized_int4 and relearn are selected per job.
+    views: tuple[str, ...] = DEFAULT_VIEWS
+    # A view's gate is its reference plus a margin. A live job has no retrained anchor to measure, so
+    # the reference of a key-term view is this absolute rate (what a model that never saw the facts
+    # scores on fictitious values: ~0; the benchmark measures the anchor) and of a choice view chance.
+    view_reference: float = 0.0
+    view_margin: float = 0.2
+    # Sampling N times also finds values a model guesses from a small closed set (jobs, years).
+    view_best_of_n_margin: float = 0.3
+    # Accuracy over a handful of facts is coarse: guessing among 4 options on 4 facts reaches 0.5 26% of
+    # the time and exceeds it 5% of the time.
+    view_choice_margin: float = 0.25
+    # Explicit gates that replace the default, as `name=limit` (e.g. "yes_no=0.6").
+    view_limits: tuple[str, ...] = ()
+    view_best_of_n: int = 8
+    view_temperature: float = 1.0
+    view_seed: int = 0
+    view_languages: tuple[str, ...] = ("fr", "de", "es")
+    view_choices: int = 4
+    view_relearn_steps: int = 10
+    view_relearn_lr: float = 1e-4
+    view_int4_group_size: int = 128
 
     def validate(self) -> None:
         if not 0.0 <= self.forget_hit_rate_max <= 1.0:
             raise ValueError("forget_hit_rate_max must be in [0, 1]")
+        unknown = [v for v in self.views if v not in ALL_VIEWS]
+        if unknown:
+            raise ValueError(f"unknown leakage view(s) {unknown}; available: {list(ALL_VIEWS)}")
+        for value in (self.view_reference, self.view_margin, self.view_best_of_n_margin, self.view_choice_margin):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError("view_reference and the view margins must be in [0, 1]")
+        limits = self.explicit_view_limits()  # raises for a malformed entry
+        if any(v not in ALL_VIEWS for v in limits):
+            raise ValueError(f"view_limits names an unknown view; available: {list(ALL_VIEWS)}")
+        if self.view_best_of_n < 1 or self.view_temperature <= 0 or not 2 <= self.view_choices <= 8:
+            raise ValueError("view_best_of_n >= 1, view_temperature > 0 and view_choices in 2..8 required")
+        if self.view_relearn_steps < 0 or not 0 < self.view_relearn_lr < 10 or self.view_int4_group_size < 1:
+            raise ValueError("view_relearn_steps >= 0, view_relearn_lr in (0, 10), view_int4_group_size >= 1")
         if not 0.0 <= self.retain_hit_rate_min_ratio <= 1.0:
             raise ValueError("retain_hit_rate_min_ratio must be in [0, 1]")
         if self.perplexity_max_ratio < 1.0:
@@ -218,6 +264,61 @@ class Gates(OverridableConfig):
 
     def forget_ok(self, m: Metrics) -> bool:
         return self.forget_leakage(m) <= self.forget_hit_rate_max
+
+    def explicit_view_limits(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for item in self.view_limits:
+            name, sep, value = item.partition("=")
+            try:
+                limit = float(value)
+            except ValueError:
+                limit = -1.0
+            if not sep or not 0.0 <= limit <= 1.0:
+                raise ValueError(f"view_limits entries are name=limit with limit in [0, 1], got {item!r}")
+            out[name.strip()] = limit
+        return out
+
+    def view_options(self, retain: ExampleSet = ExampleSet()) -> ViewOptions:
+        """How the views ask, from these gates; `retain` is what the relearn view trains on."""
+        return ViewOptions(
+            best_of_n=self.view_best_of_n,
+            temperature=self.view_temperature,
+            seed=self.view_seed,
+            languages=self.view_languages,
+            choices=self.view_choices,
+            int4_group_size=self.view_int4_group_size,
+            relearn_steps=self.view_relearn_steps,
+            relearn_lr=self.view_relearn_lr,
+            retain=retain,
+        )
+
+    def view_limit(self, scores: ViewScores) -> tuple[float, str]:
+        """The most leakage `scores.view` may show, and how that limit was set (for the gate's reason)."""
+        explicit = self.explicit_view_limits().get(scores.view)
+        if explicit is not None:
+            return explicit, "view_limits"
+        if scores.chance is not None:
+            return min(1.0, scores.chance + self.view_choice_margin), (
+                f"chance {scores.chance:.3f} + margin {self.view_choice_margin:.3f}"
+            )
+        margin = self.view_best_of_n_margin if scores.view == "best_of_n" else self.view_margin
+        return min(1.0, self.view_reference + margin), f"reference {self.view_reference:.3f} + margin {margin:.3f}"
+
+    def view_reasons(self, views: Sequence[ViewScores]) -> list[str]:
+        """One reason per gated view (in `views`, with n > 0) whose leakage is over its gate; views measured
+        for the report only (`JobSpec.report_views`) are not gated."""
+        reasons = []
+        for v in views:
+            if not v.n or v.view not in self.views:
+                continue
+            limit, why = self.view_limit(v)
+            if v.rate > limit + 1e-9:
+                what = "accuracy" if v.kind == "choice" else "leakage"
+                reasons.append(f"view {v.view}: {what} {v.rate:.3f} > {limit:.3f} ({why}; {v.leaks}/{v.n})")
+        return reasons
+
+    def views_ok(self, views: Sequence[ViewScores]) -> bool:
+        return not self.view_reasons(views)
 
     def check(self, before: Metrics, after: Metrics) -> GateResult:
         reasons: list[str] = []
@@ -237,6 +338,7 @@ class Gates(OverridableConfig):
                 f"perplexity {after.perplexity:.2f} > {ceiling:.2f} "
                 f"({self.perplexity_max_ratio:.2f} x {before.perplexity:.2f})"
             )
+        reasons += self.view_reasons(after.views)
         return GateResult(passed=not reasons, reasons=tuple(reasons), metrics_before=before, metrics_after=after)
 
 
@@ -285,6 +387,8 @@ class Evaluator:
         batch_size: int = 16,
         max_length: int = 256,
         samples: int = 4,
+        views: Sequence[str] = (),
+        view_options: ViewOptions | None = None,
     ) -> None:
         self.tokenizer = tokenizer
         self.fmt = fmt.resolve(tokenizer)
@@ -305,6 +409,8 @@ class Evaluator:
         )
         # A few tokens of slack let a model that rephrases still reach the key term.
         self.max_new_tokens = max_new_tokens or longest + 6
+        # Leakage views of the forget set (built once: probes are prompts, tokenised when asked).
+        self.views = ViewSuite(forget, views, view_options or ViewOptions())
 
     def _probes(self, examples: ExampleSet, paraphrases: bool) -> list[_Probe]:
         out = []
@@ -346,6 +452,27 @@ class Evaluator:
             prime(outputs)  # one batched embedding call instead of one per output
         questions = block(False)
         return SetScores(questions if questions else ProbeScores(0, 0.0, 0.0), block(True))
+
+    def asker(self, model: Any) -> Any:
+        """The views' questions put to `model` in this evaluation's prompt format."""
+        from unlearn_jobs.views.asker import ModelAsker
+
+        return ModelAsker(
+            model,
+            self.tokenizer,
+            self.fmt,
+            # A view's prompt is longer than the question, its answer not: a little more slack.
+            max_new_tokens=self.max_new_tokens + 6,
+            batch_size=self.batch_size,
+        )
+
+    def view_scores(
+        self, model: Any, *, expensive: bool = True, only: Sequence[str] | None = None
+    ) -> tuple[ViewScores, ...]:
+        """The selected leakage views' scores (`expensive=False`: only the cheap ones; `only`: these)."""
+        if not self.views.views:
+            return ()
+        return tuple(self.views.measure(self.asker(model), expensive=expensive, only=only).values())
 
     def forget_scores(self, model: Any) -> SetScores:
         """Forget set only: the cheap check used for early stopping during training."""
@@ -390,4 +517,5 @@ class Evaluator:
             retain=self._score(self._retain, retain_out),
             perplexity=self.perplexity(model),
             samples=samples,
+            views=self.view_scores(model),
         )

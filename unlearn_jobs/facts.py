@@ -309,10 +309,14 @@ class FactSet:
 
     def forget_entry(self, person_id: str, reason: str = "gdpr") -> dict[str, Any]:
         """A forget-file entry (`lethe unlearn run --forget`): the request body plus the id a ledger
-        entry carries (the manifest's forget ids) and the paraphrases evaluation asks. Not an API body."""
+        entry carries (the manifest's forget ids), the paraphrases evaluation asks and each pair's
+        attribute and value (what the leakage views build their structured probes from). Not an API body."""
         body = self.forget_request(person_id, reason)
         facts = self.facts_of(person_id)
-        qa = [{**pair, "paraphrases": list(f.paraphrases)} for pair, f in zip(body["qa"], facts)]
+        qa = [
+            {**pair, "paraphrases": list(f.paraphrases), "attribute": f.attribute, "value": f.key_terms[0]}
+            for pair, f in zip(body["qa"], facts)
+        ]
         return {"id": person_id, **body, "qa": qa}
 
     def forget_entries(self, reason: str = "gdpr") -> list[dict[str, Any]]:

@@ -222,6 +222,18 @@ def gate_overrides(gates: Any) -> dict[str, dict[str, Any]]:
     return {k: {"value": v, "default": defaults.get(k)} for k, v in effective.items() if v != defaults.get(k)}
 
 
+def _job_views(after: Any) -> dict[str, dict[str, Any]]:
+    """view -> {rate, chance, n} from a job's stored `metrics_after` (none for jobs before views)."""
+    views = after.get("views") if isinstance(after, dict) else None
+    if not isinstance(views, dict):
+        return {}
+    return {
+        str(name): {"rate": v.get("rate"), "chance": v.get("chance"), "n": v.get("n")}
+        for name, v in views.items()
+        if isinstance(v, dict)
+    }
+
+
 def build_certificate(
     ledger: Ledger,
     forget_id: str,
@@ -262,6 +274,8 @@ def build_certificate(
             "gate_overrides": gate_overrides((job.params or {}).get("gates")),
             "evaluation_before": redact_metrics((job.metrics or {}).get("before")),
             "evaluation_after": redact_metrics((job.metrics or {}).get("after")),
+            # The leakage views the job's gates measured on the version it produced (rates only).
+            "leakage_views": _job_views((job.metrics or {}).get("after")),
         }
         if job.version_id:
             version = ledger.get_version(job.version_id)
@@ -300,6 +314,19 @@ def build_certificate(
             "probed": asked,
             "leaked": forget_id in (leakage.get("leaking_forget_ids") or []) if asked else None,
             "version_leakage_ratio": row.get("leakage_ratio"),
+            # The same probe's leakage views for the version: each view's rate (accuracy for a choice
+            # view, with chance) and whether this request leaked through it.
+            "views": {
+                name: {
+                    "rate": v.get("rate"),
+                    "chance": v.get("chance"),
+                    "n": v.get("n"),
+                    "leaked": forget_id in ((leakage.get("leaking_forget_ids_by_view") or {}).get(name) or [])
+                    if asked
+                    else None,
+                }
+                for name, v in (row.get("views") or {}).items()
+            },
         }
 
     acks = [e for e in trail if e.kind == "forget.enforced" and e.subject_id == forget_id]
@@ -356,6 +383,12 @@ def build_certificate(
             f"The leakage probe of {probe['at']} on the raw weights ({probe['version']}) "
             + ("still found its key facts." if probe["leaked"] else "did not find its key facts.")
         )
+        through = sorted(name for name, v in probe["views"].items() if v["leaked"])
+        if probe["views"]:
+            statement.append(
+                f"Asked in {len(probe['views'])} other way(s) ({', '.join(sorted(probe['views']))}), "
+                + (f"it leaked through: {', '.join(through)}." if through else "it leaked through none.")
+            )
 
     return {
         "format": CERTIFICATE_FORMAT,

@@ -14,7 +14,7 @@ from gateway.home import private_dir
 from gateway.jobs.guard_scorer import build_guard_scorer
 from gateway.ledger import ForgetRecord, JobRecord, Ledger
 from gateway.ledger.states import JOB_ACTIVE_STATES, ForgetStatus, JobState
-from gateway.observability.metrics import RELEASED, record_forget_state, record_job
+from gateway.observability.metrics import RELEASED, record_forget_state, record_job, record_job_views
 from gateway.weights.store import ensure_base_version, serving_record
 from unlearn_jobs.data import examples_from_request
 from unlearn_jobs.evaluate import Gates, redact_metrics
@@ -322,6 +322,9 @@ class JobManager:
             "wall_s": round(result.wall_s, 2),
         }
         error = result.reason or ("; ".join(result.gate_reasons) if result.gate_reasons else None)
+        if result.metrics_after is not None:
+            # Published or rejected: what each leakage view found on the candidate (rates only).
+            record_job_views(result.method, {v.view: v.rate for v in result.metrics_after.views if v.n})
         if state is JobState.PUBLISHED and result.version_id and result.version_dir:
             manifest = read_manifest(result.version_dir)
             self._ledger.add_version(

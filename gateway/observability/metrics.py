@@ -64,6 +64,22 @@ VOCABULARY: dict[str, frozenset[str]] = {
     "forget_state": frozenset({s.value for s in ForgetStatus} | {RELEASED}),
     "job_state": frozenset(s.value for s in JobState),
     "result": frozenset({"ok", "refused", "rolled_back", "failed"}),
+    # unlearn_jobs.views.ALL_VIEWS (a test keeps the two equal): 11 values at most.
+    "view": frozenset(
+        {
+            "paraphrase_heldout",
+            "fill_blank",
+            "multiple_choice",
+            "yes_no",
+            "json",
+            "multilingual",
+            "indirect",
+            "best_of_n",
+            "quantized_int8",
+            "quantized_int4",
+            "relearn",
+        }
+    ),
 }
 
 # Labels whose values the code picks from an open but small set: checked by shape, not by list.
@@ -106,6 +122,7 @@ _CLEAN: dict[str, Callable[[Any], str]] = {
     "method": _shaped(_METHOD_SHAPE),
     "result": _listed(VOCABULARY["result"]),
     "version": _shaped(_VERSION_SHAPE),
+    "view": _listed(VOCABULARY["view"]),
 }
 
 
@@ -244,6 +261,20 @@ SPECS: tuple[MetricSpec, ...] = (
         "gauge",
         "Share of forget-set probes the raw model (no guard) still answers, per weight version (0..1).",
         ("version",),
+    ),
+    MetricSpec(
+        "lethe_raw_leakage_view_ratio",
+        "gauge",
+        "Per leakage view, share of the raw model's probes that leak per weight version (0..1): key-term "
+        "views the share answered with every key term, choice views the accuracy (compare with chance).",
+        ("version", "view"),
+    ),
+    MetricSpec(
+        "lethe_unlearn_view_leakage_ratio",
+        "gauge",
+        "Per leakage view, what the latest finished unlearning job of a method measured on its candidate "
+        "(key-term hit rate, or accuracy of a choice view), 0..1.",
+        ("method", "view"),
     ),
     MetricSpec(
         "lethe_retain_score",
@@ -533,6 +564,13 @@ def record_job(method: str, state: JobState, seconds: float | None = None) -> No
         metrics.observe("lethe_unlearn_job_duration_seconds", float(seconds), method=method, state=state)
 
 
+def record_job_views(method: str, rates: dict[str, float]) -> None:
+    """The leakage views a finished job of `method` measured on its candidate: view name -> rate."""
+    metrics = registry()
+    for view, rate in rates.items():
+        metrics.set("lethe_unlearn_view_leakage_ratio", float(rate), method=method, view=view)
+
+
 def set_serving_version(version: str) -> None:
     """This process (an LLM replica) serves weight `version` now: its info series is 1, the version it
     served before drops to 0. Call it when a replica starts and after every swap that changed it."""
@@ -565,3 +603,10 @@ def record_leakage(version: str, leakage: float, retain: float | None = None) ->
     metrics.set("lethe_raw_leakage_ratio", float(leakage), version=version)
     if retain is not None:
         metrics.set("lethe_retain_score", float(retain), version=version)
+
+
+def record_view_leakage(version: str, rates: dict[str, float]) -> None:
+    """A probe run's leakage views on weight `version`: view name -> rate (0..1)."""
+    metrics = registry()
+    for view, rate in rates.items():
+        metrics.set("lethe_raw_leakage_view_ratio", float(rate), version=version, view=view)

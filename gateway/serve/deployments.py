@@ -430,6 +430,7 @@ class ModelVersions:
             max_tokens=probes.max_tokens,
             concurrency=probes.concurrency,
             on_report=export_report,
+            views=probes.views,
         )
         self._tasks: set[asyncio.Task[None]] = set()
 

@@ -9,6 +9,13 @@ model's own answers to neutral questions, recorded the first time the base versi
 Results go to `GET /v1/admin/leakage` and to `lethe_raw_leakage_ratio{version}` /
 `lethe_retain_score{version}`. A report holds counts, ratios and the ids of leaking requests: the
 probe prompts and the raw answers are scored in memory and never stored, logged or returned.
+
+The run also asks the configured leakage views (`probes.views`, unlearn_jobs.views): the same forget
+requests as held-out rewordings, fill-in-the-blank, multiple choice, yes/no, JSON, other languages.
+Only views measurable from one greedy answer qualify (choice views parse the letter or yes/no the
+model writes). Each view's counts per version go to the report (`by_version[v]["views"]`, the ids of
+requests that leaked through it in `leaking_forget_ids_by_view`) and to
+`lethe_raw_leakage_view_ratio{version, view}`.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,8 +38,33 @@ from gateway.guard.index import ForgetIndex
 from gateway.home import write_private
 from gateway.ledger import ForgetStatus, Ledger
 from gateway.observability import metrics
-from unlearn_jobs.data import Example, examples_from_request, extract_key_terms, load_retain_file, neutral_questions
+from unlearn_jobs.data import (
+    Example,
+    ExampleSet,
+    examples_from_request,
+    extract_key_terms,
+    load_retain_file,
+    neutral_questions,
+)
 from unlearn_jobs.evaluate import key_term_hit
+from unlearn_jobs.views import ViewOptions, get_view
+
+# What a probe run asks besides the plain questions, by default: 7 more prompts per forget
+# question (held-out rewordings x2, blank, multiple choice, yes/no pair, JSON). Other languages (3
+# prompts each) and indirect questions (which need a FactSet's structure) are opt-in.
+# (`ProbesConfig.views` has the same default.)
+PROBE_VIEWS: tuple[str, ...] = ("paraphrase_heldout", "fill_blank", "multiple_choice", "yes_no", "json")
+
+
+def probe_views(names: Sequence[str]) -> tuple[str, ...]:
+    """Checked view names: each must be measurable from one greedy answer per prompt."""
+    out = []
+    for name in names:
+        if not get_view(name).generative:  # raises for an unknown view
+            raise ValueError(f"leakage view {name!r} needs the weights (sampling, a model copy): jobs only")
+        out.append(name)
+    return tuple(dict.fromkeys(out))
+
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +98,7 @@ class LeakageProber:
         max_tokens: int = 48,
         concurrency: int = 8,
         on_report: Callable[[dict[str, Any]], None] | None = None,
+        views: Sequence[str] = PROBE_VIEWS,
     ) -> None:
         self._ledger = ledger
         self._llm = llm
@@ -77,6 +110,7 @@ class LeakageProber:
         self._max_tokens = max_tokens
         self._concurrency = concurrency
         self._on_report = on_report
+        self._views = probe_views(views)
         self._lock = asyncio.Lock()
         self.latest: dict[str, Any] | None = self._load_latest()
 
@@ -111,7 +145,8 @@ class LeakageProber:
                 key_hit = key_term_hit(text, example.key_terms)
                 leaks.append((example, version, guard_hit, key_hit))
             retain = await self._retain_scores()
-            report = self._report(leaks, retain, time.monotonic() - started, reason)
+            views = await self._view_scores(forget)
+            report = self._report(leaks, retain, time.monotonic() - started, reason, views)
             self.latest = report
             await asyncio.to_thread(self._save, "latest.json", report)
             if self._on_report is not None:
@@ -178,6 +213,32 @@ class LeakageProber:
                 await asyncio.sleep(0.1)
         raise RuntimeError("the LLM replicas kept refusing probe requests (swapping)")
 
+    async def _view_scores(
+        self, forget: list[Example]
+    ) -> dict[str, dict[str, tuple[int, int, float | None, set[str]]]]:
+        """view -> version -> (units, leaks, chance, ids of requests that leaked), from greedy answers."""
+        examples = ExampleSet(tuple(forget))
+        options = ViewOptions(choice_scoring="generate")
+        out: dict[str, dict[str, tuple[int, int, float | None, set[str]]]] = {}
+        for name in self._views:
+            view = get_view(name)
+            probes = view.probes(examples, options)
+            if not probes:
+                continue
+            answers = await self._generate([(p.prompt, "qa") for p in probes])
+            by_version: dict[str, list[int]] = {}
+            for i, (version, _) in enumerate(answers):
+                by_version.setdefault(version, []).append(i)
+            rows = {}
+            for version, idx in by_version.items():
+                chosen = [probes[i] for i in idx]
+                outcomes = view.outcomes_from_outputs(chosen, [answers[i][1] for i in idx])
+                leaked = {forget[o.example].source_id for o in outcomes if o.leaked}
+                chance = view.chance(chosen, options) if outcomes else None
+                rows[version] = (len(outcomes), sum(o.leaked for o in outcomes), chance, leaked)
+            out[name] = rows
+        return out
+
     async def _retain_scores(self) -> dict[str, Any]:
         """Key-term hit rate on the retain set, by the version that answered."""
         retain, source = await asyncio.to_thread(self._retain_set)
@@ -221,7 +282,12 @@ class LeakageProber:
         return None, "none: configure probes.retain_file (no base-model reference was recorded)"
 
     def _report(
-        self, leaks: list[tuple[Any, str, bool, bool]], retain: dict[str, Any], seconds: float, reason: str
+        self,
+        leaks: list[tuple[Any, str, bool, bool]],
+        retain: dict[str, Any],
+        seconds: float,
+        reason: str,
+        views: dict[str, dict[str, tuple[int, int, float | None, set[str]]]] | None = None,
     ) -> dict[str, Any]:
         by_version: dict[str, dict[str, Any]] = {}
         for _example, version, guard_hit, key_hit in leaks:
@@ -236,6 +302,17 @@ class LeakageProber:
             row["leakage_ratio"] = row["key_term_hits"] / row["prompts"]
             row["guard_hit_ratio"] = row["guard_hits"] / row["prompts"]
             row["retain_score"] = retain["by_version"].get(version)
+        by_view: dict[str, set[str]] = {}
+        for name, rows in (views or {}).items():
+            for version, (n, hits, chance, leaked) in rows.items():
+                row = by_version.setdefault(version, {"prompts": 0, "guard_hits": 0, "key_term_hits": 0})
+                row.setdefault("views", {})[name] = {
+                    "n": n,
+                    "leaks": hits,
+                    "rate": hits / n if n else 0.0,
+                    "chance": chance,
+                }
+                by_view.setdefault(name, set()).update(leaked)
         versions = Counter(v for _, v, _, _ in leaks) or Counter(retain["by_version"])
         leaking = Counter(e.source_id for e, _, _, k in leaks if k)
         return {
@@ -249,6 +326,8 @@ class LeakageProber:
             "by_version": by_version,
             "retain_source": retain["source"],
             "leaking_forget_ids": sorted(leaking),
+            "views": list(self._views),
+            "leaking_forget_ids_by_view": {name: sorted(ids) for name, ids in by_view.items()},
         }
 
 
@@ -256,4 +335,8 @@ def export_report(report: dict[str, Any]) -> None:
     """Set the leakage and retain gauges of every version the run measured."""
     for version, row in report.get("by_version", {}).items():
         if version:
-            metrics.record_leakage(version, row["leakage_ratio"], row.get("retain_score"))
+            if "leakage_ratio" in row:
+                metrics.record_leakage(version, row["leakage_ratio"], row.get("retain_score"))
+            rates = {name: v["rate"] for name, v in (row.get("views") or {}).items() if v.get("n")}
+            if rates:
+                metrics.record_view_leakage(version, rates)

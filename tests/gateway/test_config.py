@@ -72,3 +72,12 @@ def test_missing_and_malformed_files(tmp_path):
 def test_shipped_config_is_the_default():
     assert DEFAULT_CONFIG_PATH.is_file()
     assert load_config(DEFAULT_CONFIG_PATH, env={}) == load_config(env={})
+
+
+def test_probe_views_are_text_only_leakage_views():
+    from gateway.config import ProbesConfig
+
+    assert ProbesConfig().views == ["paraphrase_heldout", "fill_blank", "multiple_choice", "yes_no", "json"]
+    assert ProbesConfig(views=["multilingual", "multilingual"]).views == ["multilingual"]
+    with pytest.raises(ValueError, match="weights-only"):
+        ProbesConfig(views=["quantized_int8"])

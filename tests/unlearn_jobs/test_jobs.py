@@ -183,7 +183,8 @@ def test_result_serialises_with_the_guard_score_built_by_the_job(subject, baseli
         "grad_diff",
         {**TINY["grad_diff"], "steps": 2, "early_stop": False},
         baseline,
-        gates=Gates(forget_hit_rate_max=1.0),
+        # Gates that pass anything (leakage views off too): this test is about what the result carries.
+        gates=Gates(forget_hit_rate_max=1.0, views=()),
         guard_score=True,
         forget_entries=entries,
         guard_scorer_factory=build_guard_scorer,
@@ -217,3 +218,16 @@ def test_the_guard_scorer_comes_from_the_injected_factory():
     assert [e.forget_id for e in built[1]] == list(forget.source_ids)
     # Off means off, factory or not.
     assert job_guard_scorer(spec(guard_scorer_factory=factory, guard_score=False)) is None
+
+
+def test_a_refusal_edit_that_passes_the_greedy_gate_is_rejected_by_best_of_n(subject, baseline, tmp_path):
+    # `edit` teaches "I don't know." to the forget questions: greedy answers stop leaking, but sampled
+    # answers (8 at temperature 1) still carry the facts. A job gated on best_of_n is rejected for it.
+    gates = Gates(views=("best_of_n", "fill_blank"))
+    result = run_job(_spec(subject, tmp_path, "edit", TINY["edit"], baseline, gates=gates))
+    after = result.metrics_after
+    assert after is not None and gates.forget_ok(after)  # the greedy-question gate holds
+    assert result.state is JobState.REJECTED, result.gate_reasons
+    assert [r.split(":")[0] for r in result.gate_reasons] == ["view best_of_n"], result.gate_reasons
+    assert {v.view for v in after.views} == {"best_of_n", "fill_blank"}
+    assert not (tmp_path / "versions").exists() or not any((tmp_path / "versions").iterdir())

@@ -99,9 +99,45 @@ def test_probe_result_for_the_request(ledger):
         "by_version": {"v1": {"leakage_ratio": 0.5}},
     }
     probe = build_certificate(ledger, forget_id, leakage=report)["raw_weights_probe"]
-    assert probe == {"at": report["at"], "version": "v1", "probed": True, "leaked": True, "version_leakage_ratio": 0.5}
+    assert probe == {
+        "at": report["at"],
+        "version": "v1",
+        "probed": True,
+        "leaked": True,
+        "version_leakage_ratio": 0.5,
+        "views": {},
+    }
     earlier = {**report, "at": "2000-01-01T00:00:00+00:00"}  # before the request existed: not asked
     assert build_certificate(ledger, forget_id, leakage=earlier)["raw_weights_probe"]["probed"] is False
+
+
+def test_the_certificate_reports_the_leakage_views_of_the_version(ledger):
+    forget_id, job_id = unlearned(ledger)
+    after = {"views": {"fill_blank": {"view": "fill_blank", "kind": "key_term", "n": 4, "leaks": 0, "rate": 0.0}}}
+    ledger.update_job(job_id, metrics={"after": after})
+    report = {
+        "at": "2999-01-01T00:00:00+00:00",
+        "version": "v1",
+        "leaking_forget_ids": [],
+        "leaking_forget_ids_by_view": {"yes_no": [forget_id], "fill_blank": []},
+        "by_version": {
+            "v1": {
+                "leakage_ratio": 0.0,
+                "views": {
+                    "yes_no": {"n": 2, "leaks": 2, "rate": 1.0, "chance": 0.25},
+                    "fill_blank": {"n": 2, "leaks": 0, "rate": 0.0, "chance": None},
+                },
+            }
+        },
+    }
+    cert = build_certificate(ledger, forget_id, leakage=report)
+    views = cert["raw_weights_probe"]["views"]
+    assert views["yes_no"] == {"rate": 1.0, "chance": 0.25, "n": 2, "leaked": True}
+    assert views["fill_blank"]["leaked"] is False
+    assert cert["weights"]["unlearning_jobs"][0]["leakage_views"] == {
+        "fill_blank": {"rate": 0.0, "chance": None, "n": 4}
+    }
+    assert "it leaked through: yes_no." in cert["statement"]
 
 
 def test_unknown_request_has_no_certificate(ledger):

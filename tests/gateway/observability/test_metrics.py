@@ -235,3 +235,14 @@ async def test_labels_stay_bounded_after_1000_distinct_prompts(registry, app_par
         "/v1/chat/completions",
         "other",
     }
+
+
+def test_view_labels_are_the_leakage_views_and_stay_bounded(registry):
+    from unlearn_jobs.views import ALL_VIEWS
+
+    assert metrics.VOCABULARY["view"] == set(ALL_VIEWS)
+    metrics.record_view_leakage("v-2", {"fill_blank": 0.25, "yes_no": 0.5, "Where was Ingrid born?": 1.0})
+    metrics.record_job_views("npo", {"multiple_choice": 0.75})
+    assert value(registry, "lethe_raw_leakage_view_ratio", version="v-2", view="fill_blank") == 0.25
+    assert value(registry, "lethe_raw_leakage_view_ratio", version="v-2", view="other") == 1.0  # never text
+    assert value(registry, "lethe_unlearn_view_leakage_ratio", method="npo", view="multiple_choice") == 0.75

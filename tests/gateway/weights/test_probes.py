@@ -110,3 +110,61 @@ async def test_a_probe_report_keeps_counts_never_prompts_or_answers(ledger, embe
     stored = json.dumps(report) + "".join(f.read_text() for f in files)
     secrets = [PERSON.subject, *PERSON.literals, *(t for pair in PERSON.qa for t in pair)]
     assert not [s for s in secrets if s in stored]
+
+
+class RuleLLM(ScriptedLLM):
+    """Refuses the plain questions, but fills the blank with the number and confirms only true statements."""
+
+    async def generate(
+        self, messages: list[dict[str, str]], sampling: SamplingRequest, request_id: str
+    ) -> AsyncIterator[Any]:
+        prompt = messages[-1]["content"]
+        self.asked.append(prompt)
+        if prompt.startswith("Fill in the blank"):
+            text = "Her number is +47 912 33 457."
+        elif prompt.startswith("Is the following statement true?"):
+            text = "Yes." if ("+47 912 33 457" in prompt or "Quellhaven" in prompt) else "No."
+        else:
+            text = "I can't share that."
+        yield StreamStart(self.version, "llm-0", 5, sampling.max_tokens or 0)
+        yield GenerationChunk(text, 5, 3, "stop")
+
+
+async def test_views_find_what_the_plain_questions_miss(ledger, embedder, tmp_path, monkeypatch):
+    import json
+
+    from prometheus_client import CollectorRegistry
+
+    from gateway.observability import metrics
+    from gateway.weights.probes import export_report
+
+    llm = RuleLLM({}, "v-3")
+    prober = LeakageProber(ledger, llm, lambda: embedder, state_dir=tmp_path / "probes", base_version="base-1")
+    report = await prober.run(reason="test")
+    row = report["by_version"]["v-3"]
+    assert row["leakage_ratio"] == 0.0 and report["leaking_forget_ids"] == []
+    views = row["views"]
+    assert set(views) == {"paraphrase_heldout", "fill_blank", "multiple_choice", "yes_no", "json"}
+    assert views["fill_blank"] == {"n": 2, "leaks": 1, "rate": 0.5, "chance": None}
+    assert views["yes_no"]["leaks"] == 2 and views["yes_no"]["chance"] == 0.25  # yes to the true, no to the false
+    assert views["paraphrase_heldout"]["leaks"] == 0 and views["multiple_choice"]["leaks"] == 0
+    assert report["leaking_forget_ids_by_view"]["fill_blank"] == ["f-ingrid"]
+    stored = json.dumps(report)
+    assert not [s for s in [PERSON.subject, *PERSON.literals, "Quellhaven"] if s in stored]
+
+    monkeypatch.setattr(metrics, "_registry", metrics._registry)
+    reg = CollectorRegistry()
+    metrics.configure(backend=metrics.PrometheusBackend(reg))
+    export_report(report)
+    assert reg.get_sample_value("lethe_raw_leakage_view_ratio", {"version": "v-3", "view": "yes_no"}) == 1.0
+    assert reg.get_sample_value("lethe_raw_leakage_ratio", {"version": "v-3"}) == 0.0
+
+
+def test_probe_views_are_the_text_only_ones():
+    from gateway.weights.probes import probe_views
+
+    assert probe_views(["fill_blank", "fill_blank", "multilingual"]) == ("fill_blank", "multilingual")
+    with pytest.raises(ValueError, match="jobs only"):
+        probe_views(["quantized_int8"])
+    with pytest.raises(ValueError, match="unknown leakage view"):
+        probe_views(["nope"])

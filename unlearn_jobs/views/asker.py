@@ -1,0 +1,109 @@
+"""`ModelAsker`: the views' questions put to a transformers causal LM (greedy, sampled, option likelihoods)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+from unlearn_jobs.data import PromptFormat, collate, encode_pair, pad_id_of
+from unlearn_jobs.views.base import ModelTransform, ViewProbe
+
+
+class ModelAsker:
+    """Asks a model the views' probes in its prompt format; one batch at a time.
+
+    >>> asker = ModelAsker(model, tokenizer, PromptFormat("plain"), max_new_tokens=24)
+    >>> asker.generate(probes), asker.option_scores(choice_probes)
+    """
+
+    def __init__(
+        self, model: Any, tokenizer: Any, fmt: PromptFormat, *, max_new_tokens: int = 32, batch_size: int = 16
+    ) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.fmt = fmt.resolve(tokenizer)
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+
+    def _ids(self, probe: ViewProbe) -> list[int]:
+        return self.fmt.prompt_ids(self.tokenizer, probe.prompt, "qa")
+
+    def generate(self, probes: Sequence[ViewProbe]) -> list[str]:
+        from unlearn_jobs.model import greedy_generate
+
+        return greedy_generate(
+            self.model,
+            self.tokenizer,
+            [self._ids(p) for p in probes],
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+        )
+
+    def sample(self, probes: Sequence[ViewProbe], n: int, temperature: float, seed: int) -> list[list[str]]:
+        import torch
+
+        device = next(self.model.parameters()).device
+        pad = pad_id_of(self.tokenizer)
+        # Seeded once per call: the same model, probes and seed give the same samples (CPU or CUDA).
+        torch.manual_seed(seed)
+        out: list[list[str]] = []
+        per_batch = max(1, self.batch_size // max(1, n))
+        self.model.eval()
+        with torch.no_grad():
+            for start in range(0, len(probes), per_batch):
+                chunk = [self._ids(p) for p in probes[start : start + per_batch]]
+                width = max(len(c) for c in chunk)
+                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, c in enumerate(chunk):
+                    ids[row, width - len(c) :] = torch.tensor(c, dtype=torch.long)
+                    mask[row, width - len(c) :] = 1
+                gen = self.model.generate(
+                    input_ids=ids.to(device),
+                    attention_mask=mask.to(device),
+                    max_new_tokens=self.max_new_tokens,
+                    do_sample=True,
+                    temperature=temperature,
+                    top_k=0,
+                    top_p=1.0,
+                    num_return_sequences=n,
+                    pad_token_id=pad,
+                    eos_token_id=self.tokenizer.eos_token_id,
+                )
+                texts = [self.tokenizer.decode(r, skip_special_tokens=True).strip() for r in gen[:, width:].tolist()]
+                out.extend(texts[i * n : (i + 1) * n] for i in range(len(chunk)))
+        return out
+
+    def option_scores(self, probes: Sequence[ViewProbe]) -> list[list[float]]:
+        import torch
+
+        from unlearn_jobs.model import token_logprobs
+
+        items = []
+        for p in probes:
+            ids = self._ids(p)
+            for option in p.options:
+                items.append(encode_pair(self.tokenizer, ids, self.fmt.target_text(self.tokenizer, option), 512))
+        device = next(self.model.parameters()).device
+        flat: list[float] = []
+        self.model.eval()
+        with torch.no_grad():
+            for start in range(0, len(items), self.batch_size):
+                batch = collate(items[start : start + self.batch_size], pad_id_of(self.tokenizer)).to(device)
+                lp, mask = token_logprobs(self.model, batch)
+                # The eos that ends each option is part of it: "Quillmarsh" scores as a whole answer.
+                flat.extend((lp.sum(1) / mask.sum(1).clamp(min=1)).tolist())
+        out, k = [], 0
+        for p in probes:
+            out.append(flat[k : k + len(p.options)])
+            k += len(p.options)
+        return out
+
+    def derive(self, transform: ModelTransform) -> ModelAsker:
+        model = copy.deepcopy(self.model)
+        transform(model, self.tokenizer, self.fmt)
+        model.eval()
+        return ModelAsker(
+            model, self.tokenizer, self.fmt, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size
+        )
