@@ -358,7 +358,14 @@ def test_a_published_job_version_is_promoted_automatically(http, state):
             "forget_ids": [forget_id],
             "params": {"lr": 3e-4, "steps": 3, "early_stop": False},
             # Gates opened wide: a random model knows nothing; this test is about the promotion.
-            "gates": {"forget_hit_rate_max": 1.0, "retain_hit_rate_min_ratio": 0.0, "perplexity_max_ratio": 1000.0},
+            "gates": {
+                "forget_hit_rate_max": 1.0,
+                "retain_hit_rate_min_ratio": 0.0,
+                "perplexity_max_ratio": 1000.0,
+                "view_margin": 1.0,
+                "view_choice_margin": 1.0,
+                "view_best_of_n_margin": 1.0,
+            },
         },
     )
     assert resp.status_code == 201, resp.text
