@@ -158,7 +158,8 @@ class JobManager:
     async def submit(
         self, method: str, forget_ids: list[str] | None, params: dict[str, Any], gates: dict[str, Any]
     ) -> dict[str, Any]:
-        # The methods import torch: loaded on the first submission, not with the deployment.
+        # The methods import torch: the UnlearnJobs deployment loads them when it starts (a process that
+        # only reads jobs, such as a test or the CLI, never does).
         from unlearn_jobs.methods import available_methods, get_method
 
         if method not in available_methods():

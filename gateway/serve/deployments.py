@@ -363,6 +363,10 @@ class UnlearnJobs:
     def __init__(self, config_json: str, versions: DeploymentHandle[Any] | None = None) -> None:
         configure_ray_metrics()
         configure_replica_logs()
+        # The method registry (it imports torch, ~180 MiB) is what a submission validates against: loaded
+        # now, the replica's footprint is what it will be after the first job, not a jump at that job.
+        import unlearn_jobs.methods  # noqa: F401
+
         config = LetheConfig.model_validate_json(config_json)
         settings = JobSettings(
             ledger_url=config.ledger_url,
