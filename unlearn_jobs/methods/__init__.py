@@ -1,6 +1,6 @@
-"""Unlearning methods, registered by name: grad_diff, npo, edit."""
+"""Unlearning methods, registered by name: grad_diff, npo, simnpo, rmu, edit."""
 
-from unlearn_jobs.methods import edit, grad_diff, npo  # noqa: F401  (registration side effect)
+from unlearn_jobs.methods import edit, grad_diff, npo, rmu, simnpo  # noqa: F401  (registration side effect)
 from unlearn_jobs.methods.base import (
     MethodConfig,
     MethodRun,

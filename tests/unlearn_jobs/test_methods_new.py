@@ -1,0 +1,160 @@
+"""SimNPO and RMU: registered, validated, forget the tiny subject's facts while keeping retain, stop on request."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+
+from unlearn_jobs.data import collate, encode_examples, load_fluency, pad_id_of
+from unlearn_jobs.evaluate import Evaluator
+from unlearn_jobs.methods import StepInfo, UnlearnData, available_methods, get_method
+from unlearn_jobs.methods.rmu import RMU, RMUConfig
+from unlearn_jobs.methods.simnpo import SimNPO, SimNPOConfig
+from unlearn_jobs.model import load_model, mean_nll
+from unlearn_jobs.runner import JobSpec, run_job
+from unlearn_jobs.states import JobState
+
+# Tiny-model rates (it learned its facts at ~1e-3); the shipped defaults are for 100M+ models.
+TINY = {
+    "simnpo": {"lr": 3e-4, "steps": 12, "early_stop": False, "repair_steps": 0},
+    "rmu": {"lr": 3e-3, "steps": 16, "early_stop": False},
+}
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+def _llama(layers: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(
+        vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=layers, num_attention_heads=2
+    )
+    return LlamaForCausalLM(cfg)
+
+
+def _nll(model, tokenizer, examples, fmt, device) -> float:
+    items = encode_examples(tokenizer, examples, fmt, 128)
+    with torch.no_grad():
+        return float(mean_nll(model, collate(items, pad_id_of(tokenizer)).to(device)))
+
+
+def test_both_methods_are_registered_with_their_configs():
+    assert {"simnpo", "rmu"} <= set(available_methods())
+    assert get_method("simnpo") is SimNPO and SimNPO.config_cls is SimNPOConfig
+    assert get_method("rmu") is RMU and RMU.config_cls is RMUConfig
+    # Neither keeps a frozen copy of the model.
+    assert not SimNPO().needs_reference() and not RMU().needs_reference()
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides", "message"),
+    [
+        ("simnpo", {"beta": 0}, "beta"),
+        ("simnpo", {"beta": "many"}, "beta"),
+        ("simnpo", {"margin": -1}, "margin"),
+        ("simnpo", {"gamma": 0}, "gamma"),
+        ("simnpo", {"lr": 0}, "lr"),
+        ("simnpo", {"reference": True}, "unknown"),
+        ("rmu", {"steer": 0}, "steer"),
+        ("rmu", {"forget_tokens": "prompt"}, "forget_tokens"),
+        ("rmu", {"retain_loss": "kl"}, "retain_loss"),
+        ("rmu", {"layer": "middle"}, "layer"),
+        ("rmu", {"params": "embeddings"}, "params"),
+        ("rmu", {"steps": 0}, "steps"),
+    ],
+)
+def test_bad_overrides_are_rejected_with_the_field_named(name, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        get_method(name).from_overrides(overrides)
+
+
+def test_overrides_are_coerced_from_strings():
+    method = get_method("rmu").from_overrides({"layer": "-3", "steer": "2.5", "forget_tokens": "answer"})
+    assert isinstance(method.config, RMUConfig)
+    assert (method.config.layer, method.config.steer, method.config.forget_tokens) == (-3, 2.5, "answer")
+    assert get_method("simnpo").from_overrides({"margin": "0.5"}).config.margin == 0.5
+
+
+@pytest.mark.parametrize("layer", [3, -1, 7])
+def test_rmu_rejects_a_layer_it_cannot_read(layer):
+    model = _llama(4)
+    with pytest.raises(ValueError, match="out of range"):
+        RMU(RMUConfig(layer=layer)).default_layers(model)
+    # The default is a quarter of the way up, updating that layer and the two below it.
+    assert RMU().default_layers(_llama(12)) == (1, 2, 3)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", ["simnpo", "rmu"])
+def test_method_forgets_and_keeps_retain(subject, name, device, caplog):
+    model, tokenizer = load_model(subject.model_dir, device)
+    data = UnlearnData(subject.forget, subject.retain, subject.fmt)
+    evaluator = Evaluator(tokenizer, subject.forget, subject.retain, load_fluency(), fmt=subject.fmt)
+    before = evaluator.evaluate(model)
+    forget_before = _nll(model, tokenizer, subject.forget, subject.fmt, device)
+    retain_before = _nll(model, tokenizer, subject.retain, subject.fmt, device)
+    steps: list[StepInfo] = []
+    method = get_method(name).from_overrides(TINY[name])
+    with caplog.at_level(logging.DEBUG):
+        run = method.run(
+            model, tokenizer, data, device=torch.device(device), on_step=lambda s: steps.append(s) or False
+        )
+    assert run.steps == TINY[name]["steps"] and not run.stopped_early
+    assert [s.step for s in steps] == list(range(1, run.steps + 1))
+    after = evaluator.evaluate(model)
+    forget_after = _nll(model, tokenizer, subject.forget, subject.fmt, device)
+    retain_after = _nll(model, tokenizer, subject.retain, subject.fmt, device)
+    assert before.forget.questions.hit_rate == 1.0
+    assert after.forget.questions.hit_rate <= 0.2 and after.forget.worst_hit_rate <= 0.2
+    assert forget_after > forget_before + 1.0
+    assert after.retain.pooled_hit_rate >= 0.8 * before.retain.pooled_hit_rate
+    assert retain_after < retain_before + 0.5
+    # Nothing the method logs repeats a forget prompt, answer or paraphrase.
+    secrets = [t for e in subject.forget for t in (e.prompt, e.target, *e.paraphrases)]
+    assert not [t for t in secrets if t in caplog.text]
+
+
+@pytest.mark.parametrize("name", ["simnpo", "rmu"])
+def test_on_step_stops_the_method_and_restores_the_model(subject, name):
+    model, tokenizer = load_model(subject.model_dir)
+    data = UnlearnData(subject.forget, subject.retain, subject.fmt)
+    method = get_method(name).from_overrides({**TINY[name], "steps": 50})
+    run = method.run(model, tokenizer, data, device=torch.device("cpu"), on_step=lambda s: s.step >= 3)
+    assert (run.steps, run.stopped_early) == (3, True)
+    assert not model.training and all(p.requires_grad for p in model.parameters())
+
+
+def test_rmu_moves_only_the_mlps_below_its_layer_and_drops_its_caches(subject):
+    model, tokenizer = load_model(subject.model_dir)
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    method = RMU(RMUConfig(lr=3e-3, steps=3, early_stop=False))
+    method.run(
+        model,
+        tokenizer,
+        UnlearnData(subject.forget, subject.retain, subject.fmt),
+        device="cpu",
+        on_step=lambda s: False,
+    )
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, start[n])}
+    # 4 layers: the steered layer is 1, so the MLPs of layers 0 and 1 move and nothing else does.
+    assert moved and all(".mlp." in n and (".layers.0." in n or ".layers.1." in n) for n in moved)
+    assert method._target is None and not method._retain_acts
+
+
+def test_jobs_publish_behind_the_gates(subject, tmp_path):
+    for name in ("simnpo", "rmu"):
+        result = run_job(
+            JobSpec(
+                base_model_dir=str(subject.model_dir),
+                method=name,
+                forget=subject.forget,
+                retain=subject.retain,
+                versions_dir=str(tmp_path / "versions"),
+                overrides={**TINY[name], "steps": 40, "early_stop": True, "check_every": 2},
+                prompt_format="plain",
+                guard_score=False,
+            )
+        )
+        assert result.state is JobState.PUBLISHED, (name, result.reason, result.gate_reasons)
+        assert result.stopped_early and result.steps < 40
