@@ -133,13 +133,14 @@ async def ack(http: httpx.AsyncClient, body: dict) -> float:
 def flood(base_url: str, body: bytes, stop: Any, results: Any) -> None:
     """The attacker: huge prompts back to back from a process of its own, the body encoded once (its
     own JSON encoding must not stall the measuring client's event loop, nor cost CPU per request)."""
+    answers: list[tuple[int, str, float]] = []
     with httpx.Client(base_url=base_url, timeout=600) as http:
         while not stop.is_set():
             start = time.perf_counter()
             try:
                 resp = http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
             except httpx.TransportError as exc:
-                results.put((0, type(exc).__name__, time.perf_counter() - start))
+                answers.append((0, type(exc).__name__, time.perf_counter() - start))
                 continue
             took = time.perf_counter() - start
             code = ""
@@ -148,7 +149,8 @@ def flood(base_url: str, body: bytes, stop: Any, results: Any) -> None:
                     code = resp.json()["error"]["code"] or ""
                 except (ValueError, KeyError, TypeError):
                     code = resp.text[:80]
-            results.put((resp.status_code, code, took))
+            answers.append((resp.status_code, code, took))
+    results.put(answers)  # once: a queue written per answer fills its pipe before the parent reads it
 
 
 async def phase(
@@ -168,9 +170,8 @@ async def phase(
         result.ack_s.append(await ack(http, body))
     stop.set()
     if attacker is not None:
-        await asyncio.to_thread(attacker.join, 600)
-        while not results.empty():
-            result.huge.append(results.get())
+        result.huge = await asyncio.to_thread(results.get, True, 600)
+        await asyncio.to_thread(attacker.join, 60)
     return result
 
 
