@@ -128,11 +128,13 @@ class StreamGuard:
       successor (their pair can only stop the successor), one with an anchor waits from that anchor on;
     - a literal spans at most `index.literal_reach` characters; of those, what could still begin a match is
       held (in every view: the last longest-key characters, a word, a number or an encoded run still being
-      written; a number that has ended is decided);
+      written; a number that has ended, at a whole word that is not a number, is decided; digit keys hold
+      only the token being written and a number not yet ended: LiteralMatcher.hold_from);
     - verbatim: the run of index shingles still open at the end and the last `ngram_n - 1` words (a shingle
       not complete yet), within the last `hold_chars` characters.
     The hold-back therefore never exceeds `hold_chars` = max(2 * `unit_max_chars`, literal reach bound):
-    768 characters by default; unrelated prose holds back about one literal key and four words.
+    768 characters by default; unrelated prose holds back about one literal key (with digit keys only: the
+    token being written) and four words.
     Nothing of a match reaches the client under any chunking, in `block` and `redact`: each rule holds
     from the first character a match not yet decided could cover (tests/gateway/guard/test_stream*.py).
 

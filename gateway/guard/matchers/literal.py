@@ -18,7 +18,17 @@ from gateway.guard.matchers.base import CheckedText, Scope
 from gateway.guard.segments import Segment, append_items, compact_items
 from gateway.guard.settings import GuardSettings
 from gateway.guard.types import GuardMatch
-from gateway.guard.views import BREAK, SPAN_PER_KEY_CHAR, DigitView, View
+from gateway.guard.views import (
+    _NUMBER_TOKEN,
+    _REPEAT_WORDS,
+    _TENS_JOINERS,
+    BREAK,
+    SPAN_PER_KEY_CHAR,
+    DigitView,
+    View,
+    _number_pieces,
+    fold_char,
+)
 
 Item = tuple[LiteralKey, str, str]  # (key, forget_id, action)
 Owners = tuple[tuple[str, str], ...]  # (forget_id, action) of every entry with one key
@@ -88,6 +98,67 @@ def _longest(items: Sequence[Item], old: Longest) -> Longest:
 # siete") is complete well within this many characters.
 _NUMBER_CLOSED_CHARS = 64
 _TRAILING_ENCODED = re.compile(r"(?:[A-Za-z0-9+/=_%\\-]|\\x){8,}$")
+# Hex written with a space or colon between its bytes ("68 65 6c 6c"), and escaped hex ("\x68, \x65"),
+# still being written: runs that cross words, so the token being written does not cover them.
+_TRAILING_SPACED_HEX = re.compile(r"[0-9A-Fa-f]+(?:[ :][0-9A-Fa-f]+)*[ :]?$")
+_TRAILING_ESCAPED_HEX = re.compile(r"(?:(?:\\x|0x)[0-9A-Fa-f]{0,2}[\s,]*)+(?:\\|0)?$")
+
+
+def writing_from(text: str) -> int:
+    """Start of what is still being written at the end of `text`: its last run of non-whitespace characters
+    with any characters that fold to nothing after it ("four" + "\u200b" may still become "fourteen"); when
+    whitespace follows that run, the run is a whole word and only the trailing run of whitespace (and of
+    characters that fold to nothing) is still open (it may yet grow into a break)."""
+    i = len(text)
+    spaced = False
+    while i and (text[i - 1].isspace() or not fold_char(text[i - 1])):
+        spaced = spaced or text[i - 1].isspace()
+        i -= 1
+    if spaced:
+        return i
+    while i and not text[i - 1].isspace():
+        i -= 1
+    return i
+
+
+def _number_hold(digits: DigitView, folded: View, longest: int, n: int) -> int:
+    """The first offset of the original text (of length n) that a digit key may still cover when more text
+    comes, for the digit view of the canonical view. What more text can change in it:
+    - the token being written (`writing_from`): it may become a number word or stop being one ("fou" ->
+      "four", "ten" -> "tent"), or be digits still being written; with it, a "double"/"triple" right
+      before it (only tens joiners between), which makes digits that start at the repeat word;
+    - digit characters of that token (their original span ends inside it) may change or go;
+    - the number that is open before it may grow or end, or its last tens be amended ("cuarenta y" +
+      "siete"): a key ending there covers at most its last `longest` digits. A number is closed (decided)
+      once a whole word that is not a number follows it (`_number_pieces` ends the number there whatever
+      comes next), or, as before, when its last digit lies _NUMBER_CLOSED_CHARS before the end.
+    Everything else of the view is fixed: canonical folding is per character, only a trailing whitespace
+    run may still become a BREAK, and that is part of the token being written."""
+    tail = writing_from(folded.original)
+    text = folded.text
+    tokens = list(_NUMBER_TOKEN.finditer(text))
+    for m in reversed(tokens):  # a repeat word waiting for the token being written (joiners between)
+        start = folded.starts[m.start()]
+        if start >= tail or m.group() in _TENS_JOINERS:
+            continue  # the tens a joiner waits on are digits of the open number: held below
+        if m.group() not in _REPEAT_WORDS:
+            break
+        tail = start
+    hold = tail
+    count = len(digits.text)
+    first_changing = next((k for k in range(count) if digits.ends[k] > tail), count)
+    for k in range(first_changing, count):
+        hold = min(hold, digits.starts[k])
+    if first_changing and digits.ends[first_changing - 1] >= n - _NUMBER_CLOSED_CHARS:
+        closed = False  # whether a whole non-number word follows the last stable digit
+        for piece, _o_start, o_end, _gap, _amends in _number_pieces(folded):
+            if o_end <= tail:
+                closed = piece is None
+        if not closed:
+            # The smallest start, not the first: a "double" makes digits that start before the one before them.
+            hold = min(hold, *digits.starts[max(0, first_changing - longest - 1) : first_changing])
+    return hold
+
 
 Hit = tuple[int, int, Owners]  # (start, end) in the view, and who owns the key
 # From this many characters on a key (in its view) is specific enough to match inside a longer word.
@@ -219,14 +290,20 @@ class LiteralMatcher:
         when more text comes: in each view, the start of the last (longest key) characters, and of whatever
         at the very end is still being written (a whitespace run, a number word, an e-mail word, an encoded
         run). Exact in the view, so ordinary prose holds back about one key's length, not its worst-case
-        reach. The views are the ones `find` read (CheckedText computes each once)."""
+        reach. Digit keys (phone numbers) are held exactly (`_number_hold`): the token being written, the
+        digits it may still change, and the last longest-key digits of a number not yet ended; an index of
+        digit keys alone holds back about the token being written. The views are the ones `find` read
+        (CheckedText computes each once)."""
         text = checked.text
         n = len(text)
         if not self.segments or not n:
             return n
         longest_text, longest_email, longest_squeezed, longest_digits = self._longest
-        # Anything in the last few characters may still change its reading ("fou" -> "four", " " -> a gap).
-        hold = max(0, n - 2 * SPAN_PER_KEY_CHAR)
+        hold = n
+        if longest_text or longest_email or longest_squeezed:
+            # Anything in the last few characters may still change its reading ("fou" -> "four", " " -> a
+            # gap, "x at" -> "x@" once the next word begins, '"sk-a", "' -> one joined string).
+            hold = max(0, n - 2 * SPAN_PER_KEY_CHAR)
 
         def last(view_starts: tuple[int, ...], k: int) -> int:
             """Start of the last k + 1 characters of a view (all of it when shorter; none when empty)."""
@@ -244,13 +321,20 @@ class LiteralMatcher:
             for view in checked.squeezed:
                 hold = min(hold, last(view.starts, longest_squeezed))
         if longest_digits:
-            for digits in checked.digits:
+            # The canonical view's digits: exactly what may still change (see _number_hold), including a
+            # number whose digits are all still to come.
+            hold = min(hold, _number_hold(checked.digits[0], checked.folded, longest_digits, n))
+            for digits in checked.digits[1:]:  # decoded runs' (each run is also held whole below)
                 if digits.ends and n - digits.ends[-1] > _NUMBER_CLOSED_CHARS:
                     continue  # its last number has ended (a digit key must end where its number does): decided
                 hold = min(hold, last(digits.starts, longest_digits))
         encoded = _TRAILING_ENCODED.search(text)
         if encoded is not None:
             hold = min(hold, encoded.start())
+        for trailing in (_TRAILING_SPACED_HEX, _TRAILING_ESCAPED_HEX):
+            hex_run = trailing.search(text)
+            if hex_run is not None:
+                hold = min(hold, hex_run.start())
         for run in checked.decoded:
             hold = min(hold, run.start)
         return hold
