@@ -13,7 +13,7 @@ from unlearn_jobs.runner import JobProgress, JobResult, JobSpec, run_job
 
 # Training is background work: on a node it shares with serving replicas it yields the CPU to them.
 # Added to the worker's own niceness (0 under `lethe serve`, Ray's 15 elsewhere; capped at 19).
-JOB_NICENESS = 10
+JOB_NICENESS = 5
 
 
 def run_job_task(
