@@ -421,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         # A variant "npo:kl" starts from npo's settings and takes its own --set npo:kl.KEY=VALUE.
         defaults = METHOD_DEFAULTS.get(variant, METHOD_DEFAULTS.get(_method_name(variant), {}))
         overrides = {**defaults, **({"layers": top} if top else {}), **per_method.get(variant, {})}
+        if top and _method_name(variant) == "rmu" and "layer" not in per_method.get(variant, {}):
+            overrides["layer"] = -2  # steer a layer the job updates (the top one is read after the final norm)
         if args.steps:
             overrides["steps"] = args.steps
         spec = JobSpec(

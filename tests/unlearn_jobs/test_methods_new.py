@@ -158,3 +158,12 @@ def test_jobs_publish_behind_the_gates(subject, tmp_path):
         )
         assert result.state is JobState.PUBLISHED, (name, result.reason, result.gate_reasons)
         assert result.stopped_early and result.steps < 40
+
+
+def test_rmu_refuses_a_steered_layer_below_every_updated_layer(subject):
+    """Steering layer 0 while only the top layer may change: no weight moves the steered activations, so
+    the run is refused with a clear error instead of failing inside autograd."""
+    model, _ = load_model(subject.model_dir, "cpu")
+    method = get_method("rmu").from_overrides({"layer": 0, "layers": [-1]})
+    with pytest.raises(ValueError, match="rmu steers layer 0 but updates only layers"):
+        method.prepare(model, None, [], "cpu")

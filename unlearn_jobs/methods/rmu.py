@@ -10,7 +10,7 @@ import torch
 from unlearn_jobs.data import Batch, EncodedExample, collate, encode_examples
 from unlearn_jobs.methods.base import MethodRun, StepCallback, UnlearnData, register
 from unlearn_jobs.methods.gradient import GradientConfig, GradientMethod
-from unlearn_jobs.model import num_layers
+from unlearn_jobs.model import num_layers, resolve_layers
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,13 @@ class RMU(GradientMethod):
 
     def prepare(self, model: Any, reference: Any | None, forget: list[EncodedExample], device: Any) -> None:
         self._layer = self.steered_layer(model)
+        updated = resolve_layers(model, self.config.layers)
+        if updated is not None and min(updated) > self._layer:
+            # The steered activations would not depend on any weight the job may change.
+            raise ValueError(
+                f"rmu steers layer {self._layer} but updates only layers {list(updated)}: set `layer` to one "
+                f"of the updated layers or above them (below the top), or update layers up to {self._layer}"
+            )
         was = model.training
         model.eval()
         sq_sum, norm_sum, count, width = 0.0, 0.0, 0, 1
