@@ -36,17 +36,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from reporting import publish_report  # noqa: E402
 
+from tests.support.lethe_server import OPEN_GATES  # noqa: E402
+
 TOKEN = "soak-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-# Gates that pass anything (the leakage views are still measured, with margins no rate exceeds).
-OPEN_GATES = {
-    "forget_hit_rate_max": 1.0,
-    "retain_hit_rate_min_ratio": 0.0,
-    "perplexity_max_ratio": 1000.0,
-    "view_margin": 1.0,
-    "view_choice_margin": 1.0,
-    "view_best_of_n_margin": 1.0,
-}
 QUESTIONS = [
     "What is the capital of Norway?",
     "Write two sentences about autumn.",

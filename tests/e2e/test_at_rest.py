@@ -14,21 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.lethe_server import LetheServer
+from tests.support.lethe_server import OPEN_GATES, LetheServer
 
 pytestmark = pytest.mark.e2e
 
 TOKEN = "at-rest-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-# Gates that pass anything (the leakage views are still measured, with margins no rate exceeds).
-OPEN_GATES = {
-    "forget_hit_rate_max": 1.0,
-    "retain_hit_rate_min_ratio": 0.0,
-    "perplexity_max_ratio": 1000.0,
-    "view_margin": 1.0,
-    "view_choice_margin": 1.0,
-    "view_best_of_n_margin": 1.0,
-}
 
 # Unique strings that exist nowhere but in this request (and, lowercased, in nothing else either).
 CANARY = "Vantreequill"

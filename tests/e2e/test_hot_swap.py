@@ -18,7 +18,7 @@ import openai
 import pytest
 
 from tests.support.engines import smoke_failpoint
-from tests.support.lethe_server import serving
+from tests.support.lethe_server import OPEN_GATES, serving
 from tests.support.model_builders import build_embedding_variant, build_reshaped_copy, build_tiny_llama
 
 pytestmark = pytest.mark.e2e
@@ -358,14 +358,7 @@ def test_a_published_job_version_is_promoted_automatically(http, state):
             "forget_ids": [forget_id],
             "params": {"lr": 3e-4, "steps": 3, "early_stop": False},
             # Gates opened wide: a random model knows nothing; this test is about the promotion.
-            "gates": {
-                "forget_hit_rate_max": 1.0,
-                "retain_hit_rate_min_ratio": 0.0,
-                "perplexity_max_ratio": 1000.0,
-                "view_margin": 1.0,
-                "view_choice_margin": 1.0,
-                "view_best_of_n_margin": 1.0,
-            },
+            "gates": OPEN_GATES,
         },
     )
     assert resp.status_code == 201, resp.text

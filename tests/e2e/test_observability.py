@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from gateway.guard.types import REFUSAL_TEXT
-from tests.support.lethe_server import free_port, serving
+from tests.support.lethe_server import OPEN_GATES, free_port, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -25,15 +25,6 @@ PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "lethe.json"
 TOKEN = "observability-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-# Gates that pass anything (the leakage views are still measured, with margins no rate exceeds).
-OPEN_GATES = {
-    "forget_hit_rate_max": 1.0,
-    "retain_hit_rate_min_ratio": 0.0,
-    "perplexity_max_ratio": 1000.0,
-    "view_margin": 1.0,
-    "view_choice_margin": 1.0,
-    "view_best_of_n_margin": 1.0,
-}
 # Grafana's built-in variables, as Grafana would expand them for a 1 h view.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "15s"}
 
