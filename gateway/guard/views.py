@@ -155,12 +155,42 @@ class View:
         )
 
 
+# Runs of whitespace and runs of anything else, for the ASCII path of `canonical`.
+_ASCII_RUNS = re.compile(r"\s+|\S+")
+
+
+def _canonical_ascii(original: str) -> View:
+    """`canonical` of an ASCII text, a run at a time: in ASCII, `fold_char` lowercases every character but
+    whitespace, and the only ignorable characters are whitespace (tests/gateway/guard/test_views.py checks
+    both paths agree). Streaming checks fold the held text on every step, so this is the common path."""
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    for run in _ASCII_RUNS.finditer(original):
+        s, e = run.span()
+        if original[s].isspace():
+            out.append(" " if e - s <= SPAN_PER_VIEW_CHAR else BREAK)
+            starts.append(s)
+            ends.append(e)
+        else:
+            out.append(run.group().lower())
+            starts.extend(range(s, e))
+            ends.extend(range(s + 1, e + 1))
+    return View(original, "".join(out), tuple(starts), tuple(ends))
+
+
 def canonical(original: str) -> View:
     """Format characters dropped, every character folded (see `fold_char`), whitespace runs to one space.
 
     A run of ignorable characters (format characters, whitespace beyond the first) longer than
     MAX_ABSORBED becomes a BREAK, so no view character stands for more than SPAN_PER_VIEW_CHAR originals.
     """
+    if original.isascii():
+        return _canonical_ascii(original)
+    return _canonical_any(original)
+
+
+def _canonical_any(original: str) -> View:
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -488,7 +518,7 @@ _LEET_HINT = re.compile(r"[^\W\d_][013-9@$]|[013-9@$][^\W\d_]")
 _NUMBER_WITH_UNIT = re.compile(r"\d+(?:st|nd|rd|th|s|am|pm|[kcm]?m|[km]?g|h|k|x|d|ms|[kmgt]b|px|hz)?")
 
 
-def _is_leet_word(word: str) -> bool:
+def is_leet_word(word: str) -> bool:
     """A word that mixes letters with leet characters ("b0rn", "5olv4ng"), not a number with a unit."""
     return (
         any(c.isalpha() for c in word)
@@ -505,7 +535,7 @@ def leet_views(view: View) -> list[View]:
     text = view.text
     if not _LEET_HINT.search(text):
         return []
-    words = [m for m in _LEET_WORD.finditer(text) if _is_leet_word(m.group())]
+    words = [m for m in _LEET_WORD.finditer(text) if is_leet_word(m.group())]
     if not words:
         return []
     readings: list[tuple[str, list[re.Match[str]]]] = [(one, words) for one in _LEET_ONE]

@@ -5,6 +5,7 @@ import base64
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from gateway.guard import views
 from gateway.guard.views import (
     BREAK,
     SPAN_PER_VIEW_CHAR,
@@ -128,6 +129,13 @@ def test_canonical_maps_back_into_the_original_and_is_stable(text):
     # A BREAK matches nothing; every other character stands for a bounded span (the hold-back relies on it).
     assert all(e - s <= SPAN_PER_VIEW_CHAR or c == BREAK for c, s, e in zip(view.text, view.starts, view.ends))
     assert fold(view.text) == view.text
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(st.text(alphabet=st.characters(codec="ascii")) | st.text(alphabet=" \t\n\r\x0b\x0c\x1c\x1f\x00aZ9.-@"))
+@example("a" + " " * 6 + "b" + " \n" * 4 + "C")  # a whitespace run at the BREAK length and one beyond it
+def test_the_ascii_path_of_canonical_is_the_general_one(text):
+    assert canonical(text) == views._canonical_any(text)
 
 
 @settings(max_examples=500, deadline=None, derandomize=True)
