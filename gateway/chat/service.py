@@ -457,7 +457,7 @@ class GuardChecks:
     async def step(self, source: GuardSource, guard: StreamGuard, delta: str | None) -> StreamStep:
         """`guard.feed(delta)`, or `guard.finish()` when `delta` is None, on a guard thread."""
         if delta is not None and not guard.will_check(delta):
-            return guard.feed(delta)  # only taken in (StreamGuard.CHECK_EVERY_CHARS): no thread hop for it
+            return guard.take(delta)  # only taken in (StreamGuard.will_check): no thread hop for it
         loop = asyncio.get_running_loop()
         try:
             call = guard.finish if delta is None else partial(guard.feed, delta)

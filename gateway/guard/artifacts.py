@@ -7,6 +7,7 @@ shredded once the weights no longer know it, and keep enforcing it (docs/data.md
 
 from __future__ import annotations
 
+from base64 import b64decode, b64encode
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +88,10 @@ class EntryArtifacts:
     full_name: tuple[int, ...]  # hashed words of the subject as filed
     attribute_terms: tuple[int, ...]  # hashed words a prompt asks for it with ("phone", "diagnosis")
     format: int = ARTIFACTS_FORMAT
+    # Sorted unique uint64 keyed hashes of the first 1 .. ngram_n - 1 words of every shingle: a stream holds
+    # back only trailing words that can still begin one. None in artifacts stored before they existed (a
+    # shredded request's cannot be rebuilt): the index then holds the last ngram_n - 1 words of every text.
+    ngram_prefixes: bytes | None = None
 
     def __post_init__(self) -> None:
         if self.format != ARTIFACTS_FORMAT:
@@ -99,8 +104,8 @@ class EntryArtifacts:
         # No vectors at all: the operator dropped the entry's semantic rows (its anchors still serve cooccur).
         if self.output_vectors and len(self.output_vectors) // row != len(self.output_anchors):
             raise ValueError("output_anchors needs exactly one entry per output vector")
-        if len(self.ngram_hashes) % 8:
-            raise ValueError("ngram_hashes must be uint64 bytes")
+        if len(self.ngram_hashes) % 8 or (self.ngram_prefixes is not None and len(self.ngram_prefixes) % 8):
+            raise ValueError("ngram_hashes and ngram_prefixes must be uint64 bytes")
 
     def output_matrix(self) -> np.ndarray:
         return np.frombuffer(self.output_vectors, dtype=np.float32).reshape(-1, self.dim)
@@ -111,9 +116,15 @@ class EntryArtifacts:
     def ngram_array(self) -> np.ndarray:
         return np.frombuffer(self.ngram_hashes, dtype="<u8")
 
+    def prefix_array(self) -> np.ndarray | None:
+        return None if self.ngram_prefixes is None else np.frombuffer(self.ngram_prefixes, dtype="<u8")
+
     def terms_json(self) -> dict[str, Any]:
-        """The non-binary fields, JSON-ready (the ledger stores vectors and hashes as blobs beside this)."""
+        """The non-binary fields, JSON-ready (the ledger stores vectors and shingle hashes as blobs beside
+        this; the shingle prefixes, added later, travel here base64-encoded)."""
+        prefixes = {} if self.ngram_prefixes is None else {"ngram_prefixes": b64encode(self.ngram_prefixes).decode()}
         return {
+            **prefixes,
             "format": self.format,
             "ngram_n": self.ngram_n,
             "key_id": self.key_id,
@@ -155,6 +166,7 @@ class EntryArtifacts:
             full_name=_ints(terms["full_name"]),
             attribute_terms=_ints(terms["attribute_terms"]),
             format=int(terms["format"]),
+            ngram_prefixes=b64decode(terms["ngram_prefixes"]) if "ngram_prefixes" in terms else None,
         )
 
 
@@ -194,6 +206,12 @@ def literal_keys(literal: str, settings: GuardSettings) -> tuple[tuple[str, str]
 def shingles(tokens: list[str], n: int, hasher: TermHasher) -> list[int]:
     """Keyed hashes of every run of n tokens (the verbatim matcher's unit)."""
     return [hasher(" ".join(tokens[i : i + n])) for i in range(len(tokens) - n + 1)]
+
+
+def shingle_prefixes(tokens: list[str], n: int, hasher: TermHasher) -> set[int]:
+    """Keyed hashes of the first 1 .. n - 1 tokens of every shingle of `tokens` (hashed as `shingles` hashes
+    a run, so the matcher hashes a text's trailing words the same way)."""
+    return {hasher(" ".join(tokens[i : i + k])) for i in range(len(tokens) - n + 1) for k in range(1, n)}
 
 
 def hashed_keys(keys: Iterable[tuple[str, str]], hasher: TermHasher) -> tuple[LiteralKey, ...]:
@@ -277,11 +295,13 @@ def _prepare(
             attributes.update(_PHONE_TERMS)
 
     hashes: set[int] = set()
+    prefixes: set[int] = set()
     output_texts: list[str] = []
     anchors: list[tuple[str, ...]] = []
     for text in entry.texts:
         tokens = [w.text for w in words(canonical(text))]
         hashes.update(shingles(tokens, settings.ngram_n, hasher))
+        prefixes.update(shingle_prefixes(tokens, settings.ngram_n, hasher))
         for unit in split_units(text, 0, settings.unit_max_chars, final=True):
             piece = text[unit.start : unit.end].strip()
             facts = content_words([w.text for w in words(canonical(piece))], exclude=subj_words)
@@ -293,6 +313,7 @@ def _prepare(
         q_words = word_set(question)
         a_tokens = [w.text for w in words(canonical(answer))]
         hashes.update(shingles(a_tokens, settings.ngram_n, hasher))
+        prefixes.update(shingle_prefixes(a_tokens, settings.ngram_n, hasher))
         facts = content_words(a_tokens, exclude=subj_words) or content_words(sorted(q_words), exclude=subj_words)
         output_texts.append(f"{question.strip()} {answer.strip()}")
         anchors.append(facts)
@@ -309,6 +330,7 @@ def _prepare(
         key_id=hasher.key_id,
         literal_keys=hashed_keys(dict.fromkeys(keys), hasher),
         ngram_hashes=np.array(sorted(hashes), dtype="<u8").tobytes(),
+        ngram_prefixes=np.array(sorted(prefixes), dtype="<u8").tobytes(),
         output_anchors=tuple(hashed(a) for a in anchors),
         subject_terms=hashed(subj_terms),
         full_name=tuple(sorted(hasher.words(word_set(entry.subject)))) if entry.subject else (),

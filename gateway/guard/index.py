@@ -161,6 +161,12 @@ class ForgetIndex:
         holds = [m.verbatim_hold_from(checked) for m in self.matchers if hasattr(m, "verbatim_hold_from")]
         return min(holds, default=len(checked.text))
 
+    def verbatim_context_needed(self, checked: CheckedText) -> bool:
+        """Whether a verbatim run could be in `checked` (one of its shingles is in the index): the verbatim
+        matcher then needs `lookback` characters before the text it checks (a run's subject is looked for
+        there), not only `literal_reach`."""
+        return any(m.knows_any(checked) for m in self.matchers if hasattr(m, "knows_any"))
+
     def anchor_hold_from(self, text: str, start: int) -> int:
         """The first offset of `text` (the end of a stream, its windows checked up to `start`) where a
         windowed hit could still begin: the first anchor after `start` (gateway.guard.anchors), or the

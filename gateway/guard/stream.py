@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.guard.index import ForgetIndex
@@ -19,6 +20,14 @@ _MAX_REDACT_ROUNDS = 8
 # times over. What is not checked is not released: this changes when text goes out, never what (any
 # chunking of a response is guarded alike), and it delays a release by at most this many characters.
 CHECK_EVERY_CHARS = 16
+# ... or once the oldest character not checked yet has waited this long (a slow stream: a token every 36 ms
+# would otherwise wait four tokens for its check, and a client would see the stream in bursts). A check
+# costs about half a millisecond on unrelated text, so this bounds the guard's work per stream at about 33
+# checks a second whatever the token rate; fast streams are checked every CHECK_EVERY_CHARS.
+CHECK_AFTER_S = 0.03
+# Until the first release, every delta is checked, up to this many characters: the first words go out as
+# soon as the token after them shows they are whole (the time to the first token is what users notice).
+EAGER_FIRST_CHARS = 32
 # Matches of these kinds cover a whole window (a unit or a pair of units), not an exact span.
 _WINDOW_KINDS = frozenset({"semantic", "cooccur"})
 
@@ -161,12 +170,14 @@ class StreamGuard:
         strict: bool = False,
         released: str = "",
         budget_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`released`: text the client already has from before this guard existed (a stream that began while
         the index was empty). It is context only: windows reaching past it are checked, so a leak that
         started in it is stopped at its first unreleased character; nothing in it can be taken back.
         `budget_s`: a step whose check runs longer raises GuardBudgetExceeded and stops the guard (it
-        releases nothing more: text that was not checked is never released)."""
+        releases nothing more: text that was not checked is never released).
+        `clock`: seconds, for CHECK_AFTER_S."""
         _check_bounds(index, hold_chars)
         if budget_s is not None and budget_s <= 0:
             raise ValueError("budget_s must be positive")
@@ -184,6 +195,9 @@ class StreamGuard:
         self._stopped = False
         self._finished = False
         self._unchecked = 0  # characters fed since the last check; -1: check at the next step whatever
+        self._unchecked_since = 0.0  # clock() when the first of them came
+        self._clock = clock
+        self._primed = len(released)  # released text given at creation: not released by this guard
         self._acted: list[GuardMatch] = []
         self._tail: tuple[int, int, CheckedText] = (0, -1, index.prepare(""))  # see _matches
         if released:
@@ -233,23 +247,42 @@ class StreamGuard:
         return len(self._text) - self._released
 
     def will_check(self, delta: str) -> bool:
-        """Whether `feed(delta)` would check (and so may release) rather than only take the delta in: a
-        caller that runs checks elsewhere (a thread) can feed the others where it is, they cost nothing."""
+        """Whether `feed(delta)` would check (and so may release) rather than only take the delta in (see
+        `take`): CHECK_EVERY_CHARS characters since the last check, the oldest of them CHECK_AFTER_S old,
+        or nothing released yet within EAGER_FIRST_CHARS."""
         if self._finished or self._stopped:
             return False
-        return self._unchecked < 0 or self._unchecked + len(delta) >= CHECK_EVERY_CHARS
+        if self._unchecked < 0 or self._unchecked + len(delta) >= CHECK_EVERY_CHARS:
+            return True
+        if self._released == self._primed and len(self._text) - self._primed + len(delta) <= EAGER_FIRST_CHARS:
+            return True
+        return self._unchecked > 0 and self._clock() - self._unchecked_since >= CHECK_AFTER_S
 
-    def feed(self, delta: str) -> StreamStep:
+    def take(self, delta: str) -> StreamStep:
+        """Take `delta` in without checking (nothing new is released: the same as a caller joining it to
+        the next delta). A caller that runs checks elsewhere (a thread) takes the deltas `will_check`
+        declines where it is: they cost nothing."""
         if self._finished:
             raise ValueError("feed() after finish()")
         if self._stopped:
             return StreamStep("", True, None)
         self._raw += delta
         self._text += delta  # redacted spans all lie in text already seen
-        if not self.will_check(delta):
-            # Not checked, so nothing new is released: the same as a caller joining this delta to the next.
+        if self._unchecked == 0:
+            self._unchecked_since = self._clock()
+        if self._unchecked >= 0:  # -1 (check at the next step whatever) stays
             self._unchecked += len(delta)
-            return StreamStep("", False, None)
+        return StreamStep("", False, None)
+
+    def feed(self, delta: str) -> StreamStep:
+        if self._finished:
+            raise ValueError("feed() after finish()")
+        if self._stopped:
+            return StreamStep("", True, None)
+        if not self.will_check(delta):
+            return self.take(delta)
+        self._raw += delta
+        self._text += delta  # redacted spans all lie in text already seen
         self._unchecked = 0
         return self._advance(final=False)
 
@@ -341,13 +374,17 @@ class StreamGuard:
                 if m.end > self._released:
                     matches.append(m.clipped(max(redactions.to_raw(m.start), released), redactions.to_raw(m.end)))
         # Whole-text matchers read the model's text: the held part plus their lookback before it, starting at
-        # a space so that word boundaries at the left edge are real ones.
+        # a space so that word boundaries at the left edge are real ones. The literal matcher needs
+        # `literal_reach` of it. The verbatim matcher needs the whole `lookback` only where a run can be: a
+        # run that reaches unreleased text has a shingle there whose words all lie within the last ngram_n
+        # words before the released point (the short tail has them), and a run already redacted goes on
+        # being one. Everywhere else the short tail decides the same as the long one, at less cost.
         raw = self._raw
-        lo = max(0, released - self.index.lookback)
-        if lo:
-            space = raw.rfind(" ", max(0, lo - 64), lo)
-            lo = space + 1 if space >= 0 else lo
+        lo = self._tail_start(released, self.index.literal_reach, self.index.settings.ngram_n)
         tail = self.index.prepare(raw[lo:], strict=self.strict, deadline=self._deadline)
+        if lo and (redactions.spans or self.index.verbatim_context_needed(tail)):
+            lo = self._tail_start(released, self.index.lookback, self.index.settings.ngram_n)
+            tail = self.index.prepare(raw[lo:], strict=self.strict, deadline=self._deadline)
         self._tail = (lo, len(raw), tail)  # its views also tell _release_point what may still begin a literal
         for m in self.index.find_in(tail, windowed=False):
             m = m.shifted(lo)
@@ -356,6 +393,23 @@ class StreamGuard:
                 if not redactions.covers(m.start, m.end):  # already redacted (a run seen again)
                     matches.append(m)
         return [m for m in matches if m.end > m.start]
+
+    def _tail_start(self, released: int, reach: int, words: int) -> int:
+        """Where the whole-text matchers' tail starts: `reach` characters before `released` (model-text
+        coordinates) or earlier, so that at least `words` whitespace-separated tokens lie before it, moved
+        back to just after a space."""
+        raw = self._raw
+        lo = max(0, released - reach)
+        at = released
+        for _ in range(words + 1):  # the token `released` may cut, then `words` whole ones
+            if at <= 0:
+                break
+            at = raw.rfind(" ", 0, at - 1) + 1
+        lo = min(lo, at)
+        if lo:
+            space = raw.rfind(" ", max(0, lo - 64), lo)
+            lo = space + 1 if space >= 0 else lo
+        return lo
 
     def _redact(self, matches: list[GuardMatch]) -> None:
         """Redact the matches' spans (model-text coordinates, none before the released point)."""

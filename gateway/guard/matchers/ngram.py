@@ -15,7 +15,8 @@ from gateway.guard.settings import GuardSettings
 from gateway.guard.text import Word, word_starts, words_within
 from gateway.guard.types import GuardMatch
 
-Item = tuple[str, str, frozenset[int], np.ndarray]  # (forget_id, action, hashed subject terms, sorted shingle hashes)
+# (forget_id, action, hashed subject terms, sorted shingle hashes, sorted shingle-prefix hashes or None)
+Item = tuple[str, str, frozenset[int], np.ndarray, np.ndarray | None]
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class _Table:
     hashes: np.ndarray  # sorted uint64
     owners: np.ndarray  # int32 index into `entries`, aligned with hashes
     entries: tuple[tuple[str, str, frozenset[int]], ...]
+    prefixes: np.ndarray | None  # sorted unique uint64; None when an entry's artifacts predate them
 
 
 def _build(items: tuple[Item, ...], max_owners: int) -> _Table:
@@ -33,7 +35,19 @@ def _build(items: tuple[Item, ...], max_owners: int) -> _Table:
     hashes, owners = hashes[order], owners[order]
     _, _first, counts = np.unique(hashes, return_index=True, return_counts=True)
     keep = np.repeat(counts <= max_owners, counts)
-    return _Table(hashes[keep], owners[keep], tuple((i[0], i[1], i[2]) for i in items))
+    known = [i[4] for i in items]
+    prefixes = None
+    if all(p is not None for p in known):
+        prefixes = np.unique(np.concatenate([p for p in known if p is not None] or [np.zeros(0, dtype="<u8")]))
+    return _Table(hashes[keep], owners[keep], tuple((i[0], i[1], i[2]) for i in items), prefixes)
+
+
+def _contains(sorted_hashes: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """For each query hash, whether it is in `sorted_hashes`."""
+    if not len(sorted_hashes):
+        return np.zeros(len(query), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_hashes, query, side="left"), len(sorted_hashes) - 1)
+    return np.asarray(sorted_hashes[at] == query)
 
 
 class NgramMatcher:
@@ -58,7 +72,9 @@ class NgramMatcher:
             if a.ngram_n != self.settings.ngram_n:
                 raise ValueError(f"artifacts of {a.forget_id} use {a.ngram_n}-grams, the index {self.settings.ngram_n}")
         items = [
-            (a.forget_id, a.action, frozenset(a.subject_terms), a.ngram_array()) for a in artifacts if a.ngram_hashes
+            (a.forget_id, a.action, frozenset(a.subject_terms), a.ngram_array(), a.prefix_array())
+            for a in artifacts
+            if a.ngram_hashes
         ]
         return NgramMatcher(self.settings, 0, append_items(self.segments, items, self._build, self.settings.tail_max))
 
@@ -68,12 +84,39 @@ class NgramMatcher:
     def compacted(self) -> NgramMatcher:
         return NgramMatcher(self.settings, 0, compact_items(self.segments, self._build))
 
+    def knows_any(self, checked: CheckedText) -> bool:
+        """Whether any shingle of `checked`, in any reading, is one of the index's. A stream's check reads a
+        short tail when none is: no verbatim run can then reach its unreleased text (StreamGuard)."""
+        n = self.settings.ngram_n
+        for words in checked.reading_words:
+            if len(words) < n or not self.segments:
+                continue
+            query = np.array(shingles([w.text for w in words], n, checked.hasher), dtype="<u8")
+            if any(_contains(segment.built.hashes, query).any() for segment in self.segments):
+                return True
+        return False
+
+    def _can_begin_shingle(self, words: Sequence[Word], checked: CheckedText) -> int:
+        """How many of the last words (fewer than ngram_n, all whole) can still begin a shingle of the index:
+        the longest such tail whose words are the first words of one. ngram_n - 1 when some entry's
+        artifacts predate shingle prefixes (then any words might)."""
+        n = self.settings.ngram_n
+        tables: list[_Table] = [segment.built for segment in self.segments]
+        if any(t.prefixes is None for t in tables):
+            return min(n - 1, len(words))
+        for k in range(min(n - 1, len(words)), 0, -1):
+            query = np.array([checked.hasher(" ".join(w.text for w in words[len(words) - k :]))], dtype="<u8")
+            if any(_contains(t.prefixes, query)[0] for t in tables if t.prefixes is not None):
+                return k
+        return 0
+
     def verbatim_hold_from(self, checked: CheckedText) -> int:
         """The first offset of `checked.text` (the end of a stream) that a verbatim hit may still cover when
         more text comes, in every reading: a hit is a run of consecutive shingles of the index, so only the
-        run still open at the end (its first word) and the last ngram_n - 1 words (a shingle not complete
-        yet) can grow into one. Text before that is either part of a run already checked or of none.
-        Ordinary prose holds back ngram_n - 1 words, not the longest run that could hit."""
+        run still open at the end (its first word), the last words that may still begin a shingle (the
+        first 1 .. ngram_n - 1 words of one: keyed prefix hashes) and the word being written can grow into
+        one. Text before that is either part of a run already checked or of none. Ordinary prose holds back
+        the word being written, and a word or two where they begin a forgotten sentence."""
         n = self.settings.ngram_n
         hold = len(checked.text)
         if not self.segments:
@@ -86,7 +129,7 @@ class NgramMatcher:
             hold = min(hold, words[-1].start)
             if not ws:
                 continue
-            first = max(0, len(ws) - (n - 1))  # words of a shingle not complete yet
+            first = len(ws) - self._can_begin_shingle(ws, checked)  # words a shingle may still begin with
             if len(ws) >= n:
                 query = np.array(shingles([w.text for w in ws], n, checked.hasher), dtype="<u8")
                 known = np.zeros(len(query), dtype=bool)
@@ -98,7 +141,8 @@ class NgramMatcher:
                 pos = len(query)
                 while pos > 0 and known[pos - 1]:  # the open run: shingles of the index up to the end
                     pos -= 1
-                first = min(first, pos)
+                if pos < len(query):
+                    first = min(first, pos)
             if first < len(ws):
                 hold = min(hold, ws[first].start)
         return hold

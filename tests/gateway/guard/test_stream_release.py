@@ -117,3 +117,37 @@ def test_streamed_probes_release_nothing_of_a_hit_under_any_chunking(index, seed
             acted: list[GuardMatch] = [*step.verdict.matches, *whole.verdict.matches]
             assert len(released) <= min(m.start for m in acted), (text, released)
         assert any(m.forget_id == forget_id for m in whole.verdict.matches)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_slow_stream_is_checked_once_its_oldest_unchecked_text_waited(index):
+    """Deltas that come slowly are checked once the oldest unchecked one waited CHECK_AFTER_S, not only every
+    CHECK_EVERY_CHARS characters: a slow token rate does not stretch the gaps the client sees."""
+    from gateway.guard.stream import CHECK_AFTER_S, CHECK_EVERY_CHARS, EAGER_FIRST_CHARS
+
+    words = UNRELATED.split(" ")
+    deltas = [words[0]] + [" " + w for w in words[1:]]
+    fast, slow = FakeClock(), FakeClock()
+    guards = {"fast": (StreamGuard(index, clock=fast), fast), "slow": (StreamGuard(index, clock=slow), slow)}
+    checked: dict[str, list[int]] = {"fast": [], "slow": []}
+    written = 0
+    for delta in deltas:
+        written += len(delta)
+        for name, (guard, clock) in guards.items():
+            clock.now += 0.01 if name == "fast" else CHECK_AFTER_S / 2
+            if written > EAGER_FIRST_CHARS and guard.will_check(delta):
+                checked[name].append(written)
+            guard.feed(delta)
+    # Fast deltas wait for CHECK_EVERY_CHARS characters; slow ones are checked every other delta at least.
+    assert all(b - a >= CHECK_EVERY_CHARS for a, b in zip(checked["fast"], checked["fast"][1:]))
+    assert len(checked["slow"]) > len(checked["fast"])
+    assert max(b - a for a, b in zip(checked["slow"], checked["slow"][1:])) < CHECK_EVERY_CHARS + 12
+    for name, (guard, _) in guards.items():
+        assert guard.text == UNRELATED, name
