@@ -17,7 +17,12 @@ What counts as an anchor position in a text (conservative wherever a reading cou
 - a word of the canonical view whose keyed hash is a name term of the index (subject words; every fact term
   of an entry without a subject);
 - a word whose keyed hash is a fact term of a subject entry and that the original text writes capitalised;
-- a token with a digit, `@` or `$` in it (a number, or a word that a leet reading could turn into a term);
+- a number that is one of those terms (written with digits, it is "written as a number");
+- a token that mixes letters with digits, `@` or `$`, or has `@` or `$` in it: a word a leet reading could
+  turn into a term ("s0lvang", "$olvang"); where the text has two or more of those, a leet reading turns
+  the numbers between them into words too ("w0rk5 45 4 ch3f"), so every token with a digit anchors.
+  Other numbers ("1.", "40-60%", "16th", a year no entry has) are not anchors: neither co-occurrence nor the
+  tiered rule counts a number that is not a term of a row, and literals are the literal matcher's;
 - the start of an encoded run (base64, hex, %-encoding) that decodes to text.
 """
 
@@ -27,7 +32,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from gateway.guard.text import Word
-from gateway.guard.views import DecodedRun
+from gateway.guard.views import DecodedRun, fold, is_leet_word
 
 # Terms per set before a new one is started: an addition copies only the last, small set.
 _SEGMENT_TERMS = 16_384
@@ -35,6 +40,7 @@ _SEGMENT_TERMS = 16_384
 # one a reading could turn into something else.
 _TOKEN = re.compile(r"[^\s\[\]()\"'.,;:!?]+")
 _HAZARD_CHAR = re.compile(r"[\d@$]")
+_LEET_SYMBOL = re.compile(r"[@$]")
 
 
 class _TermSets:
@@ -109,7 +115,9 @@ def anchor_positions(
     found = {
         w.start for w, h in zip(words, hashes) if h in terms or (terms.is_fact(h) and _written_as_name(original, w))
     }
-    found.update(m.start() for m in _TOKEN.finditer(original) if _HAZARD_CHAR.search(m.group()))
+    hazards = [m for m in _TOKEN.finditer(original) if _HAZARD_CHAR.search(m.group())]
+    leet = [m.start() for m in hazards if _LEET_SYMBOL.search(m.group()) or is_leet_word(fold(m.group()))]
+    found.update(leet if len(leet) < 2 else (m.start() for m in hazards))
     found.update(run.start for run in runs)
     return sorted(found)
 

@@ -17,13 +17,28 @@ def test_terms_stay_in_few_sets_however_they_arrive():
     assert AnchorTerms().with_terms([]) is not None
 
 
-def test_positions_are_terms_numbers_leet_tokens_and_encoded_runs():
-    text = "We met Solvang at noon, room 4711, s0lvang or $olvang. Nothing else here."
+def positions(text: str, terms: AnchorTerms) -> list[int]:
     ws = words(canonical(text))
-    hashes = [PROCESS_HASHER(w.text) for w in ws]
-    terms = AnchorTerms().with_terms([PROCESS_HASHER("solvang")])
-    found = anchor_positions(text, ws, hashes, terms, [])
+    return anchor_positions(text, ws, [PROCESS_HASHER(w.text) for w in ws], terms, [])
+
+
+def test_positions_are_terms_numbers_that_are_terms_and_leet_tokens():
+    text = "We met Solvang at noon, room 4711, s0lvang or $olvang. Nothing else here."
+    terms = AnchorTerms().with_terms([PROCESS_HASHER("solvang")], facts=[PROCESS_HASHER("4711")])
+    found = positions(text, terms)
     assert found == [text.index("Solvang"), text.index("4711"), text.index("s0lvang"), text.index("$olvang")]
+
+
+def test_numbers_that_are_no_term_do_not_anchor_unless_the_text_is_leet_throughout():
+    """List numbers, percentages and centuries are not anchors (nothing counts a number that is no term of a
+    row); a text with two leet words may read its numbers as words ("45" as "as"), so then they are."""
+    terms = AnchorTerms().with_terms([PROCESS_HASHER("solvang")], facts=[PROCESS_HASHER("1984")])
+    plain = "1. Water 40-60% of days in the 16th century, 3D and 1990s, born 1984."
+    assert positions(plain, terms) == [plain.index("1984")]
+    one_leet = "Covid-19 spread in 2020."
+    assert positions(one_leet, terms) == [0]
+    leet = "1ngr1d w0rk5 45 4 ch3f"
+    assert positions(leet, terms) == [0, leet.index("w0rk5"), leet.index("45"), leet.index("4 "), leet.index("ch3f")]
 
 
 def test_a_subject_entrys_fact_terms_anchor_only_where_written_as_names():
