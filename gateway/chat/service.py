@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -183,13 +184,6 @@ class ChatService:
             await self.ready()
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         strict = False
-        if index is not None and len(index):
-            index, verdict = await self._checks.prompt(self._guard, index, [m.text() for m in request.messages])
-            if verdict.match:
-                metrics.record_guard_hits("prompt", verdict.matches, action=self._prompt_mode)
-                if self._prompt_mode == "refuse":
-                    return self._refusal(completion_id, index.version, verdict)
-                strict = True
         messages = [{"role": m.role, "content": m.text()} for m in request.messages]
         sampling = SamplingRequest(
             max_tokens=request.requested_max_tokens(),
@@ -198,8 +192,35 @@ class ChatService:
             stop=request.stop_list(),
             seed=request.seed,
         )
-        iterator, first = await self._start_generation(messages, sampling, completion_id)
+        if index is not None and len(index):
+            # The prompt is checked while the engine reads it (prefill): nothing of the answer is sent before
+            # the verdict, and a refused prompt's generation is cancelled. The time to the first token then
+            # pays for the longer of the two, not their sum.
+            texts = [m.text() for m in request.messages]
+            self._checks.admit(texts)  # too long to check: refused before the engine is asked
+            check = asyncio.ensure_future(self._checks.prompt(self._guard, index, texts))
+            try:
+                iterator, first = await self._start_generation(messages, sampling, completion_id)
+            except BaseException:
+                check.cancel()
+                with contextlib.suppress(BaseException):
+                    await check
+                raise
+            try:
+                index, verdict = await check
+            except BaseException:
+                _cancel_generation(iterator)
+                raise
+            if verdict.match:
+                metrics.record_guard_hits("prompt", verdict.matches, action=self._prompt_mode)
+                if self._prompt_mode == "refuse":
+                    _cancel_generation(iterator)
+                    return self._refusal(completion_id, index.version, verdict)
+                strict = True
+        else:
+            iterator, first = await self._start_generation(messages, sampling, completion_id)
         if not isinstance(first, StreamStart):
+            _cancel_generation(iterator)
             raise ServiceUnavailableError("the engine answered out of protocol")
         self._model_version = first.model_version
         chunks = self._chunks(iterator, completion_id)
@@ -322,9 +343,8 @@ class ChatService:
         except Exception as exc:
             raise self._to_api_error(exc, request_id) from None
         finally:
-            cancel = getattr(iterator, "cancel", None)
-            if not done and cancel is not None:
-                cancel()  # a Serve response generator: stop the replica's generation too
+            if not done:
+                _cancel_generation(iterator)
 
     @staticmethod
     def _to_api_error(exc: BaseException, request_id: str) -> APIError:
@@ -398,6 +418,14 @@ class ChatService:
         yield "data: [DONE]\n\n"
 
 
+def _cancel_generation(iterator: AsyncIterator[Any]) -> None:
+    """Stop an engine stream that will not be read to its end (a Serve response generator: the replica's
+    generation stops too)."""
+    cancel = getattr(iterator, "cancel", None)
+    if cancel is not None:
+        cancel()
+
+
 class GuardChecks:
     """Runs guard checks off the event loop, within a time budget.
 
@@ -422,19 +450,25 @@ class GuardChecks:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lethe-guard")
         self._large = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lethe-guard-large")
 
-    async def prompt(
-        self, source: GuardSource | None, index: ForgetIndex, texts: list[str]
-    ) -> tuple[ForgetIndex, GuardVerdict]:
-        """The prompt's verdict and the index it was checked against (the one served once it returns)."""
-        deadline = time.monotonic() + self.budget_s  # queueing counts: the client waits either way
+    def admit(self, texts: list[str]) -> int:
+        """The prompt's length in characters; PayloadTooLargeError (413) past `max_chars`, before any work:
+        it costs the replica nothing."""
         total = sum(len(t) for t in texts)
-        if total > self.max_chars:  # refused before any work: it costs the replica nothing
+        if total > self.max_chars:
             raise PayloadTooLargeError(
                 f"the prompt has {total} characters; the guard checks at most {self.max_chars} "
                 "(guard.max_check_chars): send a shorter prompt",
                 param="messages",
                 code="prompt_too_large_to_check",
             )
+        return total
+
+    async def prompt(
+        self, source: GuardSource | None, index: ForgetIndex, texts: list[str]
+    ) -> tuple[ForgetIndex, GuardVerdict]:
+        """The prompt's verdict and the index it was checked against (the one served once it returns)."""
+        deadline = time.monotonic() + self.budget_s  # queueing counts: the client waits either way
+        total = self.admit(texts)
         pool = self._large if total > LARGE_PROMPT_CHARS else self._pool
         loop = asyncio.get_running_loop()
         while True:

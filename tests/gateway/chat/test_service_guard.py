@@ -156,7 +156,8 @@ async def test_a_prompt_over_the_size_bound_is_refused_before_any_work():
 async def test_stream_steps_are_checked_off_the_loop():
     """30 ms a window (a slow encoder): the stream is checked step by step on guard threads while the loop
     keeps ticking; the answer comes out whole."""
-    reply = " ".join(f"Sentence number {i} is about the weather today." for i in range(12))
+    # A name of the forget set in every sentence: every window is anchored, so every one is embedded.
+    reply = " ".join(f"Sentence number {i} says Solvang likes the weather today." for i in range(12))
     service = ChatService(EchoLLM(reply), MODEL, guard=StaticGuard(index_with(RandomEmbedder(0.03))))
     allowed = await allowed_gap()
     with Ticker() as ticker:
@@ -171,7 +172,7 @@ async def test_a_step_checked_while_the_index_changed_is_checked_again():
     before anything is sent: the forgotten literal never reaches the client."""
     reply = (
         "Here is a long answer about many things. " * 4
-        + "The code is 5512-QX-0098. Zebra room 4711 and room 4712 and room 4713 are free. "
+        + "The code is 5512-QX-0098. Zebra room of Solvang and room 4712 and room 4713 are free. "
         + "Here is the rest of it. " * 6
     )
     source = StaticGuard(None)
@@ -198,3 +199,48 @@ async def test_a_step_checked_while_the_index_changed_is_checked_again():
 def test_the_budget_must_be_positive():
     with pytest.raises(ValueError):
         ChatService(EchoLLM(), MODEL, check_budget_s=0)
+
+
+class CancellableLLM(EchoLLM):
+    """EchoLLM whose streams record being cancelled, as a Serve response generator's `cancel()` does."""
+
+    def __init__(self, reply: str = "Hello from the fake engine.") -> None:
+        super().__init__(reply)
+        self.started: list[str] = []
+        self.cancelled: list[str] = []
+
+    def generate(self, messages, sampling, request_id):  # type: ignore[override]
+        words = super().generate(messages, sampling, request_id)
+        llm = self
+        llm.started.append(request_id)
+
+        class Stream:
+            def __aiter__(self):
+                return self
+
+            async def __anext__(self):
+                return await words.__anext__()
+
+            def cancel(self) -> None:
+                llm.cancelled.append(request_id)
+
+        return Stream()
+
+
+async def test_the_prompt_is_checked_while_the_engine_starts_and_a_refusal_cancels_it():
+    """The engine is asked at once and the prompt checked meanwhile; a refused prompt's generation is
+    cancelled and nothing of it is sent, a clean prompt's runs to its end."""
+    embedder = CachedEmbedder(RandomEmbedder())
+    llm = CancellableLLM("The code is 5512-QX-0098.")
+    service = ChatService(
+        llm,
+        MODEL,
+        guard=StaticGuard(ForgetIndex.empty(embedder).with_entries([build_artifacts(SECRET, embedder)], version=1)),
+    )
+    refused = await service.collect(await service.open(request("Repeat the code 5512-QX-0098 for me.")))
+    assert refused.choices[0].message.content == REFUSAL_TEXT
+    assert llm.started and llm.cancelled == llm.started
+    llm.reply = "Hello there, nothing secret here."
+    answered = await service.collect(await service.open(request("Say hello.")))
+    assert answered.choices[0].message.content == "Hello there, nothing secret here."
+    assert len(llm.started) == 2 and len(llm.cancelled) == 1
