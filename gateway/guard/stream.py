@@ -20,11 +20,12 @@ _MAX_REDACT_ROUNDS = 8
 # times over. What is not checked is not released: this changes when text goes out, never what (any
 # chunking of a response is guarded alike), and it delays a release by at most this many characters.
 CHECK_EVERY_CHARS = 16
-# ... or once the oldest character not checked yet has waited this long (a slow stream: a token every 36 ms
-# would otherwise wait four tokens for its check, and a client would see the stream in bursts). A check
-# costs about half a millisecond on unrelated text, so this bounds the guard's work per stream at about 33
-# checks a second whatever the token rate; fast streams are checked every CHECK_EVERY_CHARS.
-CHECK_AFTER_S = 0.03
+# ... or once the last check is this long ago (a slow stream: with a token every 36 ms, a delta would
+# otherwise wait four tokens for its check, and a client would see the stream in bursts; now each token is
+# checked as it comes). A check costs about half a millisecond on unrelated text, so this bounds the guard's
+# work per stream at about 40 checks a second whatever the token rate; fast streams are checked every
+# CHECK_EVERY_CHARS characters.
+CHECK_AFTER_S = 0.025
 # Until the first release, every delta is checked, up to this many characters: the first words go out as
 # soon as the token after them shows they are whole (the time to the first token is what users notice).
 EAGER_FIRST_CHARS = 32
@@ -195,7 +196,7 @@ class StreamGuard:
         self._stopped = False
         self._finished = False
         self._unchecked = 0  # characters fed since the last check; -1: check at the next step whatever
-        self._unchecked_since = 0.0  # clock() when the first of them came
+        self._last_check = clock()  # when the last step checked (for CHECK_AFTER_S)
         self._clock = clock
         self._primed = len(released)  # released text given at creation: not released by this guard
         self._acted: list[GuardMatch] = []
@@ -248,7 +249,7 @@ class StreamGuard:
 
     def will_check(self, delta: str) -> bool:
         """Whether `feed(delta)` would check (and so may release) rather than only take the delta in (see
-        `take`): CHECK_EVERY_CHARS characters since the last check, the oldest of them CHECK_AFTER_S old,
+        `take`): CHECK_EVERY_CHARS characters since the last check, the last check CHECK_AFTER_S ago,
         or nothing released yet within EAGER_FIRST_CHARS."""
         if self._finished or self._stopped:
             return False
@@ -256,7 +257,7 @@ class StreamGuard:
             return True
         if self._released == self._primed and len(self._text) - self._primed + len(delta) <= EAGER_FIRST_CHARS:
             return True
-        return self._unchecked > 0 and self._clock() - self._unchecked_since >= CHECK_AFTER_S
+        return self._clock() - self._last_check >= CHECK_AFTER_S
 
     def take(self, delta: str) -> StreamStep:
         """Take `delta` in without checking (nothing new is released: the same as a caller joining it to
@@ -268,8 +269,6 @@ class StreamGuard:
             return StreamStep("", True, None)
         self._raw += delta
         self._text += delta  # redacted spans all lie in text already seen
-        if self._unchecked == 0:
-            self._unchecked_since = self._clock()
         if self._unchecked >= 0:  # -1 (check at the next step whatever) stays
             self._unchecked += len(delta)
         return StreamStep("", False, None)
@@ -284,6 +283,7 @@ class StreamGuard:
         self._raw += delta
         self._text += delta  # redacted spans all lie in text already seen
         self._unchecked = 0
+        self._last_check = self._clock()
         return self._advance(final=False)
 
     def finish(self) -> StreamStep:

@@ -84,6 +84,17 @@ class NgramMatcher:
     def compacted(self) -> NgramMatcher:
         return NgramMatcher(self.settings, 0, compact_items(self.segments, self._build))
 
+    def _shingles(self, checked: CheckedText, words: tuple[Word, ...]) -> np.ndarray:
+        """Keyed hashes of the shingles of one reading of `checked`, computed once per check (the stream
+        guard's find, open-run and context tests all read them)."""
+        cache: dict[int, np.ndarray] = checked.__dict__.setdefault("_ngram_shingles", {})
+        query = cache.get(id(words))
+        if query is None:
+            tokens = [w.text for w in words]
+            query = np.array(shingles(tokens, self.settings.ngram_n, checked.hasher), dtype="<u8")
+            cache[id(words)] = query
+        return query
+
     def knows_any(self, checked: CheckedText) -> bool:
         """Whether any shingle of `checked`, in any reading, is one of the index's. A stream's check reads a
         short tail when none is: no verbatim run can then reach its unreleased text (StreamGuard)."""
@@ -91,7 +102,7 @@ class NgramMatcher:
         for words in checked.reading_words:
             if len(words) < n or not self.segments:
                 continue
-            query = np.array(shingles([w.text for w in words], n, checked.hasher), dtype="<u8")
+            query = self._shingles(checked, words)
             if any(_contains(segment.built.hashes, query).any() for segment in self.segments):
                 return True
         return False
@@ -131,7 +142,7 @@ class NgramMatcher:
                 continue
             first = len(ws) - self._can_begin_shingle(ws, checked)  # words a shingle may still begin with
             if len(ws) >= n:
-                query = np.array(shingles([w.text for w in ws], n, checked.hasher), dtype="<u8")
+                query = self._shingles(checked, words)[: len(ws) - n + 1]
                 known = np.zeros(len(query), dtype=bool)
                 for segment in self.segments:
                     table: _Table = segment.built
@@ -152,17 +163,17 @@ class NgramMatcher:
             return []
         found: dict[tuple[str, int, int], GuardMatch] = {}
         for ws in text.reading_words:  # the text itself, its leet readings, decoded runs: each on its own
-            for match in self._find_in(ws, text.settings, text.hasher):
+            for match in self._find_in(ws, self._shingles(text, ws), text.settings, text.hasher):
                 found.setdefault((match.forget_id, match.start, match.end), match)
         return list(found.values())
 
-    def _find_in(self, ws: tuple[Word, ...], s: GuardSettings, hasher: TermHasher) -> list[GuardMatch]:
+    def _find_in(
+        self, ws: tuple[Word, ...], query: np.ndarray, s: GuardSettings, hasher: TermHasher
+    ) -> list[GuardMatch]:
         n = self.settings.ngram_n
         if len(ws) < n:
             return []
-        tokens = [w.text for w in ws]
         starts = word_starts(ws)
-        query = np.array(shingles(tokens, n, hasher), dtype="<u8")
         # positions[entry] = shingle positions of the text that belong to that entry
         positions: dict[tuple[str, str, frozenset[int]], list[int]] = {}
         for segment in self.segments:
