@@ -140,11 +140,11 @@ class StreamGuard:
       held (in every view: the last longest-key characters, a word, a number or an encoded run still being
       written; a number that has ended, at a whole word that is not a number, is decided; digit keys hold
       only the token being written and a number not yet ended: LiteralMatcher.hold_from);
-    - verbatim: the run of index shingles still open at the end and the last `ngram_n - 1` words (a shingle
-      not complete yet), within the last `hold_chars` characters.
+    - verbatim: the run of index shingles still open at the end and the last words that can still begin a
+      shingle (NgramMatcher.verbatim_hold_from), within the last `hold_chars` characters.
     The hold-back therefore never exceeds `hold_chars` = max(2 * `unit_max_chars`, literal reach bound):
     768 characters by default; unrelated prose holds back about one literal key (with digit keys only: the
-    token being written) and four words.
+    token being written) and a word or two where they begin a forgotten sentence.
     Nothing of a match reaches the client under any chunking, in `block` and `redact`: each rule holds
     from the first character a match not yet decided could cover (tests/gateway/guard/test_stream*.py).
 
