@@ -50,7 +50,6 @@ from gateway.ledger.keys import KeyStore
 from gateway.ledger.states import ForgetStatus, JobState
 from gateway.ledger.vault import Vault
 from gateway.observability import metrics
-from gateway.serve.affinity import bound_cores, engine_span, set_process_affinity
 from gateway.serve.handles import AuthorityHandle, JobsHandle, LLMHandle, VersionsHandle
 from gateway.serve.jobs import RayJobLauncher
 from gateway.serve.logs import configure_replica_logs
@@ -83,12 +82,26 @@ def _bind_cpu_threads(config: LetheConfig, rank: int) -> list[str]:
     """Pin each CPU engine to its own cores: replicas sharing a small machine otherwise slow each
     other down several-fold (measured ~5x on 2 cores). Returns the cores the engine is bound to."""
     threads = config.engine.cpu_threads
-    span = engine_span(config, rank, os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    first = (rank * threads) % cores
+    span = [str((first + i) % cores) for i in range(threads)]
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", ",".join(span) if threads > 1 else span[0])
     import torch  # heavy: only LLM replicas on CPU need it, and they load it for the engine anyway
 
     torch.set_num_threads(threads)
-    return bound_cores(os.environ["VLLM_CPU_OMP_THREADS_BIND"])
+    return _bound_cores(os.environ["VLLM_CPU_OMP_THREADS_BIND"])
+
+
+def _bound_cores(bind: str) -> list[str]:
+    """The cores a `VLLM_CPU_OMP_THREADS_BIND` value names ("0", "0,1", "0-3", "0-3|4-7"); a value
+    such as "auto" names none (unknown: the controller treats the replica as sharing cores)."""
+    cores: list[str] = []
+    for part in bind.replace("|", ",").split(","):
+        first, _, last = part.strip().partition("-")
+        if not first.isdigit() or (last and not last.isdigit()):
+            return []
+        cores.extend(str(c) for c in range(int(first), int(last or first) + 1))
+    return cores
 
 
 def _on_serving_version(config: LetheConfig) -> tuple[LetheConfig, str | None]:
@@ -179,23 +192,14 @@ class LLMServer:
         config = LetheConfig.model_validate_json(config_json)
         context = serve.get_replica_context()
         rank = getattr(getattr(context, "rank", None), "rank", 0) or 0
-        engine_cores: set[int] = set()
         if config.server.llm_num_gpus == 0:
-            engine_cores = {int(c) for c in _bind_cpu_threads(config, rank)}
-            self._devices = [f"cpu:{core}" for core in sorted(engine_cores)]
+            self._devices = [f"cpu:{core}" for core in _bind_cpu_threads(config, rank)]
         else:
             self._devices = [f"gpu:{gpu}" for gpu in ray.get_runtime_context().get_accelerator_ids().get("GPU", [])]
         self._config = config
         start_config, unverified = _on_serving_version(config)
         self._replica = LLMReplica(start_config, replica_id=f"llm-{rank}", unverified=unverified)
-        own = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-        if engine_cores and own:
-            # `lethe serve` may have kept this process off the engine cores (gateway.serve.affinity): the
-            # engine it starts now inherits a set that includes its own cores, then binds to them.
-            set_process_affinity(own | engine_cores)
         await self._replica.start()
-        if engine_cores and own - engine_cores:
-            set_process_affinity(own - engine_cores)  # this process's threads stay off the engine's cores
         metrics.set_serving_version(self._replica.info().model_version)
         metrics.set_replica_unverified(self._replica.unverified is not None)
 

@@ -18,7 +18,6 @@ from ray import serve
 
 from gateway.config import ConfigError, LetheConfig, check_shared_ledger
 from gateway.observability.logs import configure_logging
-from gateway.serve.affinity import keep_off_engine_cores
 from gateway.serve.builder import APP_NAME, build_app
 from gateway.serve.serve_config import logging_config, worker_env
 
@@ -118,7 +117,6 @@ def run_gateway(config: LetheConfig) -> int:
 
     server = config.server
     code = 0
-    keep_off_engine_cores(config)  # a local Ray and everything it starts, off the CPU engines' cores
     ray.init(**_init_kwargs(config))
     # After ray.init: Ray's core worker installs a fatal-signal handler for SIGTERM that aborts
     # the driver; ours replaces it so SIGTERM and Ctrl-C both shut down cleanly.

@@ -129,23 +129,6 @@ def test_serving_processes_run_at_normal_priority(tiny_server):
     assert set(niceness.values()) == {psutil.Process().nice()}, niceness  # the server's own: this test's
 
 
-def test_serving_processes_stay_off_the_engine_cores(tiny_server):
-    """Where the CPU engines leave cores free, the ingress replicas run there (gateway.serve.affinity)."""
-    engines: set[int] = set()
-    ingress: list[set[int]] = []
-    for proc in tiny_server.processes():
-        with suppress(psutil.NoSuchProcess):
-            name = " ".join(proc.cmdline())
-            if "EngineCore" in name:
-                engines |= set(proc.cpu_affinity())
-            elif "ServeReplica:lethe:Gateway" in name:
-                ingress.append(set(proc.cpu_affinity()))
-    assert engines and ingress
-    if len(engines) >= len(psutil.Process().cpu_affinity()):
-        pytest.skip(f"the engines use every core here ({sorted(engines)}): there is nothing to keep off them")
-    assert all(not cores & engines for cores in ingress), (ingress, engines)
-
-
 def test_two_llm_replicas_answer(http):
     replicas = set()
     texts = set()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.serve.affinity import bound_cores as _bound_cores
+from gateway.serve.deployments import _bound_cores
 
 
 def test_bound_cores_reads_every_form_of_the_vllm_binding():
