@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,10 +23,13 @@ _MAX_REDACT_ROUNDS = 8
 CHECK_EVERY_CHARS = 16
 # ... or once the last check is this long ago (a slow stream: with a token every 36 ms, a delta would
 # otherwise wait four tokens for its check, and a client would see the stream in bursts; now each token is
-# checked as it comes). A check costs about half a millisecond on unrelated text, so this bounds the guard's
-# work per stream at about 40 checks a second whatever the token rate; fast streams are checked every
-# CHECK_EVERY_CHARS characters.
+# checked as it comes). A check costs about half a millisecond on unrelated text; with more than
+# TIMED_STREAMS streams open in the process the wait grows in proportion, so checks made for time cost at
+# most about TIMED_STREAMS * 40 a second (a fifth of a core) however many streams there are. Fast streams
+# are checked every CHECK_EVERY_CHARS characters.
 CHECK_AFTER_S = 0.025
+TIMED_STREAMS = 8
+_OPEN: weakref.WeakSet[StreamGuard] = weakref.WeakSet()  # guards not finished (a dropped one is collected)
 # Until the first release, every delta is checked, up to this many characters: the first words go out as
 # soon as the token after them shows they are whole (the time to the first token is what users notice).
 EAGER_FIRST_CHARS = 32
@@ -199,6 +203,7 @@ class StreamGuard:
         self._last_check = clock()  # when the last step checked (for CHECK_AFTER_S)
         self._clock = clock
         self._primed = len(released)  # released text given at creation: not released by this guard
+        _OPEN.add(self)
         self._acted: list[GuardMatch] = []
         self._tail: tuple[int, int, CheckedText] = (0, -1, index.prepare(""))  # see _matches
         if released:
@@ -225,6 +230,7 @@ class StreamGuard:
         if unsent is not None and not unsent.stopped:
             self._released -= len(unsent.release)
             self._finished = False
+            _OPEN.add(self)
             self._unchecked = -1
         if self._finished or self._stopped or index is self.index:
             return
@@ -257,7 +263,8 @@ class StreamGuard:
             return True
         if self._released == self._primed and len(self._text) - self._primed + len(delta) <= EAGER_FIRST_CHARS:
             return True
-        return self._clock() - self._last_check >= CHECK_AFTER_S
+        wait = CHECK_AFTER_S * max(1.0, len(_OPEN) / TIMED_STREAMS)
+        return self._clock() - self._last_check >= wait
 
     def take(self, delta: str) -> StreamStep:
         """Take `delta` in without checking (nothing new is released: the same as a caller joining it to
@@ -295,6 +302,7 @@ class StreamGuard:
             return StreamStep("", True, None)
         step = self._advance(final=True)
         self._finished = True
+        _OPEN.discard(self)
         return step
 
     def guard_all(self, text: str) -> GuardedText:
@@ -331,6 +339,7 @@ class StreamGuard:
 
     def _stop(self, acted: list[GuardMatch]) -> StreamStep:
         self._stopped = True
+        _OPEN.discard(self)
         self._acted += acted
         return StreamStep("", True, GuardVerdict(tuple(acted), self.index.version))
 
@@ -343,6 +352,7 @@ class StreamGuard:
             return self._matches(final)
         except GuardBudgetExceeded:
             self._stopped = True
+            _OPEN.discard(self)
             raise
         finally:
             self.index.observer.checked("output", time.perf_counter() - started)

@@ -152,3 +152,25 @@ def test_a_slow_stream_is_checked_delta_by_delta(index):
     assert len(checked["slow"]) > len(checked["fast"])
     for name, (guard, _) in guards.items():
         assert guard.text == UNRELATED, name
+
+
+def test_the_time_rule_waits_longer_when_many_streams_are_open(index):
+    """With more than TIMED_STREAMS guards open, a delta waits proportionally longer for a check made for
+    time: checks made for time cost the process a bounded amount however many streams there are."""
+    from gateway.guard.stream import CHECK_AFTER_S, EAGER_FIRST_CHARS, TIMED_STREAMS
+
+    clock = FakeClock()
+    guard = StreamGuard(index, clock=clock)
+    guard.feed(UNRELATED[: EAGER_FIRST_CHARS + 1])  # past the eager start
+    clock.now += 1.1 * CHECK_AFTER_S
+    assert guard.will_check(" a")
+    others = [StreamGuard(index) for _ in range(4 * TIMED_STREAMS)]
+    assert not guard.will_check(" a")  # 33 open: the wait is about four times as long
+    clock.now += 4 * CHECK_AFTER_S
+    assert guard.will_check(" a")
+    for other in others:
+        other.finish()
+    clock.now = 0.0
+    guard.feed(" b")
+    clock.now += 1.1 * CHECK_AFTER_S
+    assert guard.will_check(" a")  # the others finished: back to CHECK_AFTER_S
