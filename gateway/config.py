@@ -205,7 +205,8 @@ class GuardConfig(_Section):
     )
     prompt_mode: Literal["refuse", "strict"] = Field(
         default="refuse",
-        description="A prompt asking for forgotten content: `refuse` without calling the engine, or "
+        description="A prompt asking for forgotten content: `refuse` (the guard answers; the generation "
+        "started while the prompt was checked is cancelled, nothing of it is sent), or "
         "`strict`: answer, guarding the output with lower thresholds.",
     )
     ack_timeout_s: float = Field(

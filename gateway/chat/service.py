@@ -260,7 +260,7 @@ class ChatService:
             delay = min(delay * 2, 0.5)
 
     def _refusal(self, completion_id: str, index_version: int, verdict: GuardVerdict) -> ChatStream:
-        """Answer a prompt that asks for forgotten content without calling the engine."""
+        """Answer a prompt that asks for forgotten content (the guard's answer; no engine output in it)."""
 
         async def chunks() -> AsyncIterator[GenerationChunk]:
             yield GenerationChunk(REFUSAL_TEXT, 0, 0, "content_filter")

@@ -1,4 +1,5 @@
-"""Prompt-side guard on the real stack (tiny model, prompt_mode=refuse): no engine call at all."""
+"""Prompt-side guard on the real stack (tiny model, prompt_mode=refuse): the guard answers; the generation
+started beside the check is cancelled, and nothing of it is sent."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_question_about_a_forgotten_fact_is_refused(tiny_server):
         completion = raw.parse()
         assert completion.choices[0].message.content == REFUSAL_TEXT
         assert completion.choices[0].finish_reason == "content_filter"
-        assert raw.headers["x-lethe-replica"] == "guard"  # answered without any LLM replica
+        assert raw.headers["x-lethe-replica"] == "guard"  # answered by the guard, not by an LLM replica
         assert int(raw.headers["x-lethe-index-version"]) >= version
     unrelated = client.chat.completions.with_raw_response.create(
         model="tiny-llama", messages=[{"role": "user", "content": "What is the capital of Norway?"}], max_tokens=5
