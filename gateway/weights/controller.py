@@ -112,6 +112,7 @@ class SwapController:
         self._versions_dir = Path(versions_dir)
         self._hooks = hooks or SwapHooks()
         self._lock = asyncio.Lock()
+        self._reconciling = False  # the lock is held by reconcile(), not by a swap
         ensure_base_version(ledger, base_dir)
 
     # --- reads ---------------------------------------------------------------------------------
@@ -159,9 +160,9 @@ class SwapController:
         record = self._ledger.get_version(version_id)
         if record is None:
             raise VersionNotFoundError(version_id)
-        if self._lock.locked():
+        if self._lock.locked() and not self._reconciling:
             raise SwapConflictError("another swap is in progress; retry when it ends")
-        async with self._lock:
+        async with self._lock:  # a reconcile holding it (a replica brought back on version) is waited for
             return await self._swap_to(record, actor=actor, kind=kind)
 
     async def rollback(self, *, actor: str = "operator") -> dict[str, Any]:
@@ -191,24 +192,37 @@ class SwapController:
         from an older pointer during a swap)."""
         if self._lock.locked():
             return []
+        # Asked without the lock first: the periodic check finds nothing to do nearly always, and a
+        # promotion arriving meanwhile must not be refused for it.
+        if not [r for r in await self._fleet.states() if _stale(r, self.serving().id)]:
+            return []
+        if self._lock.locked():
+            return []
         async with self._lock:
-            target = self.serving()
-            stale = [r for r in await self._fleet.states() if _stale(r, target.id)]
-            if not stale:
-                return []
+            self._reconciling = True
             try:
-                # A replica refusing traffic (unverified) stays so until the target verifies.
-                await asyncio.to_thread(validate_candidate, self._base_dir, target)
-            except VersionInvalidError as exc:
-                log.error("serving version %s fails verification (%s): not reconciling replicas", target.id, exc)
-                return []
-            results = []
-            for r in sorted(stale, key=lambda r: r["replica"]):
-                try:
-                    results.append(await self._fleet.swap(r["replica"], target.path, target.id))
-                except Exception as exc:
-                    log.error("replica %s could not be brought to %s: %s", r["replica"], target.id, exc)
-            return results
+                return await self._reconcile_locked()
+            finally:
+                self._reconciling = False
+
+    async def _reconcile_locked(self) -> builtins.list[dict[str, Any]]:
+        target = self.serving()
+        stale = [r for r in await self._fleet.states() if _stale(r, target.id)]
+        if not stale:
+            return []
+        try:
+            # A replica refusing traffic (unverified) stays so until the target verifies.
+            await asyncio.to_thread(validate_candidate, self._base_dir, target)
+        except VersionInvalidError as exc:
+            log.error("serving version %s fails verification (%s): not reconciling replicas", target.id, exc)
+            return []
+        results = []
+        for r in sorted(stale, key=lambda r: r["replica"]):
+            try:
+                results.append(await self._fleet.swap(r["replica"], target.path, target.id))
+            except Exception as exc:
+                log.error("replica %s could not be brought to %s: %s", r["replica"], target.id, exc)
+        return results
 
     # --- internals -----------------------------------------------------------------------------
 

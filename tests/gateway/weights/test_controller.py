@@ -240,6 +240,42 @@ async def test_reconcile_brings_a_stale_replica_to_the_serving_version(setup):
     assert fleet.replicas["llm-1"]["version"] == vid
 
 
+async def test_a_promotion_is_not_refused_for_a_periodic_reconcile(setup):
+    """The periodic reconcile asks the replicas' states (slow under load) without the swap lock when
+    nothing is stale, and a promotion arriving while it brings a replica back waits for it instead of a
+    409 (the e2e hot-swap test once got "another swap is in progress" from a reconcile tick)."""
+    controller, fleet, _ledger, tmp, _ = setup
+    vid = await imported(controller, tmp, "v1")
+    slow = asyncio.Event()
+    states = fleet.states
+
+    async def slow_states():  # type: ignore[no-untyped-def]
+        await slow.wait()
+        return await states()
+
+    fleet.states = slow_states  # type: ignore[method-assign]
+    tick = asyncio.create_task(controller.reconcile())
+    await asyncio.sleep(0.01)
+    assert not controller._lock.locked()  # nothing stale to bring back: the lock stays free
+    slow.set()
+    fleet.states = states  # type: ignore[method-assign]
+    assert await tick == []
+    await controller.promote(vid)
+
+    base = controller._base_dir
+    fleet.replicas["llm-1"].update(version=model_version(base), path=str(base))  # restarted on the old pointer
+    fleet.gate = asyncio.Event()
+    tick = asyncio.create_task(controller.reconcile())
+    await asyncio.sleep(0.05)
+    assert controller._lock.locked()  # bringing llm-1 back
+    promotion = asyncio.create_task(controller.rollback())
+    await asyncio.sleep(0.05)
+    assert not promotion.done()  # waiting, not refused
+    fleet.gate.set()
+    await tick
+    assert (await promotion)["kind"] == "rollback"
+
+
 async def test_an_import_starts_its_own_lineage_unless_it_holds_a_versions_exact_weights(setup):
     import json
     import shutil
