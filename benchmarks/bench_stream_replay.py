@@ -30,15 +30,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_forget import people  # noqa: E402
+from bench_stream_stalls import UNRELATED  # noqa: E402
 from reporting import publish_report  # noqa: E402
 
+# The live benchmark's six everyday prompts first (bench_stream_stalls.UNRELATED), then six more.
 PROMPTS = [
-    "Write a short paragraph about the history of bread.",
-    "Explain how a bicycle gear works.",
-    "Describe a walk along a rocky beach in autumn.",
-    "What are three tips for keeping houseplants healthy?",
-    "Tell me about the water cycle.",
-    "Write a few sentences about learning to play the piano.",
+    *UNRELATED,
     "Give me a recipe for pancakes.",
     "What is the capital of France and what is it known for?",
     "Summarise the plot of Romeo and Juliet.",
