@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,37 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+GENERATION_DTYPES = ("float32", "bfloat16")
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether `device` computes bfloat16 natively (CUDA with bf16, a CPU with AVX512-BF16 or AMX):
+    there bf16 generation is ~1.5-2x faster than float32 (measured on SmolLM2-135M, one EPYC core)."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    if dev.type != "cpu":
+        return False
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return re.search(r"\b(?:avx512_bf16|amx_bf16)\b", cpuinfo) is not None
+
+
+def generation_copy(model: Any, dtype: str) -> Any:
+    """`model` itself when it is already in `dtype`, else an eval-mode copy cast to it (for generating
+    answers only: training and likelihood scores keep the float32 weights)."""
+    if dtype not in GENERATION_DTYPES:
+        raise ValueError(f"generation dtype must be one of {GENERATION_DTYPES}, got {dtype!r}")
+    target = getattr(torch, dtype)
+    if next(model.parameters()).dtype == target:
+        return model
+    clone: Any = copy.deepcopy(model).to(target)
+    clone.eval()
+    return clone
 
 
 def load_model(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple[Any, Any]:
@@ -125,14 +157,17 @@ def select_trainable(model: Any, layers: Sequence[int] | None, params: str) -> l
 def greedy_generate(
     model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int = 16
 ) -> list[str]:
-    """Greedy continuations of pre-tokenised prompts, left-padded in batches."""
+    """Greedy continuations of pre-tokenised prompts, left-padded in batches of similar lengths (the
+    answers come back in the prompts' order)."""
     device = next(model.parameters()).device
     pad = pad_id_of(tokenizer)
     was_training = model.training
     model.eval()
-    outputs: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = [list(p) for p in prompts[start : start + batch_size]]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    outputs: list[str] = [""] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        chunk = [list(prompts[i]) for i in rows]
         width = max(len(p) for p in chunk)
         ids = torch.full((len(chunk), width), pad, dtype=torch.long)
         mask = torch.zeros((len(chunk), width), dtype=torch.long)
@@ -150,8 +185,8 @@ def greedy_generate(
             top_p=None,
             top_k=None,
         )
-        for row in gen[:, width:].tolist():
-            outputs.append(tokenizer.decode(row, skip_special_tokens=True).strip())
+        for i, row in zip(rows, gen[:, width:].tolist()):
+            outputs[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
     if was_training:
         model.train()
     return outputs

@@ -73,3 +73,32 @@ def test_an_evaluation_keeps_no_prompt_answer_or_output_of_the_forget_set(subjec
     secrets += [p for e in subject.forget for p in e.paraphrases] + [o.strip() for o in outputs if o.strip()]
     leaked = [s for s in secrets if s in text]
     assert not leaked, leaked
+
+
+def test_generation_copies_are_cast_copies_and_the_candidate_is_untouched(subject):
+    import pytest
+    import torch
+
+    from unlearn_jobs.data import load_fluency
+    from unlearn_jobs.evaluate import Evaluator
+    from unlearn_jobs.model import generation_copy, load_model, native_bf16
+
+    model, tokenizer = load_model(subject.model_dir)
+    assert generation_copy(model, "float32") is model
+    half = generation_copy(model, "bfloat16")
+    assert half is not model and next(half.parameters()).dtype is torch.bfloat16
+    assert next(model.parameters()).dtype is torch.float32
+    with pytest.raises(ValueError, match="generation dtype"):
+        generation_copy(model, "int8")
+    with pytest.raises(ValueError, match="generation_dtype"):
+        Evaluator(tokenizer, subject.forget, subject.retain, (), fmt=subject.fmt, generation_dtype="float64")
+    assert isinstance(native_bf16("cpu"), bool) and native_bf16("meta") is False
+    # The subject knows its facts whichever dtype answers; likelihoods (perplexity) stay float32.
+    by_dtype = {
+        dtype: Evaluator(
+            tokenizer, subject.forget, subject.retain, load_fluency()[:4], fmt=subject.fmt, generation_dtype=dtype
+        ).evaluate(model)
+        for dtype in ("float32", "bfloat16")
+    }
+    assert by_dtype["bfloat16"].forget.questions.hit_rate >= 0.5
+    assert by_dtype["bfloat16"].perplexity == by_dtype["float32"].perplexity

@@ -188,11 +188,17 @@ def test_result_serialises_with_the_guard_score_built_by_the_job(subject, baseli
         guard_score=True,
         forget_entries=entries,
         guard_scorer_factory=build_guard_scorer,
+        # Measured after the gate, in their own phase, and never gated.
+        report_views=("fill_blank",),
     )
     assert JobSpec(base_model_dir="m", method="npo", forget=subject.forget, versions_dir="v").guard_score
     result = run_job(spec)
     payload = json.loads(json.dumps(result.to_dict()))
     assert payload["state"] == "published" and payload["steps"] == 2
+    assert list(payload["metrics_after"]["views"]) == ["fill_blank"]
+    phases = payload["phases"]
+    assert list(phases) == ["load", "baseline", "unlearn", "evaluate", "report", "publish"]
+    assert all(v >= 0 for v in phases.values()) and sum(phases.values()) <= payload["wall_s"] + 0.01
     assert 0.0 <= payload["metrics_after"]["forget_guard_hit_rate"] <= 1.0
     assert 0.0 <= payload["metrics_after"]["retain_guard_hit_rate"] <= 1.0
     assert job_guard_scorer(_spec(subject, tmp_path, "npo", {})) is None

@@ -18,13 +18,33 @@ class ModelAsker:
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any, fmt: PromptFormat, *, max_new_tokens: int = 32, batch_size: int = 16
+        self,
+        model: Any,
+        tokenizer: Any,
+        fmt: PromptFormat,
+        *,
+        max_new_tokens: int = 32,
+        batch_size: int = 16,
+        generation_dtype: str = "float32",
+        generator: Any = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.fmt = fmt.resolve(tokenizer)
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
+        self.generation_dtype = generation_dtype
+        # What generates answers: `model` cast to `generation_dtype` (made on first use unless given);
+        # option likelihoods are scored on `model` itself.
+        self._generator = generator
+
+    @property
+    def generator(self) -> Any:
+        if self._generator is None:
+            from unlearn_jobs.model import generation_copy
+
+            self._generator = generation_copy(self.model, self.generation_dtype)
+        return self._generator
 
     def _ids(self, probe: ViewProbe) -> list[int]:
         return self.fmt.prompt_ids(self.tokenizer, probe.prompt, "qa")
@@ -33,7 +53,7 @@ class ModelAsker:
         from unlearn_jobs.model import greedy_generate
 
         return greedy_generate(
-            self.model,
+            self.generator,
             self.tokenizer,
             [self._ids(p) for p in probes],
             max_new_tokens=self.max_new_tokens,
@@ -43,13 +63,14 @@ class ModelAsker:
     def sample(self, probes: Sequence[ViewProbe], n: int, temperature: float, seed: int) -> list[list[str]]:
         import torch
 
-        device = next(self.model.parameters()).device
+        model = self.generator
+        device = next(model.parameters()).device
         pad = pad_id_of(self.tokenizer)
         # Seeded once per call: the same model, probes and seed give the same samples (CPU or CUDA).
         torch.manual_seed(seed)
         out: list[list[str]] = []
         per_batch = max(1, self.batch_size // max(1, n))
-        self.model.eval()
+        model.eval()
         with torch.no_grad():
             for start in range(0, len(probes), per_batch):
                 chunk = [self._ids(p) for p in probes[start : start + per_batch]]
@@ -59,7 +80,7 @@ class ModelAsker:
                 for row, c in enumerate(chunk):
                     ids[row, width - len(c) :] = torch.tensor(c, dtype=torch.long)
                     mask[row, width - len(c) :] = 1
-                gen = self.model.generate(
+                gen = model.generate(
                     input_ids=ids.to(device),
                     attention_mask=mask.to(device),
                     max_new_tokens=self.max_new_tokens,
@@ -105,5 +126,10 @@ class ModelAsker:
         transform(model, self.tokenizer, self.fmt)
         model.eval()
         return ModelAsker(
-            model, self.tokenizer, self.fmt, max_new_tokens=self.max_new_tokens, batch_size=self.batch_size
+            model,
+            self.tokenizer,
+            self.fmt,
+            max_new_tokens=self.max_new_tokens,
+            batch_size=self.batch_size,
+            generation_dtype=self.generation_dtype,
         )

@@ -155,6 +155,11 @@ class LeakageView(ABC):
             return []
         return self.outcomes_from_outputs(probes, asker.generate(probes))
 
+    def answered_by_generation(self, options: ViewOptions) -> bool:
+        """Whether `outcomes` is `outcomes_from_outputs` of one greedy answer per probe, so a suite may
+        generate several views' answers in one batched pass."""
+        return type(self).outcomes is LeakageView.outcomes
+
     def outcomes_from_outputs(self, probes: Sequence[ViewProbe], outputs: Sequence[str]) -> list[Outcome]:
         """Key-term scoring of one greedy answer per probe (choice views override it)."""
         return [Outcome(p.example, key_term_hit(o, p.key_terms)) for p, o in zip(probes, outputs)]

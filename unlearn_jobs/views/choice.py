@@ -123,6 +123,9 @@ class MultipleChoiceView(LeakageView):
             out.append(ViewProbe(self.name, i, prompt, e.key_terms, shown, order.index(0)))
         return out
 
+    def answered_by_generation(self, options: ViewOptions) -> bool:
+        return options.choice_scoring == "generate"
+
     def outcomes(self, asker: Asker, probes: Sequence[ViewProbe], options: ViewOptions) -> list[Outcome]:
         if not probes:
             return []
@@ -159,6 +162,9 @@ class YesNoView(LeakageView):
                 prompt = f"Is the following statement true? {statement} Answer yes or no."
                 out.append(ViewProbe(self.name, i, prompt, e.key_terms, (_YES, _NO), 0 if truth else 1, i, truth))
         return out
+
+    def answered_by_generation(self, options: ViewOptions) -> bool:
+        return options.choice_scoring == "generate"
 
     def outcomes(self, asker: Asker, probes: Sequence[ViewProbe], options: ViewOptions) -> list[Outcome]:
         if not probes:
