@@ -15,10 +15,13 @@ from unlearn_jobs.model import num_layers, resolve_layers
 
 @dataclass(frozen=True)
 class RMUConfig(GradientConfig):
-    # Defaults picked on SmolLM2-135M (8 people x 2 facts, forget 1; docs/unlearning.md): lr 3e-4 forgot
-    # by step 16 keeping 98% of retain facts, and 40 unstopped steps still kept 96% at 1.01x perplexity.
-    lr: float = 3e-4
-    steps: int = 60
+    # Defaults picked on SmolLM2-135M with the leakage views (issue 17's tuning split: 20 people x 3
+    # facts, seed 0; BENCHMARKS.md): stopping as soon as greedy answers are gone (lr 3e-4, step 20)
+    # left facts for best-of-8, int4 and relearning to find; 20 unstopped steps at 6e-4 left none on
+    # any view at 0.98 of the retain facts. So rmu runs its fixed budget: no early stop.
+    lr: float = 6e-4
+    steps: int = 20
+    early_stop: bool = False
     # The decoder layer ℓ whose output is steered (negative counts from the top); None = a quarter of
     # the way up (the paper's 7 of 32). Updated weights: `layers` (None = ℓ-2..ℓ), `params` inside them.
     layer: int | None = None
