@@ -27,12 +27,20 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_unlearn import METHOD_DEFAULTS, _finetune_cached, _method_name, parse_views  # noqa: E402
+from benchmarks.bench_unlearn import (  # noqa: E402
+    _finetune_cached,
+    _method_name,
+    add_finetune_args,
+    finetune_config,
+    method_overrides,
+    parse_views,
+)
 from benchmarks.leakage_tables import matrix_table, tally  # noqa: E402
 from unlearn_jobs.config import parse_assignments  # noqa: E402
 from unlearn_jobs.data import Example, ExampleSet, PromptFormat, examples_from_facts, load_fluency  # noqa: E402
 from unlearn_jobs.evaluate import Evaluator, Gates, key_term_hit  # noqa: E402
 from unlearn_jobs.facts import generate_fact_set  # noqa: E402
+from unlearn_jobs.views import ViewScores, get_view  # noqa: E402
 
 GREEDY = "greedy"
 
@@ -51,6 +59,37 @@ def request_rates(
         for r in requests:
             leaks, n = counts.get(r, (0, 0))
             out[r][view] = leaks / n if n else None
+    return out
+
+
+def request_counts(
+    examples: Sequence[Example], outcomes: dict[str, list[tuple[int, bool]]], requests: Sequence[str]
+) -> dict[str, dict[str, list[int]]]:
+    """request id -> view (and "greedy") -> [leaks, units] over that request's units."""
+    out: dict[str, dict[str, list[int]]] = {r: {} for r in requests}
+    for view, rows in outcomes.items():
+        counts = tally(examples, rows, key=_source)
+        for r in requests:
+            out[r][view] = list(counts.get(r, [0, 0]))
+    return out
+
+
+def gate_failures(counts: dict[str, dict[str, list[int]]], gates: Gates, evaluator: Evaluator) -> list[str]:
+    """Each (request, view) whose leakage is over the view's gate (`Gates.view_limit`: chance plus margin
+    for a choice view, the reference plus margin otherwise; greedy: `forget_hit_rate_max`)."""
+    out = []
+    for request, views in counts.items():
+        for view, (leaks, n) in views.items():
+            if not n:
+                continue
+            if view == GREEDY:
+                limit = gates.forget_hit_rate_max
+            else:
+                lv = get_view(view)
+                chance = lv.chance(evaluator.views.probes[view], evaluator.views.options)
+                limit, _ = gates.view_limit(ViewScores(view, lv.kind, n, leaks, chance))
+            if leaks / n > limit + 1e-9:
+                out.append(f"{request} {view} {leaks}/{n} > {limit:.2f}")
     return out
 
 
@@ -98,19 +137,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None, help="max unlearning steps per job")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--views", default="default", help="views measured after each job: names, all, default, none")
+    ap.add_argument(
+        "--final-views",
+        default="all",
+        help="views measured after the last job (on CPU the expensive ones only there): names, all, default, none",
+    )
     ap.add_argument("--gate-views", default="default", help="views the jobs gate on")
     ap.add_argument("--best-of-n", type=int, default=8)
     ap.add_argument("--relearn-steps", type=int, default=10)
     ap.add_argument("--prompt-format", choices=("plain", "chat"), default="plain")
     ap.add_argument("--train-paraphrases", type=int, default=1)
-    ap.add_argument("--ft-epochs", type=int, default=6)
-    ap.add_argument("--ft-lr", type=float, default=2e-4)
-    ap.add_argument("--ft-batch", type=int, default=8)
+    add_finetune_args(ap)
     ap.add_argument("--train-layers", type=int, default=0, help="fine-tune and unlearn only the top K layers")
     ap.add_argument("--eval-retain", type=int, default=20, help="retain facts sampled for evaluation (0 = all)")
     ap.add_argument("--fluency", type=int, default=0, help="first N fluency sentences (0 = all)")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("LETHE_BENCH_THREADS", "2")))
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--eval-dtype", choices=("auto", "float32", "bfloat16"), default="auto")
+    ap.add_argument("--eval-batch", type=int, default=64, help="prompts per generation batch")
     args = ap.parse_args(argv)
 
     if not (args.model / "config.json").is_file():
@@ -121,9 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from unlearn_jobs.finetune import FinetuneConfig
-    from unlearn_jobs.model import greedy_generate, load_model, pick_device
-    from unlearn_jobs.runner import JobSpec, run_job
+    from unlearn_jobs.model import generation_copy, greedy_generate, load_model, pick_device
+    from unlearn_jobs.runner import JobSpec, resolve_eval_dtype, run_job
 
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -141,14 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         k = args.train_paraphrases
         return ExampleSet(tuple(dataclasses.replace(e, paraphrases=e.paraphrases[:k]) for e in ex))
 
-    ft_cfg = FinetuneConfig(
-        lr=args.ft_lr,
-        epochs=args.ft_epochs,
-        batch_size=args.ft_batch,
-        warmup_steps=5,
-        paraphrases=args.train_paraphrases > 0,
-        layers=top,
-    )
+    ft_cfg = finetune_config(args, top)
     subject_dir = out / "subject"
     _finetune_cached(args.model, subject_dir, trained_on(forget_all.concat(retain)), ft_cfg, fmt, "subject", device)
     eval_retain = (
@@ -158,48 +194,62 @@ def main(argv: list[str] | None = None) -> int:
     )
     fluency = load_fluency()[: args.fluency or None]
     views = parse_views(args.views)
+    final_views = parse_views(args.final_views)
     gates = Gates(
         views=parse_views(args.gate_views), view_best_of_n=args.best_of_n, view_relearn_steps=args.relearn_steps
     )
     _, tokenizer = load_model(subject_dir)
-    # One evaluator over every request's facts: each figure is split by request afterwards.
-    evaluator = Evaluator(
-        tokenizer,
-        forget_all,
-        eval_retain,
-        fluency,
-        fmt=fmt,
-        batch_size=20,
-        views=views,
-        view_options=gates.view_options(eval_retain),
-    )
+    eval_dtype = resolve_eval_dtype(args.eval_dtype, device)
+    evaluators: dict[int, Evaluator] = {}
 
-    def measure(path: Path) -> dict[str, Any]:
+    def evaluator_upto(k: int) -> Evaluator:
+        """One evaluator over the facts of requests 1..k (each figure is split by request afterwards);
+        the relearn view trains on the whole retain set, as the jobs' own does."""
+        if k not in evaluators:
+            evaluators[k] = Evaluator(
+                tokenizer,
+                examples_from_facts(facts.subset(request_people[:k]).facts),
+                eval_retain,
+                fluency,
+                fmt=fmt,
+                batch_size=args.eval_batch,
+                views=tuple(dict.fromkeys((*views, *final_views))),
+                view_options=gates.view_options(retain),
+                generation_dtype=eval_dtype,
+            )
+        return evaluators[k]
+
+    def measure(path: Path, names: Sequence[str], upto: int) -> dict[str, Any]:
+        """Greedy questions and the views `names` over requests 1..`upto` (the later ones are not filed
+        yet), and the retain facts kept."""
         model, _ = load_model(path, device)
+        generator = generation_copy(model, eval_dtype)
+        evaluator = evaluator_upto(upto)
+        examples = evaluator.views.examples
 
         def greedy(examples: ExampleSet) -> list[tuple[int, bool]]:
             ids = [fmt.prompt_ids(tokenizer, e.prompt, e.style) for e in examples]
-            outs = greedy_generate(model, tokenizer, ids, max_new_tokens=evaluator.max_new_tokens, batch_size=20)
+            outs = greedy_generate(
+                generator, tokenizer, ids, max_new_tokens=evaluator.max_new_tokens, batch_size=args.eval_batch
+            )
             return [(i, key_term_hit(o, e.key_terms)) for i, (e, o) in enumerate(zip(examples, outs))]
 
-        outcomes = {GREEDY: greedy(forget_all)}
-        for name, rows in evaluator.views.outcomes(evaluator.asker(model)).items():
-            outcomes[name] = [(o.example, o.leaked) for o in rows]
+        outcomes = {GREEDY: greedy(examples)}
+        if names:
+            for name, rows in evaluator.views.outcomes(evaluator.asker(model, generator), only=names).items():
+                outcomes[name] = [(o.example, o.leaked) for o in rows]
         kept = greedy(eval_retain)
+        filed = request_people[:upto]
         return {
-            "leakage": request_rates(forget_all.examples, outcomes, request_people),
+            "leakage": request_rates(examples.examples, outcomes, filed),
+            "counts": request_counts(examples.examples, outcomes, filed),
             "retain_hit": sum(h for _, h in kept) / len(kept) if kept else 0.0,
         }
 
-    subject = measure(subject_dir)
+    # Before any job: every request on the per-job views (the subject knows them all).
+    subject = measure(subject_dir, views, len(request_people))
     print(f"[subject] retain hit {subject['retain_hit']:.2f}", flush=True)
-    overrides: dict[str, Any] = {
-        **METHOD_DEFAULTS.get(args.method, METHOD_DEFAULTS.get(_method_name(args.method), {})),
-        **({"layers": top} if top else {}),
-        **parse_assignments(args.overrides),
-    }
-    if args.steps:
-        overrides["steps"] = args.steps
+    overrides = method_overrides(args.method, top, parse_assignments(args.overrides), args.steps)
     current_dir, current_version = subject_dir, "subject"
     history: list[dict[str, Any]] = []
     for k, person in enumerate(request_people, start=1):
@@ -217,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 parent_version=current_version,
                 prompt_format=fmt.kind,
                 fluency=fluency,
-                eval_batch_size=20,
+                eval_batch_size=args.eval_batch,
                 eval_retain=eval_retain,
                 device=str(device),
                 guard_score=False,
@@ -235,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             "reason": res.reason,
             "wall_s": round(time.monotonic() - t, 1),
             "version": current_version,
-            **measure(current_dir),
+            "phases": {name: round(v, 1) for name, v in res.phases.items()},
+            **measure(current_dir, final_views if k == len(request_people) else views, k),
         }
         history.append(step)
         print(
@@ -244,8 +295,12 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    columns = [GREEDY, *views]
+    columns = [GREEDY, *dict.fromkeys((*views, *final_views))]
+    failures = gate_failures(history[-1]["counts"], gates, evaluator_upto(len(history))) if history else []
     text = report_markdown(history, request_people, columns, subject)
+    text += "\n\nAfter the last job, requests over their gate on a view: " + (
+        "; ".join(failures) if failures else "none"
+    )
     report = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "args": {k: str(v) for k, v in vars(args).items()},
@@ -255,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "subject": subject,
         "history": history,
         "matrices": leakage_matrices(history, request_people, columns),
+        "final_gate_failures": failures,
         "device": str(device),
         "total_wall_s": time.monotonic() - began,
     }
