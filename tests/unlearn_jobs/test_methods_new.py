@@ -19,7 +19,7 @@ from unlearn_jobs.states import JobState
 # Tiny-model rates (it learned its facts at ~1e-3); the shipped defaults are for 100M+ models.
 TINY = {
     "simnpo": {"lr": 3e-4, "steps": 12, "early_stop": False, "repair_steps": 0},
-    "rmu": {"lr": 3e-3, "steps": 16, "early_stop": False},
+    "rmu": {"lr": 3e-3, "steps": 16, "min_passes": 0, "early_stop": False},
 }
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 
@@ -62,6 +62,7 @@ def test_both_methods_are_registered_with_their_configs():
         ("rmu", {"layer": "middle"}, "layer"),
         ("rmu", {"params": "embeddings"}, "params"),
         ("rmu", {"steps": 0}, "steps"),
+        ("rmu", {"min_passes": -1}, "min_passes"),
     ],
 )
 def test_bad_overrides_are_rejected_with_the_field_named(name, overrides, message):
@@ -128,7 +129,7 @@ def test_on_step_stops_the_method_and_restores_the_model(subject, name):
 def test_rmu_moves_only_the_mlps_below_its_layer_and_drops_its_caches(subject):
     model, tokenizer = load_model(subject.model_dir)
     start = {n: p.detach().clone() for n, p in model.named_parameters()}
-    method = RMU(RMUConfig(lr=3e-3, steps=3, early_stop=False))
+    method = RMU(RMUConfig(lr=3e-3, steps=3, min_passes=0, early_stop=False))
     method.run(
         model,
         tokenizer,
@@ -167,3 +168,13 @@ def test_rmu_refuses_a_steered_layer_below_every_updated_layer(subject):
     method = get_method("rmu").from_overrides({"layer": 0, "layers": [-1]})
     with pytest.raises(ValueError, match="rmu steers layer 0 but updates only layers"):
         method.prepare(model, None, [], "cpu")
+
+
+def test_the_step_budget_grows_with_the_forget_set_when_passes_are_set():
+    cfg = RMUConfig()
+    # rmu's defaults: 20 steps at least, and at least 12 passes over the forget prompts (batch 4).
+    assert (cfg.steps, cfg.min_passes, cfg.batch_size, cfg.early_stop) == (20, 12.0, 4, False)
+    assert cfg.total_steps(6) == 20  # 6 facts: 12 passes are 18 steps
+    assert cfg.total_steps(20) == 60  # 20 facts: 12 passes
+    assert RMUConfig(min_passes=0).total_steps(20) == 20
+    assert get_method("npo").from_overrides({"steps": 5}).config.total_steps(1000) == 5  # off by default

@@ -18,9 +18,12 @@ class RMUConfig(GradientConfig):
     # Defaults picked on SmolLM2-135M with the leakage views (issue 17's tuning split: 20 people x 3
     # facts, seed 0; BENCHMARKS.md): stopping as soon as greedy answers are gone (lr 3e-4, step 20)
     # left facts for best-of-8, int4 and relearning to find; 20 unstopped steps at 6e-4 left none on
-    # any view at 0.98 of the retain facts. So rmu runs its fixed budget: no early stop.
+    # any view at 0.98 of the retain facts. So rmu runs its budget: no early stop. Those 20 steps (batch
+    # 4) were 13 passes over the 6 forget prompts; at 40 x 5 (20 prompts) 20 steps (4 passes) left 20%
+    # of the facts and 60 (12 passes) none on any view: the budget is at least 12 passes.
     lr: float = 6e-4
     steps: int = 20
+    min_passes: float = 12.0
     early_stop: bool = False
     # The decoder layer ℓ whose output is steered (negative counts from the top); None = a quarter of
     # the way up (the paper's 7 of 32). Updated weights: `layers` (None = ℓ-2..ℓ), `params` inside them.
