@@ -7,8 +7,10 @@ fictitious people; request k is person k's facts; the people after the requests 
 
     python benchmarks/bench_sequential.py --model ~/.lethe/models/smollm2-135m-instruct \\
         --people 20 --facts-per-person 5 --requests 10 --method npo --out benchmarks/results/sequential
-    # reduced CPU size:
-    python benchmarks/bench_sequential.py --people 14 --facts-per-person 3 --requests 10 --train-layers 4
+    # reduced CPU size (BENCHMARKS.md): per-job views after each job, every view after the tenth
+    python benchmarks/bench_sequential.py --people 15 --facts-per-person 5 --requests 10 --seed 3 \
+        --train-layers 6 --ft-epochs 10 --ft-lr 5e-4 --ft-target-hit 0.95 --method rmu \
+        --views default --final-views all --eval-retain 15 --threads 1
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ A reduced CPU run: --people 10 --facts-per-person 3 --views fill_blank,multiple_
 
     python benchmarks/bench_unlearn.py --model ~/.lethe/models/smollm2-135m-instruct \
         --people 20 --facts-per-person 5 --forget-frac 0.1 --out benchmarks/results/run1
+
+On two cores, fine-tune the two anchors side by side first (the same arguments plus
+`--finetune-only subject` in one process and `--finetune-only retrain` in another); the full run
+then reuses both. A job's "wall s" leaves out the views it measures for this report only.
 """
 
 from __future__ import annotations
