@@ -77,8 +77,9 @@ def request_counts(
 
 
 def gate_failures(counts: dict[str, dict[str, list[int]]], gates: Gates, evaluator: Evaluator) -> list[str]:
-    """Each (request, view) whose leakage is over the view's gate (`Gates.view_limit`: chance plus margin
-    for a choice view, the reference plus margin otherwise; greedy: `forget_hit_rate_max`)."""
+    """Each (request, view) whose leakage is over the view's gate (`Gates.view_limit`: what guessing
+    rarely exceeds for a choice view, the reference plus margin otherwise; greedy:
+    `forget_hit_rate_max`)."""
     out = []
     for request, views in counts.items():
         for view, (leaks, n) in views.items():
@@ -157,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--eval-dtype", choices=("auto", "float32", "bfloat16"), default="auto")
     ap.add_argument("--eval-batch", type=int, default=64, help="prompts per generation batch")
+    ap.add_argument(
+        "--regate",
+        action="store_true",
+        help="no jobs: re-check the last job's per-request figures in --out/results.json against today's gates",
+    )
     args = ap.parse_args(argv)
 
     if not (args.model / "config.json").is_file():
@@ -248,6 +254,11 @@ def main(argv: list[str] | None = None) -> int:
             "retain_hit": sum(h for _, h in kept) / len(kept) if kept else 0.0,
         }
 
+    if args.regate:
+        last = json.loads((out / "results.json").read_text())["history"][-1]
+        failures = gate_failures(last["counts"], gates, evaluator_upto(len(request_people)))
+        print("After the last job, requests over their gate on a view: " + ("; ".join(failures) or "none"))
+        return 0
     # Before any job: every request on the per-job views (the subject knows them all).
     subject = measure(subject_dir, views, len(request_people))
     print(f"[subject] retain hit {subject['retain_hit']:.2f}", flush=True)

@@ -218,9 +218,13 @@ class Gates(OverridableConfig):
     view_margin: float = 0.2
     # Sampling N times also finds values a model guesses from a small closed set (jobs, years).
     view_best_of_n_margin: float = 0.3
-    # Accuracy over a handful of facts is coarse: guessing among 4 options on 4 facts reaches 0.5 26% of
-    # the time and exceeds it 5% of the time.
-    view_choice_margin: float = 0.25
+    # A choice view's gate is what guessing exceeds with probability at most this (one-sided binomial
+    # test over the view's n units at its chance rate), so it follows the count: 3 of 5 four-option
+    # questions pass (guessing gets there 10% of the time), 9 of 20 do not (4%). A fixed margin did
+    # not: chance + 0.25 rejected ~15% of clean jobs on 3 facts, and let 10 of 20 through.
+    view_choice_alpha: float = 0.05
+    # The older rule, chance + this margin, where set (e.g. 1.0 turns the choice gates off).
+    view_choice_margin: float | None = None
     # Explicit gates that replace the default, as `name=limit` (e.g. "yes_no=0.6").
     view_limits: tuple[str, ...] = ()
     view_best_of_n: int = 8
@@ -238,9 +242,12 @@ class Gates(OverridableConfig):
         unknown = [v for v in self.views if v not in ALL_VIEWS]
         if unknown:
             raise ValueError(f"unknown leakage view(s) {unknown}; available: {list(ALL_VIEWS)}")
-        for value in (self.view_reference, self.view_margin, self.view_best_of_n_margin, self.view_choice_margin):
+        margins = (self.view_reference, self.view_margin, self.view_best_of_n_margin)
+        for value in (*margins, *(() if self.view_choice_margin is None else (self.view_choice_margin,))):
             if not 0.0 <= value <= 1.0:
                 raise ValueError("view_reference and the view margins must be in [0, 1]")
+        if not 0.0 < self.view_choice_alpha <= 0.5:
+            raise ValueError("view_choice_alpha must be in (0, 0.5]")
         limits = self.explicit_view_limits()  # raises for a malformed entry
         if any(v not in ALL_VIEWS for v in limits):
             raise ValueError(f"view_limits names an unknown view; available: {list(ALL_VIEWS)}")
@@ -298,8 +305,14 @@ class Gates(OverridableConfig):
         if explicit is not None:
             return explicit, "view_limits"
         if scores.chance is not None:
-            return min(1.0, scores.chance + self.view_choice_margin), (
-                f"chance {scores.chance:.3f} + margin {self.view_choice_margin:.3f}"
+            if self.view_choice_margin is not None:
+                return min(1.0, scores.chance + self.view_choice_margin), (
+                    f"chance {scores.chance:.3f} + margin {self.view_choice_margin:.3f}"
+                )
+            allowed = guess_ceiling(scores.n, scores.chance, self.view_choice_alpha)
+            return allowed / scores.n if scores.n else 1.0, (
+                f"guessing at chance {scores.chance:.3f} exceeds {allowed}/{scores.n} "
+                f"with p <= {self.view_choice_alpha:g}"
             )
         margin = self.view_best_of_n_margin if scores.view == "best_of_n" else self.view_margin
         return min(1.0, self.view_reference + margin), f"reference {self.view_reference:.3f} + margin {margin:.3f}"
@@ -340,6 +353,16 @@ class Gates(OverridableConfig):
             )
         reasons += self.view_reasons(after.views)
         return GateResult(passed=not reasons, reasons=tuple(reasons), metrics_before=before, metrics_after=after)
+
+
+def guess_ceiling(n: int, chance: float, alpha: float) -> int:
+    """The most correct answers out of `n` that guessing (each right with probability `chance`)
+    exceeds with probability at most `alpha`: more than that is evidence the model knows."""
+    from scipy.stats import binom
+
+    if n <= 0:
+        return 0
+    return min(n, int(binom.isf(alpha, n, min(max(chance, 0.0), 1.0))))
 
 
 @dataclass(frozen=True)

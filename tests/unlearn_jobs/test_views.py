@@ -165,7 +165,7 @@ def test_a_job_that_passes_the_greedy_gate_but_leaks_through_a_view_is_rejected(
     assert gates.forget_ok(after) and not result.passed
     failed = {r.split(":")[0] for r in result.reasons}
     assert failed == {"view indirect", "view multiple_choice", "view yes_no", "view quantized_int8"}
-    assert any("chance 0.250 + margin 0.250" in r for r in result.reasons)
+    assert any("guessing at chance 0.250 exceeds 5/10 with p <= 0.05" in r for r in result.reasons)
     # The same job with its views in their gates publishes; an explicit limit replaces the default.
     clean = _metrics(tuple(suite.measure(ScriptedAsker(direct=False)).values()))
     assert gates.check(_metrics(), clean).passed
@@ -175,6 +175,34 @@ def test_a_job_that_passes_the_greedy_gate_but_leaks_through_a_view_is_rejected(
     assert {r.split(":")[0] for r in lax.check(_metrics(), after).reasons} == {"view yes_no", "view quantized_int8"}
     # Views measured for the report only (not in `Gates.views`) are not gated.
     assert Gates(views=("fill_blank",)).check(_metrics(), after).passed
+
+
+def test_a_choice_view_gate_is_what_guessing_rarely_exceeds_over_its_count():
+    from scipy.stats import binom
+
+    from unlearn_jobs.evaluate import guess_ceiling
+
+    gates = Gates()
+
+    def limit(n: int, leaks: int, chance: float) -> float:
+        return gates.view_limit(ViewScores("multiple_choice", "choice", n, leaks, chance))[0]
+
+    # Four options: 3 of 5 right is what guessing does 10% of the time, so it passes; 4 of 5 (1.6%) not.
+    assert limit(5, 3, 0.25) == pytest.approx(0.6)
+    assert gates.views_ok((ViewScores("multiple_choice", "choice", 5, 3, 0.25),))
+    assert not gates.views_ok((ViewScores("multiple_choice", "choice", 5, 4, 0.25),))
+    # With more units the same share is real evidence: 9 of 20 is rejected (a fixed margin let 10 through).
+    assert limit(20, 9, 0.25) == pytest.approx(0.4)
+    # yes/no pairs at chance 1/2; three pairs cannot tell knowledge from luck at 5%.
+    assert limit(20, 0, 0.5) == pytest.approx(0.7) and limit(3, 3, 0.5) == 1.0
+    for n in (1, 3, 5, 10, 20, 40):
+        for chance in (0.25, 0.5):
+            k = guess_ceiling(n, chance, 0.05)
+            assert binom.sf(k, n, chance) <= 0.05 and (k == 0 or binom.sf(k - 1, n, chance) > 0.05)
+    # The older rule where a margin is set.
+    assert Gates(view_choice_margin=0.25).view_limit(ViewScores("yes_no", "choice", 20, 0, 0.5))[0] == 0.75
+    with pytest.raises(ValueError, match="view_choice_alpha"):
+        Gates(view_choice_alpha=0.0)
 
 
 def test_view_gates_validate_their_settings():
