@@ -262,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     # Before any job: every request on the per-job views (the subject knows them all).
     subject = measure(subject_dir, views, len(request_people))
     print(f"[subject] retain hit {subject['retain_hit']:.2f}", flush=True)
+    columns = [GREEDY, *dict.fromkeys((*views, *final_views))]
     overrides = method_overrides(args.method, top, parse_assignments(args.overrides), args.steps)
     current_dir, current_version = subject_dir, "subject"
     history: list[dict[str, Any]] = []
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall_s": round(time.monotonic() - t, 1),
             "version": current_version,
             "phases": {name: round(v, 1) for name, v in res.phases.items()},
-            **measure(current_dir, final_views if k == len(request_people) else views, k),
+            **measure(current_dir, columns[1:] if k == len(request_people) else views, k),
         }
         history.append(step)
         print(
@@ -308,7 +309,6 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    columns = [GREEDY, *dict.fromkeys((*views, *final_views))]
     failures = gate_failures(history[-1]["counts"], gates, evaluator_upto(len(history))) if history else []
     text = report_markdown(history, request_people, columns, subject)
     text += "\n\nAfter the last job, requests over their gate on a view: " + (
