@@ -453,13 +453,15 @@ class Evaluator:
                 )
         return out
 
-    def _generator(self, model: Any) -> Any:
+    def generator(self, model: Any) -> Any:
+        """What generates this evaluation's answers for `model`: itself, or its copy in the generation
+        dtype (make it once when several measurements follow on the same weights)."""
         from unlearn_jobs.model import generation_copy
 
         return generation_copy(model, self.generation_dtype)
 
     def _generate(self, generator: Any, probes: Sequence[_Probe]) -> list[str]:
-        """Greedy answers from `generator` (the model, or its `_generator` copy)."""
+        """Greedy answers from `generator` (the model, or its `generator` copy)."""
         from unlearn_jobs.model import greedy_generate
 
         return greedy_generate(
@@ -514,9 +516,9 @@ class Evaluator:
             return ()
         return tuple(self.views.measure(self.asker(model, generator), expensive=expensive, only=only).values())
 
-    def forget_scores(self, model: Any) -> SetScores:
+    def forget_scores(self, model: Any, generator: Any = None) -> SetScores:
         """Forget set only: the cheap check used for early stopping during training."""
-        return self._score(self._forget, self._generate(self._generator(model), self._forget))
+        return self._score(self._forget, self._generate(generator or self.generator(model), self._forget))
 
     def perplexity(self, model: Any) -> float:
         import torch
@@ -539,7 +541,7 @@ class Evaluator:
 
     def evaluate(self, model: Any, *, views: Sequence[str] | None = None) -> Metrics:
         """Forget, retain, perplexity and the leakage views (`views`: only these of the selected ones)."""
-        generator = self._generator(model)
+        generator = self.generator(model)
         forget_out = self._generate(generator, self._forget)
         retain_out = self._generate(generator, self._retain)
         forget = self._score(self._forget, forget_out)  # primes the guard scorer with these outputs

@@ -250,12 +250,14 @@ def _run(
         leak = None
         stop = False
         if info.phase == "unlearn" and cfg.early_stop and info.step % cfg.check_every == 0:
-            leak = spec.gates.leakage(evaluator.forget_scores(model))
+            # One copy in the generation dtype answers both checks (the weights do not change between them).
+            generator = evaluator.generator(model)
+            leak = spec.gates.leakage(evaluator.forget_scores(model, generator))
             model.train()
             # Stop as soon as the forget gate holds: every further step only costs retain utility. The
             # cheap leakage views are checked only then (the expensive ones run once, at the end).
             stop = leak <= spec.gates.forget_hit_rate_max and spec.gates.views_ok(
-                evaluator.view_scores(model, expensive=False, only=spec.gates.views)
+                evaluator.view_scores(model, expensive=False, only=spec.gates.views, generator=generator)
             )
             model.train()
         report(
