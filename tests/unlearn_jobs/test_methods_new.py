@@ -10,7 +10,7 @@ import torch
 from unlearn_jobs.data import collate, encode_examples, load_fluency, pad_id_of
 from unlearn_jobs.evaluate import Evaluator
 from unlearn_jobs.methods import StepInfo, UnlearnData, available_methods, get_method
-from unlearn_jobs.methods.rmu import RMU, RMUConfig
+from unlearn_jobs.methods.rmu import RMU, RMUConfig, steered_activations
 from unlearn_jobs.methods.simnpo import SimNPO, SimNPOConfig
 from unlearn_jobs.model import load_model, mean_nll
 from unlearn_jobs.runner import JobSpec, run_job
@@ -159,6 +159,38 @@ def test_jobs_publish_behind_the_gates(subject, tmp_path):
         )
         assert result.state is JobState.PUBLISHED, (name, result.reason, result.gate_reasons)
         assert result.stopped_early and result.steps < 40
+
+
+@pytest.mark.parametrize("layer", [0, 2, 4])
+def test_rmu_reads_its_layer_without_running_the_layers_above(layer):
+    """The early exit returns exactly what the full forward records for that layer, with a graph to the
+    weights below it, and never runs a layer above it."""
+    torch.manual_seed(0)
+    model = _llama(6)
+    ids = torch.randint(0, 32, (3, 7))
+    mask = torch.ones_like(ids)
+    mask[0, :2] = 0
+    batch = type("B", (), {"input_ids": ids, "attention_mask": mask})()
+    full = model.get_decoder()(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    ran: list[int] = []
+    hooks = [
+        block.register_forward_hook(lambda m, a, o, i=i: ran.append(i))
+        for i, block in enumerate(model.get_decoder().layers)
+    ]
+    before = len(model.get_decoder().layers[layer]._forward_hooks)
+    hidden = steered_activations(model, batch, layer)
+    for hook in hooks:
+        hook.remove()
+    assert torch.allclose(hidden, full[layer + 1], atol=1e-6)
+    assert ran == list(range(layer + 1))  # up to the steered layer (its hooks fire in order), none above
+    hidden.pow(2).sum().backward()
+    grad = model.get_decoder().layers[layer].mlp.down_proj.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+    assert model.get_decoder().layers[-1].mlp.down_proj.weight.grad is None
+    # Its hook is gone, and a full forward afterwards records the same states as before.
+    assert len(model.get_decoder().layers[layer]._forward_hooks) == before - 1  # minus the test's own
+    again = model.get_decoder()(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+    assert len(again) == len(full) and all(torch.allclose(a, b) for a, b in zip(again, full))
 
 
 def test_rmu_refuses_a_steered_layer_below_every_updated_layer(subject):

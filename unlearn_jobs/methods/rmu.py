@@ -13,6 +13,41 @@ from unlearn_jobs.methods.gradient import GradientConfig, GradientMethod
 from unlearn_jobs.model import num_layers, resolve_layers
 
 
+class _Reached(Exception):
+    """Carries layer ℓ's output out of the decoder's forward, which then stops."""
+
+    def __init__(self, hidden: torch.Tensor) -> None:
+        super().__init__("steered layer reached")
+        self.hidden = hidden
+
+
+def steered_activations(model: Any, batch: Batch, layer: int) -> torch.Tensor:
+    """Decoder layer `layer`'s output (what `output_hidden_states` lists at `layer + 1`), running only the
+    layers up to it: a hook on that layer ends the forward there, with the autograd graph intact.
+
+    On SmolLM2-135M rmu steers layer 7 of 30: each step ran 30 layers to read the 8th.
+    """
+    decoder = model.get_decoder()
+    blocks = getattr(decoder, "layers", None)
+    if blocks is None or not 0 <= layer < len(blocks):
+        # A decoder without a `layers` list: run it whole and read the recorded states.
+        out = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True)
+        hidden: torch.Tensor = out.hidden_states[layer + 1]
+        return hidden
+
+    def stop(module: Any, args: Any, output: Any) -> None:
+        raise _Reached(output[0] if isinstance(output, tuple) else output)
+
+    handle = blocks[layer].register_forward_hook(stop)
+    try:
+        decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
+    except _Reached as reached:
+        return reached.hidden
+    finally:
+        handle.remove()
+    raise RuntimeError(f"rmu: the decoder returned without running layer {layer}")
+
+
 @dataclass(frozen=True)
 class RMUConfig(GradientConfig):
     # Defaults picked on SmolLM2-135M with the leakage views (issue 17's tuning split: 20 people x 3
@@ -100,11 +135,8 @@ class RMU(GradientMethod):
         return super().forget_items(tokenizer, data)
 
     def _hidden(self, model: Any, batch: Batch) -> torch.Tensor:
-        out = model.get_decoder()(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True
-        )
-        hidden: torch.Tensor = out.hidden_states[self._layer + 1]
-        return hidden.float()
+        """Layer ℓ's output; the decoder stops there (the layers above it never run: both losses read ℓ)."""
+        return steered_activations(model, batch, self._layer).float()
 
     def _forget_mask(self, batch: Batch) -> torch.Tensor:
         if self.config.forget_tokens == "all":
