@@ -78,6 +78,95 @@ def token_logprobs(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor
     return lp * mask, mask
 
 
+def _plain_head(model: Any) -> bool:
+    """Whether the logits are the output embedding applied to the decoder's last hidden state, with no
+    scaling or soft-capping after it (then log-likelihoods of a few positions need only those rows)."""
+    cfg = getattr(model, "config", None)
+    transformed = any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in ("final_logit_softcapping", "logit_scale"))
+    return not transformed and hasattr(model, "get_decoder") and model.get_output_embeddings() is not None
+
+
+def continuation_logprobs(
+    model: Any, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[Sequence[int]]], batch_size: int
+) -> list[list[float]]:
+    """Mean log-probability per token of each continuation after its prompt: `continuations[i]` are
+    the candidates after `prompts[i]` (token ids, an eos included where it should count).
+
+    The candidates share one pass: each prompt runs once, its candidates packed after it, each
+    attending to the prompt and to its own earlier tokens only (a custom 4D mask, positions restarting
+    after the prompt), and the output layer runs only where a candidate token is predicted. The scores
+    equal scoring each prompt + candidate on its own; multiple choice's four options over one question
+    cost a third of the tokens that way.
+    """
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    # Per row: token ids, positions, segment (0 = prompt, j + 1 = candidate j), and per candidate the
+    # (index of the predicting token, target id) pairs.
+    rows: list[tuple[list[int], list[int], list[int], list[list[tuple[int, int]]]]] = []
+    for prompt, cands in zip(prompts, continuations):
+        prompt = list(prompt)
+        if not prompt:
+            raise ValueError("continuation_logprobs: a prompt is empty")
+        ids, pos, seg = list(prompt), list(range(len(prompt))), [0] * len(prompt)
+        picks: list[list[tuple[int, int]]] = []
+        for j, cand in enumerate(cands):
+            prev, pairs = len(prompt) - 1, []
+            for k, token in enumerate(cand):
+                pairs.append((prev, int(token)))
+                if k < len(cand) - 1:  # the last token is only predicted, never fed
+                    ids.append(int(token))
+                    pos.append(len(prompt) + k)
+                    seg.append(j + 1)
+                    prev = len(ids) - 1
+            picks.append(pairs)
+        rows.append((ids, pos, seg, picks))
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    out: list[list[float]] = [[] for _ in rows]
+    fast = _plain_head(model)
+    lowest = torch.finfo(dtype).min
+    with torch.no_grad():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            width = max(len(rows[i][0]) for i in chunk)
+            ids = torch.zeros((len(chunk), width), dtype=torch.long)
+            pos = torch.zeros((len(chunk), width), dtype=torch.long)
+            seg = torch.full((len(chunk), width), -1, dtype=torch.long)  # -1: padding
+            for r, i in enumerate(chunk):
+                n = len(rows[i][0])
+                ids[r, :n] = torch.tensor(rows[i][0])
+                pos[r, :n] = torch.tensor(rows[i][1])
+                seg[r, :n] = torch.tensor(rows[i][2])
+            q, k = seg.unsqueeze(2), seg.unsqueeze(1)
+            causal = torch.ones((width, width), dtype=torch.bool).tril()
+            allowed = causal & (k >= 0) & ((k == 0) | (k == q))
+            # Padding attends to itself only, so no row is all -inf (NaN would reach the values).
+            allowed |= torch.eye(width, dtype=torch.bool) & (q < 0)
+            mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, lowest).unsqueeze(1)
+            where = [(r, p, t) for r, i in enumerate(chunk) for pairs in rows[i][3] for p, t in pairs]
+            r_idx = torch.tensor([w[0] for w in where], device=device)
+            p_idx = torch.tensor([w[1] for w in where], device=device)
+            targets = torch.tensor([w[2] for w in where], device=device)
+            kwargs = {
+                "input_ids": ids.to(device),
+                "attention_mask": mask.to(device),
+                "position_ids": pos.to(device),
+                "use_cache": False,
+            }
+            if fast:
+                hidden = model.get_decoder()(**kwargs).last_hidden_state[r_idx, p_idx]
+                logits = model.get_output_embeddings()(hidden).float()
+            else:
+                logits = model(**kwargs).logits[r_idx, p_idx].float()
+            lp = F.log_softmax(logits, dim=-1).gather(1, targets.unsqueeze(1)).squeeze(1).tolist()
+            at = 0
+            for i in chunk:
+                for pairs in rows[i][3]:
+                    n = len(pairs)
+                    out[i].append(sum(lp[at : at + n]) / max(n, 1))
+                    at += n
+    return out
+
+
 def mean_nll(model: Any, batch: Batch) -> torch.Tensor:
     """Mean negative log-likelihood over all target tokens in the batch."""
     lp, mask = token_logprobs(model, batch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from unlearn_jobs.evaluate import Gates, Metrics, ProbeScores, SetScores, key_term_hit, rouge_l_recall
 
 
@@ -102,3 +104,45 @@ def test_generation_copies_are_cast_copies_and_the_candidate_is_untouched(subjec
     }
     assert by_dtype["bfloat16"].forget.questions.hit_rate >= 0.5
     assert by_dtype["bfloat16"].perplexity == by_dtype["float32"].perplexity
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+@pytest.mark.parametrize("plain_head", [True, False])
+def test_packed_option_scores_equal_scoring_each_option_alone(batch_size, plain_head):
+    """Candidates packed after one prompt (a 4D mask, positions restarting) score exactly as each
+    prompt + candidate run on its own, with the output layer on the scored rows or on every row."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from unlearn_jobs.data import collate, encode_pair
+    from unlearn_jobs.model import continuation_logprobs, token_logprobs
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=40, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4)
+    model = LlamaForCausalLM(cfg).eval()
+    if not plain_head:
+        model.config.logit_scale = 0.5  # forces the full-logits path (Llama itself ignores it)
+    gen = torch.Generator().manual_seed(1)
+
+    def ids(n: int) -> list[int]:
+        return torch.randint(1, 40, (n,), generator=gen).tolist()
+
+    prompts = [ids(n) for n in (5, 1, 9, 3)]
+    cands = [[ids(3), ids(1), ids(4), ids(2)], [ids(2), ids(2)], [ids(1)], [ids(5), ids(3), ids(1)]]
+    packed = continuation_logprobs(model, prompts, cands, batch_size)
+
+    class Tok:  # encode_pair's tokenizer: the candidate text is already its ids
+        eos_token_id = None
+
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [int(t) for t in text.split()]}
+
+    alone = []
+    with torch.no_grad():
+        for prompt, options in zip(prompts, cands):
+            items = [encode_pair(Tok(), prompt, " ".join(map(str, c)), 512) for c in options]
+            lp, mask = token_logprobs(model, collate(items, 0))
+            alone.append((lp.sum(1) / mask.sum(1)).tolist())
+    assert [len(row) for row in packed] == [len(c) for c in cands]
+    for got, want in zip(packed, alone):
+        assert got == pytest.approx(want, abs=1e-5)

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from unlearn_jobs.data import PromptFormat, collate, encode_pair, pad_id_of
+from unlearn_jobs.data import PromptFormat, pad_id_of
 from unlearn_jobs.views.base import ModelTransform, ViewProbe
 
 
@@ -97,29 +97,25 @@ class ModelAsker:
         return out
 
     def option_scores(self, probes: Sequence[ViewProbe]) -> list[list[float]]:
-        import torch
+        """Per probe, each option's mean log-likelihood per token as the answer (its eos included: a
+        name scores as a whole answer), in float32 on the model itself."""
+        from unlearn_jobs.model import continuation_logprobs
 
-        from unlearn_jobs.model import token_logprobs
-
-        items = []
+        eos = self.tokenizer.eos_token_id
+        prompts, options = [], []
         for p in probes:
-            ids = self._ids(p)
+            cands = []
             for option in p.options:
-                items.append(encode_pair(self.tokenizer, ids, self.fmt.target_text(self.tokenizer, option), 512))
-        device = next(self.model.parameters()).device
-        flat: list[float] = []
+                ids = list(
+                    self.tokenizer(self.fmt.target_text(self.tokenizer, option), add_special_tokens=False)["input_ids"]
+                )
+                cands.append([*ids, int(eos)] if eos is not None else ids)
+            # Longest prompt + option kept to 512 tokens, as training encodes them: the prompt's end stays.
+            room = max(1, 512 - max((len(c) for c in cands), default=0))
+            prompts.append(self._ids(p)[-room:])
+            options.append(cands)
         self.model.eval()
-        with torch.no_grad():
-            for start in range(0, len(items), self.batch_size):
-                batch = collate(items[start : start + self.batch_size], pad_id_of(self.tokenizer)).to(device)
-                lp, mask = token_logprobs(self.model, batch)
-                # The eos that ends each option is part of it: "Quillmarsh" scores as a whole answer.
-                flat.extend((lp.sum(1) / mask.sum(1).clamp(min=1)).tolist())
-        out, k = [], 0
-        for p in probes:
-            out.append(flat[k : k + len(p.options)])
-            k += len(p.options)
-        return out
+        return continuation_logprobs(self.model, prompts, options, self.batch_size)
 
     def derive(self, transform: ModelTransform) -> ModelAsker:
         model = copy.deepcopy(self.model)
