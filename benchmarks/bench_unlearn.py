@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.leakage_tables import breakdown_table, tally, views_table  # noqa: E402
+from benchmarks.leakage_tables import breakdown_table, tally, targets_table, views_table  # noqa: E402
 from gateway.jobs.guard_scorer import GatewayGuardScorer  # noqa: E402
 from unlearn_jobs.config import parse_assignments  # noqa: E402
 from unlearn_jobs.data import ExampleSet, PromptFormat, examples_from_facts, load_fluency  # noqa: E402
@@ -82,6 +82,9 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+RETRAIN_ROW = "retrain on retain only"
+
+
 def _method_name(variant: str) -> str:
     return "grad_diff" if variant.startswith("grad_diff") else variant.split(":")[0]
 
@@ -123,6 +126,16 @@ def _row(name: str, m: Metrics, base: Metrics | None, wall_s: float | None, extr
         "views": {v.view: v.to_dict() for v in m.views},
         **extra,
     }
+
+
+def _stored_rows(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """The rows of stored results.json files: all of the first's, the job rows of the others (whose
+    anchors, from the same cached fine-tunes, the first already holds)."""
+    rows: list[dict[str, Any]] = []
+    for k, path in enumerate(paths):
+        stored = json.loads(path.read_text())
+        rows += [r for r in stored.get("rows", ()) if k == 0 or r.get("state") not in (None, "anchor")]
+    return rows
 
 
 def _fmt(v: Any) -> str:
@@ -311,6 +324,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fluency", type=int, default=0, help="first N fluency sentences for perplexity (0 = all)")
     ap.add_argument("--skip-base", action="store_true", help="don't evaluate the base model")
     ap.add_argument(
+        "--tables-from",
+        type=Path,
+        help="print the tables (targets included) of a stored results.json and exit; measures nothing",
+    )
+    ap.add_argument(
+        "--more-results",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="with --tables-from: further results.json whose job rows join the table (same anchors)",
+    )
+    ap.add_argument(
         "--given-baseline",
         action="store_true",
         help="hand each job the subject's measured figures instead of letting it measure its parent (its "
@@ -358,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
         help="don't score generations with the gateway's guard (needs the embedder and faiss)",
     )
     args = ap.parse_args(argv)
+    if args.tables_from:
+        stored = json.loads(args.tables_from.read_text())
+        rows = _stored_rows([args.tables_from, *args.more_results])
+        print(report_markdown(rows, stored.get("views", ()), stored.get("attribute_breakdown") or {}))
+        return 0
 
     if not (args.model / "config.json").is_file():
         print(f"no model at {args.model} (run `lethe models prepare`); skipping", file=sys.stderr)
@@ -487,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_retrain:
         retrain_ft_s = _finetune_cached(args.model, retrain_dir, trained_on(retain), ft_cfg, fmt, "retrain", device)
         retrain_m, _ = measure(retrain_dir)
-        rows.append(_row("retrain on retain only", retrain_m, subject_m, retrain_ft_s, {"state": "anchor"}))
+        rows.append(_row(RETRAIN_ROW, retrain_m, subject_m, retrain_ft_s, {"state": "anchor"}))
         print(markdown_table(rows), flush=True)
         add_breakdown("retrain", retrain_dir)
 
@@ -605,6 +635,15 @@ def report_markdown(rows: list[dict[str, Any]], views: Sequence[str], breakdown:
     if views:
         models = {r["name"]: r.get("views") or {} for r in rows if "views" in r}
         parts += ["", "Leakage views (rate; choice views: accuracy and chance):", "", views_table(models, views)]
+    anchor = next((r for r in rows if r["name"] == RETRAIN_ROW), None)
+    jobs = [r for r in rows if r.get("state") not in (None, "anchor")]
+    if views and anchor is not None and jobs:
+        parts += [
+            "",
+            "Against the targets (a choice view's leakage: its accuracy above chance):",
+            "",
+            targets_table(anchor, jobs, views),
+        ]
     if breakdown:
         attributes = sorted({a for cols in breakdown.values() for col in cols.values() for a in col})
         columns = ["forget Q", *views, "retain Q"]

@@ -94,3 +94,54 @@ def matrix_table(matrix: Sequence[Sequence[float | None]], row_label: str, col_l
         cells = [("–" if v is None else f"{v:.2f}") for v in row] + [""] * (width - len(row))
         lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def view_leakage(v: Mapping[str, Any]) -> float:
+    """A view's leakage as one number: a key-term view's rate; a choice view's accuracy above chance
+    (a model at or below chance shows no knowledge, however its guesses fall)."""
+    if v.get("chance") is None:
+        return float(v["rate"])
+    return max(0.0, float(v["rate"]) - float(v["chance"]))
+
+
+def targets_table(
+    anchor: Mapping[str, Any],
+    jobs: Sequence[Mapping[str, Any]],
+    views: Sequence[str],
+    *,
+    view_ratio: float = 1.2,
+    retain_min: float = 0.95,
+    wall_max: float = 0.2,
+) -> str:
+    """Issue 17's three targets per job row (`name`, `views`, `retain_rel`, `vs_retrain` or `wall_s`)
+    against the retrained anchor's row (`views`, `wall_s`: its fine-tune): every view
+    within `view_ratio` x the retrained anchor's leakage (`view_leakage`; a small absolute slack keeps an
+    anchor at 0 from demanding float equality), retain >= `retain_min` of the subject's, and the job's
+    wall time <= `wall_max` of retraining's."""
+    lines = [
+        f"| job | views within {view_ratio:g}x the anchor | over | retain vs subject (≥ {retain_min:g}) "
+        f"| job vs retrain (≤ {wall_max:g}) | all three |",
+        "|---|---|---|---|---|---|",
+    ]
+    anchor_views: Mapping[str, Mapping[str, Any]] = anchor.get("views") or {}
+    for row in jobs:
+        got = row.get("views") or {}
+        measured = [v for v in views if (got.get(v) or {}).get("n") and (anchor_views.get(v) or {}).get("n")]
+        over = [
+            f"{v} {view_leakage(got[v]):.2f} vs {view_leakage(anchor_views[v]):.2f}"
+            for v in measured
+            if view_leakage(got[v]) > view_ratio * view_leakage(anchor_views[v]) + 1e-9
+        ]
+        retain, wall = row.get("retain_rel"), row.get("vs_retrain")
+        if wall is None and row.get("wall_s") and anchor.get("wall_s"):
+            wall = row["wall_s"] / anchor["wall_s"]
+        views_ok = bool(measured) and not over
+        retain_ok = retain is not None and retain >= retain_min - 1e-9
+        wall_ok = wall is not None and wall <= wall_max + 1e-9
+        lines.append(
+            f"| {row['name']} | {len(measured) - len(over)}/{len(measured)} | {', '.join(over) or '–'} "
+            f"| {'–' if retain is None else f'{retain:.2f}'} {'✓' if retain_ok else '✗'} "
+            f"| {'–' if wall is None else f'{wall:.2f}'} {'✓' if wall_ok else '✗'} "
+            f"| {'yes' if views_ok and retain_ok and wall_ok else 'no'} |"
+        )
+    return "\n".join(lines)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks.bench_unlearn import main, parse_views
-from benchmarks.leakage_tables import breakdown_table, tally, views_table
+from benchmarks.leakage_tables import breakdown_table, tally, targets_table, view_leakage, views_table
 from unlearn_jobs.data import examples_from_facts
 from unlearn_jobs.facts import generate_fact_set
 from unlearn_jobs.views import ALL_VIEWS, DEFAULT_VIEWS
@@ -26,7 +28,46 @@ def test_tables_of_views_and_attributes():
     assert parse_views("all") == ALL_VIEWS and parse_views("default") == DEFAULT_VIEWS and parse_views("none") == ()
 
 
-def test_smoke_run_reports_every_model_on_every_view(tiny_base, tmp_path):
+def test_targets_table_reads_choice_views_as_accuracy_above_chance():
+    assert view_leakage({"rate": 0.3, "chance": None}) == 0.3
+    assert view_leakage({"rate": 0.2, "chance": 0.25}) == 0.0  # below chance: no knowledge shown
+    assert view_leakage({"rate": 0.45, "chance": 0.25}) == pytest.approx(0.2)
+    anchor = {
+        "wall_s": 500.0,
+        "views": {
+            "json": {"n": 20, "rate": 0.0, "chance": None},
+            "best_of_n": {"n": 20, "rate": 0.05, "chance": None},
+            "multiple_choice": {"n": 20, "rate": 0.30, "chance": 0.25},
+        },
+    }
+    jobs = [
+        {
+            "name": "good",
+            "retain_rel": 0.99,
+            "vs_retrain": 0.15,
+            "views": {
+                "json": {"n": 20, "rate": 0.0, "chance": None},
+                "best_of_n": {"n": 20, "rate": 0.06, "chance": None},  # 1.2 x 0.05
+                "multiple_choice": {"n": 20, "rate": 0.25, "chance": 0.25},
+            },
+        },
+        {
+            "name": "leaky",
+            "retain_rel": 0.90,
+            "wall_s": 150.0,  # no vs_retrain: 150 / the anchor's 500
+            "views": {
+                "json": {"n": 20, "rate": 0.05, "chance": None},
+                "best_of_n": {"n": 20, "rate": 0.0, "chance": None},
+                "multiple_choice": {"n": 20, "rate": 0.45, "chance": 0.25},
+            },
+        },
+    ]
+    lines = targets_table(anchor, jobs, ["json", "best_of_n", "multiple_choice", "yes_no"]).splitlines()
+    assert lines[2] == "| good | 3/3 | – | 0.99 ✓ | 0.15 ✓ | yes |"
+    assert lines[3] == ("| leaky | 1/3 | json 0.05 vs 0.00, multiple_choice 0.20 vs 0.05 | 0.90 ✗ | 0.30 ✗ | no |")
+
+
+def test_smoke_run_reports_every_model_on_every_view(tiny_base, tmp_path, capsys):
     out = tmp_path / "run"
     rc = main(
         [
@@ -47,3 +88,9 @@ def test_smoke_run_reports_every_model_on_every_view(tiny_base, tmp_path):
     md = (out / "results.md").read_text()
     assert "Leakage views" in md and "| quantized_int4 |" in md
     assert "| subject | birthplace (place) |" in md
+    grad_diff = report["rows"][-1]
+    assert grad_diff["baseline_s"] > 0  # the job measured its parent itself
+    assert "Against the targets" in md and "| grad_diff | " in md
+    # The stored results print the same tables again, measuring nothing.
+    assert main(["--tables-from", str(out / "results.json")]) == 0
+    assert "| grad_diff | " in capsys.readouterr().out
