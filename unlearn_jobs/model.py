@@ -128,28 +128,28 @@ def continuation_logprobs(
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             width = max(len(rows[i][0]) for i in chunk)
-            ids = torch.zeros((len(chunk), width), dtype=torch.long)
-            pos = torch.zeros((len(chunk), width), dtype=torch.long)
-            seg = torch.full((len(chunk), width), -1, dtype=torch.long)  # -1: padding
+            ids_t = torch.zeros((len(chunk), width), dtype=torch.long)
+            pos_t = torch.zeros((len(chunk), width), dtype=torch.long)
+            seg_t = torch.full((len(chunk), width), -1, dtype=torch.long)  # -1: padding
             for r, i in enumerate(chunk):
                 n = len(rows[i][0])
-                ids[r, :n] = torch.tensor(rows[i][0])
-                pos[r, :n] = torch.tensor(rows[i][1])
-                seg[r, :n] = torch.tensor(rows[i][2])
-            q, k = seg.unsqueeze(2), seg.unsqueeze(1)
+                ids_t[r, :n] = torch.tensor(rows[i][0])
+                pos_t[r, :n] = torch.tensor(rows[i][1])
+                seg_t[r, :n] = torch.tensor(rows[i][2])
+            query, key = seg_t.unsqueeze(2), seg_t.unsqueeze(1)
             causal = torch.ones((width, width), dtype=torch.bool).tril()
-            allowed = causal & (k >= 0) & ((k == 0) | (k == q))
+            allowed = causal & (key >= 0) & ((key == 0) | (key == query))
             # Padding attends to itself only, so no row is all -inf (NaN would reach the values).
-            allowed |= torch.eye(width, dtype=torch.bool) & (q < 0)
+            allowed |= torch.eye(width, dtype=torch.bool) & (query < 0)
             mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill(~allowed, lowest).unsqueeze(1)
             where = [(r, p, t) for r, i in enumerate(chunk) for pairs in rows[i][3] for p, t in pairs]
             r_idx = torch.tensor([w[0] for w in where], device=device)
             p_idx = torch.tensor([w[1] for w in where], device=device)
             targets = torch.tensor([w[2] for w in where], device=device)
             kwargs = {
-                "input_ids": ids.to(device),
+                "input_ids": ids_t.to(device),
                 "attention_mask": mask.to(device),
-                "position_ids": pos.to(device),
+                "position_ids": pos_t.to(device),
                 "use_cache": False,
             }
             if fast:

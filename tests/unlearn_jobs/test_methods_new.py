@@ -193,6 +193,46 @@ def test_rmu_reads_its_layer_without_running_the_layers_above(layer):
     assert len(again) == len(full) and all(torch.allclose(a, b) for a, b in zip(again, full))
 
 
+def test_rmu_runs_only_the_updated_layers_from_cached_inputs(subject):
+    """With the layers below the updated ones frozen, their output per prompt is computed once: the
+    steps' activations and losses equal the full forward's, and layer 0 never runs in a step."""
+    model, tokenizer = load_model(subject.model_dir)
+    data = UnlearnData(subject.forget, subject.retain, subject.fmt)
+    method = RMU(RMUConfig(layer=2, layers=(1, 2), min_passes=0))
+    forget = method.forget_items(tokenizer, data)
+    method.prepare(model, None, forget, "cpu")
+    assert method._first == 1 and method._forget_in is not None and method._retain_in is not None
+    batch = collate(forget[:3], pad_id_of(tokenizer))
+    retain_batch = collate(method._retain_items[2:6], pad_id_of(tokenizer))
+    model.train()
+    ran: list[int] = []
+    hook = model.get_decoder().layers[0].register_forward_hook(lambda *a: ran.append(0))
+    cached = (method._hidden(model, batch, method._forget_in), method.forget_loss(model, batch))
+    cached_retain = method.retain_loss(model, None, retain_batch)
+    assert not ran
+    hook.remove()
+    full = method._hidden(model, batch)
+    real = batch.attention_mask.bool()  # padding's own activations differ and are never read
+    assert torch.allclose(cached[0][real], full[real], atol=1e-5)
+    method._first = 0  # the same losses through every layer
+    assert float(cached[1].detach()) == pytest.approx(float(method.forget_loss(model, batch).detach()), rel=1e-5)
+    assert float(cached_retain.detach()) == pytest.approx(
+        float(method.retain_loss(model, None, retain_batch).detach()), abs=1e-7
+    )
+    # The decoder has all its layers back, and the run drops the caches.
+    assert len(model.get_decoder().layers) == 4
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    RMU(RMUConfig(layer=2, layers=(1, 2), lr=3e-3, steps=3, min_passes=0)).run(
+        model, tokenizer, data, device="cpu", on_step=lambda s: False
+    )
+    moved = {n for n, p in model.named_parameters() if not torch.equal(p, start[n])}
+    assert moved and all(".layers.1." in n or ".layers.2." in n for n in moved)
+    # Dropout below the updated layers turns the cache off.
+    model.config.attention_dropout = 0.1
+    method.prepare(model, None, forget, "cpu")
+    assert method._first == 0
+
+
 def test_rmu_refuses_a_steered_layer_below_every_updated_layer(subject):
     """Steering layer 0 while only the top layer may change: no weight moves the steered activations, so
     the run is refused with a clear error instead of failing inside autograd."""
