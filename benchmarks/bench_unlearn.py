@@ -128,14 +128,16 @@ def _row(name: str, m: Metrics, base: Metrics | None, wall_s: float | None, extr
     }
 
 
-def _stored_rows(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    """The rows of stored results.json files: all of the first's, the job rows of the others (whose
-    anchors, from the same cached fine-tunes, the first already holds)."""
+def _stored_rows(paths: Sequence[Path]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The first stored results.json and the rows of all: every row of the first, the job rows of the
+    others (whose anchors, from the same cached fine-tunes, the first already holds)."""
+    first: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     for k, path in enumerate(paths):
         stored = json.loads(path.read_text())
+        first = first or stored
         rows += [r for r in stored.get("rows", ()) if k == 0 or r.get("state") not in (None, "anchor")]
-    return rows
+    return first, rows
 
 
 def _fmt(v: Any) -> str:
@@ -384,8 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.tables_from:
-        stored = json.loads(args.tables_from.read_text())
-        rows = _stored_rows([args.tables_from, *args.more_results])
+        stored, rows = _stored_rows([args.tables_from, *args.more_results])
         print(report_markdown(rows, stored.get("views", ()), stored.get("attribute_breakdown") or {}))
         return 0
 

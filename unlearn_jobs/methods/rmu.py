@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -179,13 +180,15 @@ class RMU(GradientMethod):
             start = (self._first, given.to(batch.input_ids.device))
         return steered_activations(model, batch, self._layer, start).float()
 
-    def _frozen_inputs(self, model: Any, items: list[EncodedExample], device: Any) -> list[torch.Tensor]:
-        """Per item, layer `_first`'s input: what the frozen layers below it output (computed once)."""
+    @staticmethod
+    def _per_item(
+        items: list[EncodedExample], device: Any, compute: Callable[[Batch], torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """`compute`'s [B, T, H] output for each item, trimmed to its tokens, on the CPU, by item index."""
         out = [torch.empty(0)] * len(items)
         for start in range(0, len(items), 16):
             chunk = items[start : start + 16]
-            batch = collate(chunk, 0).to(device)
-            h = steered_activations(model, batch, self._first - 1).cpu()
+            h = compute(collate(chunk, 0).to(device)).cpu()
             for row, item in enumerate(chunk):
                 out[item.index] = h[row, : int(item.input_ids.numel())].clone()
         return out
@@ -214,23 +217,23 @@ class RMU(GradientMethod):
         was = model.training
         model.eval()
         sq_sum, norm_sum, count, width = 0.0, 0.0, 0, 1
-        self._retain_acts = [torch.empty(0)] * len(self._retain_items)
         with torch.no_grad():
             if self._first > 0:
-                self._forget_in = self._frozen_inputs(model, forget, device)
-                self._retain_in = self._frozen_inputs(model, self._retain_items, device)
+                # What the frozen layers output: layer `_first`'s input.
+                below = self._first - 1
+                self._forget_in = self._per_item(forget, device, lambda b: steered_activations(model, b, below))
+                self._retain_in = self._per_item(
+                    self._retain_items, device, lambda b: steered_activations(model, b, below)
+                )
             for start in range(0, len(forget), 16):
                 batch = collate(forget[start : start + 16], 0).to(device)
                 h = self._hidden(model, batch, self._forget_in)[self._forget_mask(batch)]
                 sq_sum += float((h * h).sum())
                 norm_sum += float(h.norm(dim=-1).sum())
                 count, width = count + h.shape[0], h.shape[-1]
-            for start in range(0, len(self._retain_items), 16):
-                chunk = self._retain_items[start : start + 16]
-                batch = collate(chunk, 0).to(device)
-                h = self._hidden(model, batch, self._retain_in).cpu()
-                for row, item in enumerate(chunk):
-                    self._retain_acts[item.index] = h[row, : int(item.input_ids.numel())].clone()
+            self._retain_acts = self._per_item(
+                self._retain_items, device, lambda b: self._hidden(model, b, self._retain_in)
+            )
         model.train(was)
         if count == 0:
             raise ValueError("rmu: the forget set has no tokens to steer")

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-from unlearn_jobs.data import PromptFormat, pad_id_of
+from unlearn_jobs.data import PromptFormat, encode_pair, pad_id_of
 from unlearn_jobs.views.base import ModelTransform, ViewProbe
 
 
@@ -101,19 +101,18 @@ class ModelAsker:
         name scores as a whole answer), in float32 on the model itself."""
         from unlearn_jobs.model import continuation_logprobs
 
-        eos = self.tokenizer.eos_token_id
         prompts, options = [], []
         for p in probes:
-            cands = []
-            for option in p.options:
-                ids = list(
-                    self.tokenizer(self.fmt.target_text(self.tokenizer, option), add_special_tokens=False)["input_ids"]
-                )
-                cands.append([*ids, int(eos)] if eos is not None else ids)
-            # Longest prompt + option kept to 512 tokens, as training encodes them: the prompt's end stays.
-            room = max(1, 512 - max((len(c) for c in cands), default=0))
-            prompts.append(self._ids(p)[-room:])
-            options.append(cands)
+            # Encoded as training encodes an answer (`encode_pair`: eos added, 512 tokens at most, the
+            # prompt's end kept); the options share the prompt left by the longest one.
+            pairs = [
+                encode_pair(self.tokenizer, self._ids(p), self.fmt.target_text(self.tokenizer, o), 512)
+                for o in p.options
+            ]
+            answer = [e.labels != -100 for e in pairs]
+            options.append([e.input_ids[a].tolist() for e, a in zip(pairs, answer)])
+            shortest = min(range(len(pairs)), key=lambda k: int((~answer[k]).sum()))
+            prompts.append(pairs[shortest].input_ids[~answer[shortest]].tolist())
         self.model.eval()
         return continuation_logprobs(self.model, prompts, options, self.batch_size)
 
