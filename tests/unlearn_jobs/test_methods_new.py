@@ -12,7 +12,7 @@ from unlearn_jobs.evaluate import Evaluator
 from unlearn_jobs.methods import StepInfo, UnlearnData, available_methods, get_method
 from unlearn_jobs.methods.rmu import RMU, RMUConfig, steered_activations
 from unlearn_jobs.methods.simnpo import SimNPO, SimNPOConfig
-from unlearn_jobs.model import load_model, mean_nll
+from unlearn_jobs.model import load_model, mean_nll, native_bf16
 from unlearn_jobs.runner import JobSpec, run_job
 from unlearn_jobs.states import JobState
 
@@ -198,7 +198,7 @@ def test_rmu_runs_only_the_updated_layers_from_cached_inputs(subject):
     steps' activations and losses equal the full forward's, and layer 0 never runs in a step."""
     model, tokenizer = load_model(subject.model_dir)
     data = UnlearnData(subject.forget, subject.retain, subject.fmt)
-    method = RMU(RMUConfig(layer=2, layers=(1, 2), min_passes=0))
+    method = RMU(RMUConfig(layer=2, layers=(1, 2), min_passes=0, fast_dtype="float32"))
     forget = method.forget_items(tokenizer, data)
     method.prepare(model, None, forget, "cpu")
     assert method._first == 1 and method._forget_in is not None and method._retain_in is not None
@@ -231,6 +231,34 @@ def test_rmu_runs_only_the_updated_layers_from_cached_inputs(subject):
     model.config.attention_dropout = 0.1
     method.prepare(model, None, forget, "cpu")
     assert method._first == 0
+
+
+def test_rmu_fast_dtype_runs_the_frozen_pass_and_forget_term_in_bf16_and_keeps_retain_exact(subject):
+    """fast_dtype=bfloat16: the cached frozen outputs are stored in float32 and the parent's retain
+    activations are computed in float32 from them, so the retain term starts at exactly 0; the forget
+    term is close to float32's; the weights stay float32."""
+    model, tokenizer = load_model(subject.model_dir)
+    data = UnlearnData(subject.forget, subject.retain, subject.fmt)
+    exact = RMU(RMUConfig(layer=2, layers=(1, 2), min_passes=0, fast_dtype="float32"))
+    fast = RMU(RMUConfig(layer=2, layers=(1, 2), min_passes=0, fast_dtype="bfloat16"))
+    assert exact.fast_dtype("cpu") is None and fast.fast_dtype("cpu") is torch.bfloat16
+    assert RMU().fast_dtype("cpu") is (torch.bfloat16 if native_bf16("cpu") else None)
+    forget = fast.forget_items(tokenizer, data)
+    exact.forget_items(tokenizer, data)
+    exact.prepare(model, None, forget, "cpu")
+    fast.prepare(model, None, forget, "cpu")
+    assert fast._retain_in is not None and all(t.dtype is torch.float32 for t in fast._retain_in)
+    assert fast._retain_in[0].shape == exact._retain_in[0].shape
+    batch = collate(forget[:4], pad_id_of(tokenizer))
+    retain_batch = collate(fast._retain_items[:4], pad_id_of(tokenizer))
+    model.train()
+    assert float(fast.retain_loss(model, None, retain_batch).detach()) == 0.0
+    f_fast, f_exact = (float(m.forget_loss(model, batch).detach()) for m in (fast, exact))
+    assert f_fast == pytest.approx(f_exact, rel=0.02)
+    fast.run(model, tokenizer, data, device="cpu", on_step=lambda s: False)
+    assert all(p.dtype is torch.float32 for p in model.parameters())
+    with pytest.raises(ValueError, match="fast_dtype"):
+        RMUConfig.from_overrides({"fast_dtype": "float16"})
 
 
 def test_rmu_refuses_a_steered_layer_below_every_updated_layer(subject):
