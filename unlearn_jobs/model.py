@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from collections.abc import Sequence
@@ -49,6 +50,12 @@ def generation_copy(model: Any, dtype: str) -> Any:
         return model
     clone: Any = copy.deepcopy(model).to(target)
     clone.eval()
+    if next(clone.parameters()).device.type == "cpu" and target is torch.bfloat16:
+        # Decoding one token against a short cache, torch's CPU SDPA kernel in bfloat16 cost 30% of a
+        # generation; plain matmul-softmax attention made the whole generation ~20% faster (SmolLM2-135M,
+        # one EPYC core, 64 prompts x 26 tokens: 5.6 -> 4.5 s). A model without that option keeps its own.
+        with contextlib.suppress(AttributeError, ValueError):
+            clone.set_attn_implementation("eager")
     return clone
 
 
@@ -243,11 +250,60 @@ def select_trainable(model: Any, layers: Sequence[int] | None, params: str) -> l
 
 
 @torch.no_grad()
+def greedy_tokens(
+    model: Any, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, eos: int | None
+) -> list[list[int]]:
+    """Greedy new tokens for a left-padded batch, each row up to its eos (included) or `max_new_tokens`.
+
+    `model.generate` decodes every row until the last one ends; here a row that has ended leaves the
+    batch (its KV cache rows dropped), so a batch costs the sum of its answers, not its longest answer
+    times its size: on the benchmark's subject, answers of ~15 tokens under a 26-token cap."""
+    from transformers import DynamicCache
+
+    out: list[list[int]] = [[] for _ in range(ids.shape[0])]
+    if max_new_tokens <= 0 or ids.shape[0] == 0:
+        return out
+    alive = list(range(ids.shape[0]))
+    cache = DynamicCache(config=model.config)
+    # Left padding: positions count real tokens only (as `generate` derives them from the mask).
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    step_ids = ids
+    with torch.no_grad():
+        for step in range(max_new_tokens):
+            logits = model(
+                input_ids=step_ids,
+                attention_mask=mask,
+                position_ids=positions,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[:, -1]
+            # argmax over bfloat16 logits ran ~4x slower than a float32 copy's (the same index: exact cast).
+            chosen = logits.float().argmax(dim=-1)
+            for row, token in zip(alive, chosen.tolist()):
+                out[row].append(token)
+            if step == max_new_tokens - 1:
+                break
+            keep = [k for k, token in enumerate(chosen.tolist()) if token != eos]
+            if not keep:
+                break
+            if len(keep) < len(alive):
+                index = torch.tensor(keep, device=ids.device)
+                cache.batch_select_indices(index)
+                mask, positions, chosen = mask[index], positions[index], chosen[index]
+                alive = [alive[k] for k in keep]
+            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+            positions = positions[:, -1:] + 1
+            step_ids = chosen.unsqueeze(-1)
+    return out
+
+
 def greedy_generate(
     model: Any, tokenizer: Any, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, batch_size: int = 16
 ) -> list[str]:
     """Greedy continuations of pre-tokenised prompts, left-padded in batches of similar lengths (the
-    answers come back in the prompts' order)."""
+    answers come back in the prompts' order). A row leaves its batch when it ends (eos): the rest
+    decode without it (`greedy_tokens`)."""
     device = next(model.parameters()).device
     pad = pad_id_of(tokenizer)
     was_training = model.training
@@ -263,19 +319,9 @@ def greedy_generate(
         for row, p in enumerate(chunk):
             ids[row, width - len(p) :] = torch.tensor(p, dtype=torch.long)
             mask[row, width - len(p) :] = 1
-        gen = model.generate(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            pad_token_id=pad,
-            eos_token_id=tokenizer.eos_token_id,
-            temperature=None,
-            top_p=None,
-            top_k=None,
-        )
-        for i, row in zip(rows, gen[:, width:].tolist()):
-            outputs[i] = tokenizer.decode(row, skip_special_tokens=True).strip()
+        tokens = greedy_tokens(model, ids.to(device), mask.to(device), max_new_tokens, tokenizer.eos_token_id)
+        for i, row_tokens in zip(rows, tokens):
+            outputs[i] = tokenizer.decode(row_tokens, skip_special_tokens=True).strip()
     if was_training:
         model.train()
     return outputs

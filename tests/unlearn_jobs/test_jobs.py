@@ -204,6 +204,20 @@ def test_result_serialises_with_the_guard_score_built_by_the_job(subject, baseli
     assert job_guard_scorer(_spec(subject, tmp_path, "npo", {})) is None
 
 
+def test_the_baseline_measures_what_the_gates_compare_and_not_the_parents_views(subject, tmp_path):
+    # The views are gated on the candidate alone (reference + margin), so the parent's are never
+    # measured: the baseline is retain, perplexity and the greedy forget leakage.
+    gates = Gates(forget_hit_rate_max=1.0, views=("fill_blank", "yes_no"))
+    result = run_job(
+        _spec(subject, tmp_path, "grad_diff", {**TINY["grad_diff"], "steps": 1, "early_stop": False}, gates=gates)
+    )
+    before, after = result.metrics_before, result.metrics_after
+    assert before is not None and after is not None
+    assert before.views == () and {v.view for v in after.views} == {"fill_blank", "yes_no"}
+    assert before.retain.questions.n == len(subject.retain) and before.forget.questions.n == len(subject.forget)
+    assert before.perplexity > 0
+
+
 def test_the_guard_scorer_comes_from_the_injected_factory():
     forget = examples_from_facts(generate_fact_set(2, facts_per_person=2, seed=1).facts)
     built: list[tuple[GuardEntrySpec, ...]] = []
