@@ -233,10 +233,11 @@ def test_rmu_runs_only_the_updated_layers_from_cached_inputs(subject):
     assert method._first == 0
 
 
-def test_rmu_fast_dtype_runs_the_frozen_pass_and_forget_term_in_bf16_and_keeps_retain_exact(subject):
-    """fast_dtype=bfloat16: the cached frozen outputs are stored in float32 and the parent's retain
-    activations are computed in float32 from them, so the retain term starts at exactly 0; the forget
-    term is close to float32's; the weights stay float32."""
+def test_rmu_fast_dtype_computes_in_bf16_with_retain_targets_made_the_same_way(subject):
+    """fast_dtype=bfloat16: the cached frozen outputs are stored in float32, and the parent's retain
+    activations are computed from them exactly as the retain term computes the candidate's, so the
+    retain term starts at exactly 0 (not at the rounding between two precisions); the forget term is
+    close to float32's; the weights stay float32."""
     model, tokenizer = load_model(subject.model_dir)
     data = UnlearnData(subject.forget, subject.retain, subject.fmt)
     exact = RMU(RMUConfig(layer=2, layers=(1, 2), min_passes=0, fast_dtype="float32"))

@@ -110,12 +110,13 @@ class RMUConfig(GradientConfig):
     # (prompt too, as the paper does on documents). A chat prompt opens with the template and system
     # prompt every question shares, so steering it fights the retain term on the same activations.
     forget_tokens: str = "answer"
-    # The frozen layers' outputs (computed once) and the forget term run under autocast in this dtype;
-    # the retain term, the parent's retain activations and the weights stay float32. "auto": bfloat16
-    # where the device computes it natively (unlearn_jobs.model.native_bf16), else float32. On one EPYC
-    # core (benchmark setting, seed 4): the frozen pass 21 -> 7 s, a step 0.62 -> 0.46 s, the same
-    # leakage on every gated view and the same retain facts. The retain term in bfloat16 too (0.30 s a
-    # step) lost 3 of 80 retain answers: it is the term that must stay exact.
+    # Every forward of the job (the frozen layers' outputs, computed once; the parent's retain activations;
+    # both loss terms) runs under autocast in this dtype; the weights, their gradients and the optimizer
+    # stay float32. "auto": bfloat16 where the device computes it natively (unlearn_jobs.model.native_bf16),
+    # else float32. On one EPYC core (benchmark setting, seed 4) the run went 58 -> 26 s with the same
+    # retain answers and no leak on any gated view. The parent's retain activations must be computed the
+    # way the retain term computes the candidate's: bf16 losses against float32 targets lost 3 of 80
+    # retain answers (the targets' rounding is a floor the retain term keeps pushing against).
     fast_dtype: str = "auto"
 
     def validate(self) -> None:
@@ -155,7 +156,7 @@ class RMU(GradientMethod):
         self._first = 0  # the lowest updated layer, when the layers below it are skipped
         self._forget_in: list[torch.Tensor] | None = None
         self._retain_in: list[torch.Tensor] | None = None
-        self._fast: torch.dtype | None = None  # the autocast dtype of the frozen pass and forget term
+        self._fast: torch.dtype | None = None  # the autocast dtype of the job's forwards
 
     def needs_reference(self) -> bool:
         return False
@@ -200,15 +201,16 @@ class RMU(GradientMethod):
     ) -> list[torch.Tensor]:
         """`compute`'s [B, T, H] output for each item, trimmed to its tokens, on the CPU, by item index."""
         out = [torch.empty(0)] * len(items)
-        for start in range(0, len(items), 16):
-            chunk = items[start : start + 16]
+        by_length = sorted(items, key=lambda item: int(item.input_ids.numel()))  # little padding per chunk
+        for start in range(0, len(by_length), 32):
+            chunk = by_length[start : start + 32]
             h = compute(collate(chunk, 0).to(device)).cpu()
             for row, item in enumerate(chunk):
                 out[item.index] = h[row, : int(item.input_ids.numel())].clone()
         return out
 
     def fast_dtype(self, device: Any) -> torch.dtype | None:
-        """The autocast dtype of the frozen pass and the forget term on `device` (None: float32)."""
+        """The autocast dtype of the job's forwards on `device` (None: float32)."""
         name = self.config.fast_dtype
         if name == "float32" or (name == "auto" and not native_bf16(device)):
             return None
@@ -253,7 +255,8 @@ class RMU(GradientMethod):
                 below = self._first - 1
 
                 def frozen(b: Batch) -> torch.Tensor:
-                    # Stored in float32: the updated layers read them in float32 at every step.
+                    # Stored in float32, whatever computed them (`_hidden` feeds them to the first
+                    # updated layer as they are).
                     with self._fast_math(device):
                         return steered_activations(model, b, below).float()
 
@@ -261,13 +264,19 @@ class RMU(GradientMethod):
                 self._retain_in = self._per_item(self._retain_items, device, frozen)
             for start in range(0, len(forget), 16):
                 batch = collate(forget[start : start + 16], 0).to(device)
-                h = self._hidden(model, batch, self._forget_in)[self._forget_mask(batch)]
+                with self._fast_math(device):
+                    h = self._hidden(model, batch, self._forget_in)[self._forget_mask(batch)]
                 sq_sum += float((h * h).sum())
                 norm_sum += float(h.norm(dim=-1).sum())
                 count, width = count + h.shape[0], h.shape[-1]
-            self._retain_acts = self._per_item(
-                self._retain_items, device, lambda b: self._hidden(model, b, self._retain_in)
-            )
+
+            def parent(b: Batch) -> torch.Tensor:
+                # Exactly as `retain_loss` computes the candidate's (same dtype, same cached inputs): the
+                # retain term starts at 0, not at the rounding between two precisions.
+                with self._fast_math(device):
+                    return self._hidden(model, b, self._retain_in)
+
+            self._retain_acts = self._per_item(self._retain_items, device, parent)
         model.train(was)
         if count == 0:
             raise ValueError("rmu: the forget set has no tokens to steer")
@@ -286,7 +295,8 @@ class RMU(GradientMethod):
         return sq / (mask.sum() * h.shape[-1]).clamp(min=1) / self._energy
 
     def retain_loss(self, model: Any, reference: Any | None, batch: Batch) -> torch.Tensor:
-        h = self._hidden(model, batch, self._retain_in)
+        with self._fast_math(batch.input_ids.device):
+            h = self._hidden(model, batch, self._retain_in)
         parent = torch.zeros_like(h)
         lengths = batch.attention_mask.sum(dim=1).tolist()
         for row, index in enumerate(batch.indices.tolist()):
