@@ -33,7 +33,7 @@ def add_unlearn_run_parser(
         "gates and publish a weight version under HOME/versions.",
     )
     p.add_argument("--model", required=True, metavar="DIR", help="model directory (HF safetensors)")
-    p.add_argument("--method", default="npo", help="unlearning method (grad_diff, npo, edit)")
+    p.add_argument("--method", default="rmu", help="unlearning method (rmu, npo, simnpo, grad_diff, edit; default rmu)")
     p.add_argument(
         "--forget",
         required=True,

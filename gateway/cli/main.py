@@ -412,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     unlearn = sub.add_parser("unlearn", help="unlearning jobs (HTTP API) and offline runs")
     unlearn_sub = unlearn.add_subparsers(dest="unlearn_command", required=True)
     submit = unlearn_sub.add_parser("submit", parents=[remote], help="submit a job to the running gateway")
-    submit.add_argument("--method", default="npo", help="grad_diff, npo or edit (default npo)")
+    submit.add_argument("--method", default="rmu", help="rmu, npo, simnpo, grad_diff or edit (default rmu)")
     submit.add_argument("--forget-id", action="append", help="forget request id (repeatable; default: all enforced)")
     submit.add_argument("--set", action="append", metavar="KEY=VALUE", help="method hyperparameter override")
     submit.add_argument("--gate", action="append", metavar="KEY=VALUE", help="gate override")

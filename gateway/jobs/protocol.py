@@ -14,7 +14,11 @@ class JobSubmit(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: str = Field("npo", description="grad_diff, npo or edit")
+    method: str = Field(
+        "rmu",
+        description="rmu (the default: it met issue 17's leakage views, retain and cost targets), npo, simnpo, "
+        "grad_diff or edit",
+    )
     forget_ids: list[str] | None = Field(
         None, max_length=1000, description="Forget requests to unlearn; omit for all that are `enforced`."
     )

@@ -14,7 +14,7 @@ def test_register_adds_commands_to_a_lethe_parser():
     sub = parser.add_subparsers(dest="command")
     register(sub)
     args = parser.parse_args(["unlearn", "run", "--model", "m", "--forget", "f.json", "--set", "lr=1e-5"])
-    assert args.func.__name__ == "cmd_unlearn_run" and args.overrides == ["lr=1e-5"] and args.method == "npo"
+    assert args.func.__name__ == "cmd_unlearn_run" and args.overrides == ["lr=1e-5"] and args.method == "rmu"
     args = parser.parse_args(["finetune", "--model", "m", "--out", "o", "--people", "3"])
     assert args.func.__name__ == "cmd_finetune"
     # A caller that owns `unlearn` (submit/status/cancel) can hand its subparsers in.

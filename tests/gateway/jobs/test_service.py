@@ -126,3 +126,10 @@ async def test_a_dead_manager_is_a_503_naming_the_failure(service, jobs):
         await service.cancel("j-1")
     assert err.value.status == 503 and err.value.code == "jobs_unavailable"
     assert "job manager is unavailable: DeadReplicaError" in err.value.message
+
+
+def test_a_job_without_a_method_runs_rmu_the_method_that_met_the_leakage_and_cost_targets():
+    from unlearn_jobs.methods import available_methods
+
+    assert JobSubmit().method == "rmu" and "rmu" in available_methods()
+    assert JobSubmit(method="npo").method == "npo"
