@@ -249,6 +249,17 @@ def select_trainable(model: Any, layers: Sequence[int] | None, params: str) -> l
     return selected
 
 
+def left_pad(prompts: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask [B, T] of `prompts`, padded on the left (for generation)."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p) :] = torch.tensor(list(p), dtype=torch.long)
+        mask[row, width - len(p) :] = 1
+    return ids, mask
+
+
 @torch.no_grad()
 def greedy_tokens(
     model: Any, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, eos: int | None
@@ -311,13 +322,7 @@ def greedy_generate(
     outputs: list[str] = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        chunk = [list(prompts[i]) for i in rows]
-        width = max(len(p) for p in chunk)
-        ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, p in enumerate(chunk):
-            ids[row, width - len(p) :] = torch.tensor(p, dtype=torch.long)
-            mask[row, width - len(p) :] = 1
+        ids, mask = left_pad([prompts[i] for i in rows], pad)
         tokens = greedy_tokens(model, ids.to(device), mask.to(device), max_new_tokens, tokenizer.eos_token_id)
         for i, row_tokens in zip(rows, tokens):
             outputs[i] = tokenizer.decode(row_tokens, skip_special_tokens=True).strip()

@@ -64,7 +64,8 @@ class JobSpec:
     # run in their own phase (`JobResult.phases["report"]`), so the rest is what a job without them costs.
     report_views: tuple[str, ...] = ()
     # dtype of the evaluation's generations: "auto" = bfloat16 where the hardware computes it natively
-    # (CUDA, CPUs with AVX512-BF16 or AMX), else float32; it also scores the choice views' options and perplexity. Training stays float32.
+    # (CUDA, CPUs with AVX512-BF16 or AMX), else float32; it also scores the choice views'
+    # options and perplexity. Training stays float32.
     eval_dtype: str = "auto"
 
 

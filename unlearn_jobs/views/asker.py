@@ -63,6 +63,8 @@ class ModelAsker:
     def sample(self, probes: Sequence[ViewProbe], n: int, temperature: float, seed: int) -> list[list[str]]:
         import torch
 
+        from unlearn_jobs.model import left_pad
+
         model = self.generator
         device = next(model.parameters()).device
         pad = pad_id_of(self.tokenizer)
@@ -74,12 +76,8 @@ class ModelAsker:
         with torch.no_grad():
             for start in range(0, len(probes), per_batch):
                 chunk = [self._ids(p) for p in probes[start : start + per_batch]]
-                width = max(len(c) for c in chunk)
-                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for row, c in enumerate(chunk):
-                    ids[row, width - len(c) :] = torch.tensor(c, dtype=torch.long)
-                    mask[row, width - len(c) :] = 1
+                ids, mask = left_pad(chunk, pad)
+                width = ids.shape[1]
                 gen = model.generate(
                     input_ids=ids.to(device),
                     attention_mask=mask.to(device),
