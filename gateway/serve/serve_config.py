@@ -42,6 +42,18 @@ def logging_config(config: LetheConfig) -> dict[str, Any]:
     }
 
 
+# How long a Serve router (in the ingress, before each chat request) waits for an LLM replica to say how
+# many requests it runs. Ray's default, 0.1 s, is for an idle network; a CPU replica whose cores its
+# engine saturates answers later than that, and a replica that misses the deadline is passed over: its
+# cached queue length expires and every background probe misses again, so one replica ends up taking
+# all the traffic while the other idles (seen here on a loaded 2-core machine). A replica that answers
+# sooner costs no more; only a silent one delays the pick, by at most the deadline.
+ROUTER_ENV = {
+    "RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S": "0.5",
+    "RAY_SERVE_MAX_QUEUE_LENGTH_RESPONSE_DEADLINE_S": "2.0",
+}
+
+
 def worker_env(config: LetheConfig) -> dict[str, str]:
     """Environment every replica of the app needs: each configures its metrics and logs from it."""
     return {
@@ -71,7 +83,7 @@ def serve_config(config: LetheConfig) -> dict[str, Any]:
                 "route_prefix": "/",
                 "import_path": IMPORT_PATH,
                 "args": {"lethe": config_args(config)},
-                "runtime_env": {"env_vars": worker_env(config)},
+                "runtime_env": {"env_vars": {**ROUTER_ENV, **worker_env(config)}},
                 "logging_config": logging_config(config),
             }
         ],

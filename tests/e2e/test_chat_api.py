@@ -129,6 +129,17 @@ def test_serving_processes_run_at_normal_priority(tiny_server):
     assert set(niceness.values()) == {psutil.Process().nice()}, niceness  # the server's own: this test's
 
 
+def test_the_ingress_router_waits_for_a_busy_replica_to_report(tiny_server):
+    """Ray's 0.1 s queue-length deadline passes over a CPU replica whose engine keeps its core busy; the
+    ingress (where the router to the LLM replicas runs) starts with Lethe's longer one."""
+    deadlines = set()
+    for proc in tiny_server.processes():
+        with suppress(psutil.NoSuchProcess):
+            if "ServeReplica:lethe:Gateway" in " ".join(proc.cmdline()):
+                deadlines.add(proc.environ().get("RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S"))
+    assert deadlines == {"0.5"}
+
+
 def test_two_llm_replicas_answer(http):
     replicas = set()
     texts = set()

@@ -7,7 +7,14 @@ import pytest
 from ray.serve.schema import ServeDeploySchema
 
 from gateway.config import ConfigError, check_shared_ledger, config_from_mapping, load_config
-from gateway.serve.serve_config import APP_NAME, IMPORT_PATH, config_from_args, serve_config, worker_env
+from gateway.serve.serve_config import (
+    APP_NAME,
+    IMPORT_PATH,
+    ROUTER_ENV,
+    config_from_args,
+    serve_config,
+    worker_env,
+)
 
 
 def test_round_trip_gives_the_same_config_and_passes_serves_schema(tmp_path):
@@ -18,7 +25,9 @@ def test_round_trip_gives_the_same_config_and_passes_serves_schema(tmp_path):
     assert (app["name"], app["import_path"]) == (APP_NAME, IMPORT_PATH)
     assert config_from_args(app["args"], env={}) == config
     assert doc["logging_config"] == {"encoding": "JSON", "log_level": "INFO", "enable_access_log": False}
-    assert app["runtime_env"]["env_vars"] == worker_env(config)
+    # Every replica's settings, and the deadline the ingress's router gives a busy CPU replica to answer.
+    assert app["runtime_env"]["env_vars"] == {**ROUTER_ENV, **worker_env(config)}
+    assert float(app["runtime_env"]["env_vars"]["RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S"]) > 0.1
 
 
 def test_secrets_never_leave_in_the_export_but_replicas_read_them_from_env(tmp_path):
