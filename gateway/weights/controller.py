@@ -2,10 +2,10 @@
 
 A swap is refused before any replica changes when the version fails its checks (checksums,
 architecture, tensor names and shapes). Meanwhile every replica stages the version in memory (read
-and hashed; it keeps serving). Then the replicas drain together and load one at a time, in the order
-they drained; a replica's smoke test overlaps the next replica's load when the two share no core or
-GPU. If one fails, the replicas already swapped go back to the previous weights, the ones still
-waiting reopen unchanged, and the old version keeps serving. The serving version is the ledger's
+and hashed; it keeps serving). Then the replicas drain together; each loads and runs its smoke test
+as soon as it has drained, alongside replicas on other cores or GPUs and after those (drained
+before it) that share one with it. If one fails, the replicas already swapped go back to the
+previous weights, the ones still waiting reopen unchanged, and the old version keeps serving. The serving version is the ledger's
 pointer, so a restarted or added replica starts on it.
 """
 
@@ -318,9 +318,9 @@ class SwapController:
         `steps`) and returns the first failure, once no swap is running any more.
 
         Overlapped: every replica is staged first (still serving), then all drain at once, so the swap
-        waits for the longest request in flight once, not once per replica. They load one at a time in
-        the order they drained; a replica's smoke test overlaps the next one's load unless the two
-        share a core or GPU. Without overlap: one whole swap after another, in replica-id order.
+        waits for the longest request in flight once, not once per replica. A drained replica loads and
+        smoke-tests at once unless a replica let go before it shares a core or GPU with it: then after
+        that one's swap ended. Without overlap: one whole swap after another, in replica-id order.
         """
         if staging:  # staged in parallel: a replica that cannot read the version fails it before any drains
             await asyncio.wait(staging.values())
@@ -348,7 +348,7 @@ class SwapController:
         }
         waiting = list(pending)  # drained or draining, not yet let go to load
         called_off: set[str] = set()
-        previous: dict[str, Any] | None = None
+        let_go: builtins.list[dict[str, Any]] = []  # let go to load, in that order
         try:
             while waiting:
                 await asyncio.wait({drained[r["replica"]] for r in waiting}, return_when=asyncio.FIRST_COMPLETED)
@@ -358,10 +358,9 @@ class SwapController:
                     await asyncio.wait(earlier, timeout=DRAIN_TIE_S)
                 replica = next(r for r in waiting if drained[r["replica"]].done())
                 name = replica["replica"]
-                if previous is not None:  # one load at a time; one smoke test per core
-                    before = previous["replica"]
-                    phase = "ended" if _share_devices(previous, replica) else "loaded"
-                    await self._until(before, tickets[before], phase, swaps[before])
+                for before in let_go:  # one load or smoke test per core at a time; other cores at once
+                    if _share_devices(before, replica):
+                        await asyncio.wait({swaps[before["replica"]]})
                 if any(_failed(t) for t in swaps.values()):
                     break
                 try:
@@ -370,7 +369,7 @@ class SwapController:
                     log.warning("could not let %s load: %s", name, exc)
                     break
                 waiting.remove(replica)
-                previous = replica
+                let_go.append(replica)
         finally:
             for replica in waiting:
                 called_off.add(replica["replica"])
@@ -388,18 +387,6 @@ class SwapController:
             elif replica["replica"] not in called_off and failure is None:
                 failure = (replica, result)
         return failure
-
-    async def _until(self, replica: str, ticket: str, phase: str, swap: asyncio.Task[dict[str, Any]]) -> None:
-        """Wait until `replica`'s swap reached `phase` ("loaded") or ended ("ended": only its end)."""
-        if phase == "ended":
-            await asyncio.wait({swap})
-            return
-        reached = asyncio.create_task(self._fleet.phase(replica, ticket, phase))
-        await asyncio.wait({reached, swap}, return_when=asyncio.FIRST_COMPLETED)
-        if not reached.done() or reached.exception() is not None:
-            reached.cancel()
-            await _settle(reached)
-            await asyncio.wait({swap})  # the wait failed, not the swap: fall back to its end
 
     async def _discard(self, staging: dict[str, asyncio.Task[dict[str, Any]]]) -> None:
         for name, task in staging.items():

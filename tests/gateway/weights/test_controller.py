@@ -352,10 +352,10 @@ async def test_an_unverified_replica_is_swapped_only_onto_a_version_that_verifie
 # --- overlapped swaps (issue 16): staged ahead, drained together, loads one at a time ----------------
 
 
-async def test_replicas_stage_while_serving_drain_together_and_load_one_at_a_time(setup):
+async def test_replicas_stage_while_serving_drain_together_and_load_together_on_their_own_cores(setup):
     controller, fleet, _ledger, tmp, _ = setup
     vid = await imported(controller, tmp, "v1")
-    fleet.stage_s, fleet.load_s, fleet.smoke_s = 0.1, 0.1, 0.3
+    fleet.stage_s, fleet.load_s, fleet.smoke_s = 0.1, 0.2, 0.3
     started = time.monotonic()
     await controller.promote(vid)
     elapsed = time.monotonic() - started
@@ -365,12 +365,12 @@ async def test_replicas_stage_while_serving_drain_together_and_load_one_at_a_tim
     # Both replicas staged before the first smoke test ended; they drained at the same time.
     assert fleet.at("staged", "llm-1") < fleet.at("smoke_end", "llm-0")
     assert fleet.at("drain", "llm-1") < fleet.at("loaded", "llm-0")
-    # One load at a time; llm-1 loads while llm-0 smoke-tests (each on its own core).
-    assert fleet.at("loaded", "llm-0") <= fleet.at("load", "llm-1") < fleet.at("smoke_end", "llm-0")
+    # Each on its own core: llm-1 loads while llm-0 loads.
+    assert fleet.at("load", "llm-1") < fleet.at("loaded", "llm-0")
     assert sorted(fleet.calls) == [("llm-0", vid), ("llm-1", vid)]
     assert {r["version"] for r in fleet.replicas.values()} == {vid}
-    # stage 0.1 + load 0.1 + load 0.1 + smoke 0.3, where one after another took 0.1 + 2 × (0.1 + 0.3).
-    assert elapsed < 0.8, elapsed
+    # stage 0.1 + load 0.2 + smoke 0.3, where one load after the other took 0.1 + 0.2 + 0.2 + 0.3.
+    assert elapsed < 0.75, elapsed
 
 
 async def test_the_swap_waits_for_the_longest_drain_once(setup):
@@ -413,17 +413,18 @@ async def test_replicas_with_unknown_devices_count_as_sharing(setup):
     assert fleet.at("smoke_end", "llm-0") <= fleet.at("load", "llm-1")
 
 
-async def test_three_replicas_load_one_at_a_time(tmp_path):
+async def test_of_three_replicas_only_the_two_on_one_core_wait_for_each_other(tmp_path):
     base = write_model(tmp_path / "base")
     ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
     fleet = FakeFleet(base, n=3)
+    fleet.replicas["llm-2"]["devices"] = ["cpu:0"]  # llm-0's core; llm-1 has its own
     controller = SwapController(ledger, fleet, base_dir=base, versions_dir=tmp_path / "versions")
     vid = await imported(controller, tmp_path, "v1")
-    fleet.load_s, fleet.smoke_s = 0.05, 0.2
+    fleet.load_s, fleet.smoke_s = 0.1, 0.2
+    fleet.drain_s = {"llm-0": 0.2}  # llm-0 drains last
     await controller.promote(vid)
-    assert fleet.at("loaded", "llm-0") <= fleet.at("load", "llm-1")
-    assert fleet.at("loaded", "llm-1") <= fleet.at("load", "llm-2")
-    assert fleet.at("load", "llm-2") < fleet.at("smoke_end", "llm-0")  # smoke tests overlap
+    assert fleet.at("load", "llm-2") < fleet.at("loaded", "llm-1")  # llm-1 and llm-2: other cores, at once
+    assert fleet.at("smoke_end", "llm-2") <= fleet.at("load", "llm-0")  # llm-0 waits for llm-2, on its core
     assert {r["version"] for r in fleet.replicas.values()} == {vid}
     ledger.close()
 
