@@ -2,6 +2,7 @@
 called directly, side by side in one run, at concurrency 1 and 8.
 
     .venv/bin/python benchmarks/bench_gateway.py [--model DIR] [--max-tokens 64] [--rounds 2]
+        [--variant NAME:VAR=VALUE,VAR=VALUE ...]   # more gateways, each with its own environment
 
 Both paths run the same engine configuration pinned to the same core; phases alternate
 (direct, gateway, direct, gateway, …) so drift on a shared machine hits both. Output: a
@@ -182,15 +183,26 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--requests", type=int, default=32, help="requests per phase at concurrency 8")
     parser.add_argument("--rounds", type=int, default=2, help="alternating direct/gateway rounds")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:VAR=VALUE,...",
+        help="also measure a gateway started with these environment variables (e.g. Ray Serve settings), "
+        "in the same rounds",
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/gateway.md"))
     args = parser.parse_args()
     concurrencies = [1, 8]
+    gateways: dict[str, dict[str, str]] = {"gateway": {}}
+    for spec in args.variant:
+        name, _, assignments = spec.partition(":")
+        gateways[name] = dict(a.split("=", 1) for a in assignments.split(",") if a)
 
     from tests.support.lethe_server import LetheServer
 
     results: dict[str, dict[int, list[PhaseResult]]] = {
-        "direct": {c: [] for c in concurrencies},
-        "gateway": {c: [] for c in concurrencies},
+        path: {c: [] for c in concurrencies} for path in ("direct", *gateways)
     }
     for rnd in range(args.rounds):
         direct = DirectVLLM(args.model, args.max_tokens)
@@ -200,16 +212,19 @@ def main() -> int:
         direct.stop()
         del direct
 
-        home = Path(tempfile.mkdtemp(prefix="lethe-bench-"))
-        server = LetheServer(home, {"LETHE_MODEL": args.model, "LETHE_LLM_REPLICAS": "1"}, home / "serve.log")
-        server.start()
-        try:
-            client = GatewayClient(server.base_url, Path(args.model).name, args.max_tokens)
-            for c, r in asyncio.run(measure(client, concurrencies, args.requests)).items():
-                results["gateway"][c].append(r)
-        finally:
-            server.stop()
-            server.kill_leftovers()
+        for name, env in gateways.items():
+            home = Path(tempfile.mkdtemp(prefix="lethe-bench-"))
+            server = LetheServer(
+                home, {"LETHE_MODEL": args.model, "LETHE_LLM_REPLICAS": "1", **env}, home / "serve.log"
+            )
+            server.start()
+            try:
+                client = GatewayClient(server.base_url, Path(args.model).name, args.max_tokens)
+                for c, r in asyncio.run(measure(client, concurrencies, args.requests)).items():
+                    results[name][c].append(r)
+            finally:
+                server.stop()
+                server.kill_leftovers()
         print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
 
     lines = [
@@ -217,7 +232,7 @@ def main() -> int:
         "|---|---|---|---|---|---|",
     ]
     summary: dict[tuple[str, int], tuple[float, float]] = {}
-    for path in ("direct", "gateway"):
+    for path in results:
         for c in concurrencies:
             phases = results[path][c]
             tps = statistics.median(p.tokens_per_s for p in phases)
@@ -227,10 +242,14 @@ def main() -> int:
                 f"| {path} | {c} | {tps:.1f} | {pct(ttfts, 0.5):.1f} | {pct(ttfts, 0.99):.1f} | "
                 f"{sum(len(p.samples) for p in phases)} |"
             )
-    for c in concurrencies:
-        ratio = summary[("gateway", c)][0] / summary[("direct", c)][0]
-        added = summary[("gateway", c)][1] - summary[("direct", c)][1]
-        lines.append(f"\nconcurrency {c}: gateway keeps {ratio:.1%} of direct tokens/s; TTFT p50 +{added:.1f} ms")
+    for name, env in gateways.items():
+        settings = ", ".join(f"{k}={v}" for k, v in env.items()) or "defaults"
+        for c in concurrencies:
+            ratio = summary[(name, c)][0] / summary[("direct", c)][0]
+            added = summary[(name, c)][1] - summary[("direct", c)][1]
+            lines.append(
+                f"\nconcurrency {c}: {name} ({settings}) keeps {ratio:.1%} of direct tokens/s; TTFT p50 +{added:.1f} ms"
+            )
     report = "\n".join(lines)
     publish_report(report, args.out)
     return 0

@@ -10,7 +10,7 @@ from ray.serve import Application
 from gateway.chat.engines.vllm import ENGINE_ENV
 from gateway.config import LetheConfig, check_shared_ledger
 from gateway.serve.deployments import ForgetAuthority, Gateway, LLMServer, ModelVersions, UnlearnJobs
-from gateway.serve.serve_config import APP_NAME, config_from_args, logging_config
+from gateway.serve.serve_config import APP_NAME, HOT_PATH_ENV, config_from_args, logging_config, serve_env
 
 __all__ = ["APP_NAME", "app_builder", "build_app"]
 
@@ -55,7 +55,7 @@ def build_app(config: LetheConfig) -> Application:
             server.llm_num_cpus,
             server.llm_resources,
             num_gpus=server.llm_num_gpus,
-            runtime_env={"env_vars": dict(ENGINE_ENV)},
+            runtime_env={"env_vars": {**ENGINE_ENV, **serve_env(HOT_PATH_ENV)}},
         ),
         health_check_period_s=10,
         health_check_timeout_s=30,
@@ -89,7 +89,9 @@ def build_app(config: LetheConfig) -> Application:
         max_ongoing_requests=server.max_ongoing_requests,
         max_queued_requests=server.max_queued_requests,
         # The ingress only parses, routes and checks text: it must not take a core from an engine.
-        ray_actor_options=_actor_options(0, server.ingress_resources),
+        ray_actor_options=_actor_options(
+            0, server.ingress_resources, runtime_env={"env_vars": serve_env(HOT_PATH_ENV)}
+        ),
         logging_config=logs,
     )(Gateway).bind(llm, authority, jobs, versions, config_json)
     return ingress

@@ -19,7 +19,7 @@ from ray import serve
 from gateway.config import ConfigError, LetheConfig, check_shared_ledger
 from gateway.observability.logs import configure_logging
 from gateway.serve.builder import APP_NAME, build_app
-from gateway.serve.serve_config import ROUTER_ENV, logging_config, worker_env
+from gateway.serve.serve_config import ROUTER_ENV, logging_config, serve_env, worker_env
 
 # `lethe serve`'s own lines ("deploying", "serving", errors) in text mode read as before: `lethe: …`.
 log = logging.getLogger("lethe.serve")
@@ -108,8 +108,7 @@ def run_gateway(config: LetheConfig) -> int:
     os.environ.setdefault("RAY_worker_niceness", "0")
     # Every Ray worker of a local Ray inherits these (each configures its metrics and logs from them).
     os.environ.update(worker_env(config))
-    for name, value in ROUTER_ENV.items():  # an operator's own value wins
-        os.environ.setdefault(name, value)
+    os.environ.update(serve_env(ROUTER_ENV))  # an operator's own value wins
 
     stop = threading.Event()
 

@@ -129,15 +129,25 @@ def test_serving_processes_run_at_normal_priority(tiny_server):
     assert set(niceness.values()) == {psutil.Process().nice()}, niceness  # the server's own: this test's
 
 
-def test_the_ingress_router_waits_for_a_busy_replica_to_report(tiny_server):
+def test_the_chat_paths_replicas_start_with_lethes_serve_settings(tiny_server):
     """Ray's 0.1 s queue-length deadline passes over a CPU replica whose engine keeps its core busy; the
-    ingress (where the router to the LLM replicas runs) starts with Lethe's longer one."""
-    deadlines = set()
+    ingress (where the router to the LLM replicas runs) starts with Lethe's longer one. The ingress and
+    LLM replicas run their code on Serve's own event loop; the control deployments keep their own loop."""
+    settings = {}
     for proc in tiny_server.processes():
         with suppress(psutil.NoSuchProcess):
-            if "ServeReplica:lethe:Gateway" in " ".join(proc.cmdline()):
-                deadlines.add(proc.environ().get("RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S"))
-    assert deadlines == {"0.5"}
+            name = " ".join(proc.cmdline())
+            if "ServeReplica:lethe:" in name:
+                env = proc.environ()
+                deployment = (
+                    name.split("ServeReplica:lethe:")[1].split()[0].split(".")[0]
+                )  # the title names the method running
+                settings[deployment] = (
+                    env.get("RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S"),
+                    env.get("RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD"),
+                )
+    assert settings["Gateway"] == ("0.5", "0") and settings["LLMServer"] == ("0.5", "0"), settings
+    assert settings.get("ForgetAuthority") == ("0.5", None), settings
 
 
 def test_two_llm_replicas_answer(http):

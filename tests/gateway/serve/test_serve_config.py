@@ -9,10 +9,12 @@ from ray.serve.schema import ServeDeploySchema
 from gateway.config import ConfigError, check_shared_ledger, config_from_mapping, load_config
 from gateway.serve.serve_config import (
     APP_NAME,
+    HOT_PATH_ENV,
     IMPORT_PATH,
     ROUTER_ENV,
     config_from_args,
     serve_config,
+    serve_env,
     worker_env,
 )
 
@@ -72,3 +74,34 @@ def test_custom_resources_from_the_environment_are_json():
     assert config.server.llm_resources == {"node_a": 1.0} and config.server.ingress_resources == {}
     with pytest.raises(ConfigError, match=r"server.control_resources \(from \$LETHE_CONTROL_RESOURCES\)"):
         load_config(env={"LETHE_CONTROL_RESOURCES": "node_a=1"})
+
+
+def _deployments(app) -> dict[str, dict]:
+    """Every deployment of an application: name → ray_actor_options (the ingress's arguments hold the rest)."""
+    found = {}
+    pending = [app]
+    while pending:
+        deployment = pending.pop()._bound_deployment
+        found[deployment.name] = deployment.ray_actor_options
+        pending += [arg for arg in deployment.init_args if hasattr(arg, "_bound_deployment")]
+    return found
+
+
+def test_only_the_chat_paths_replicas_run_their_code_on_serves_loop(tmp_path):
+    from gateway.serve.builder import build_app
+
+    options = _deployments(build_app(load_config(env={"LETHE_HOME": str(tmp_path)})))
+    assert set(options) == {"Gateway", "LLMServer", "ForgetAuthority", "UnlearnJobs", "ModelVersions"}
+    for name, actor in options.items():
+        env_vars = actor.get("runtime_env", {}).get("env_vars", {})
+        chat_path = name in {"Gateway", "LLMServer"}
+        assert (env_vars.get("RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD") == "0") == chat_path, name
+    assert options["LLMServer"]["runtime_env"]["env_vars"]["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+
+
+def test_an_operators_own_serve_setting_wins():
+    assert serve_env(HOT_PATH_ENV, env={}) == HOT_PATH_ENV
+    assert serve_env(HOT_PATH_ENV, env={"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "1"}) == {
+        "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "1"
+    }
+    assert serve_env(ROUTER_ENV, env={})["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] == "0"
