@@ -82,6 +82,15 @@ def wait_replicas(http: httpx.Client, n: int) -> None:
         time.sleep(1)
 
 
+def _steps(report: dict) -> str:
+    """One swap's replicas, step by step (stage / drain / wait for turn / load / smoke, seconds)."""
+    return "; ".join(
+        f"{r['replica']} {r.get('stage_s', 0.0):.2f}/{r['drain_s']:.2f}/{r.get('wait_s', 0.0):.2f}/"
+        f"{r['load_s']:.2f}/{r['smoke_s']:.2f}"
+        for r in report.get("replicas", [])
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(Path.home() / ".lethe/models/smollm2-135m-instruct"))
@@ -141,7 +150,7 @@ def main() -> int:
                 end = time.monotonic()
                 resp.raise_for_status()
                 swaps.append((start, end, resp.json()))
-                print(f"swap {n + 1}/{args.swaps}: {end - start:.2f} s", flush=True)
+                print(f"swap {n + 1}/{args.swaps}: {end - start:.2f} s; {_steps(resp.json())}", flush=True)
             time.sleep(args.steady_s)
             stop.set()
             for t in threads:
@@ -181,6 +190,10 @@ def main() -> int:
         f"- Requests: {len(requests)}, **failed: {failed}**.",
         f"- End-to-end swap (HTTP promote → 200, all replicas): median {statistics.median(end_to_end):.2f} s, "
         f"max {max(end_to_end):.2f} s (idle target ≤ 2 s); each: {', '.join(f'{x:.2f}' for x in end_to_end)} s.",
+        *(
+            f"  - swap {n + 1}, per replica stage / drain / wait for turn / load / smoke (s): {_steps(report)}"
+            for n, (_, _, report) in enumerate(swaps)
+        ),
         f"- Beyond the longest request in flight at the swap's start: median {statistics.median(beyond):.2f} s, "
         f"max {max(beyond):.2f} s (target ≤ 2 s).",
         "- Per replica (median of {n}): stage {st:.2f} s (still serving), drain {d:.2f} s, wait for its turn "

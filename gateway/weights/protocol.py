@@ -74,7 +74,9 @@ class SwapStep(BaseModel):
     previous: str
     stage_s: float = Field(0.0, description="Reading and hashing the weights into memory, while still serving.")
     drain_s: float
-    wait_s: float = Field(0.0, description="Drained, waiting for its turn to load (after a replica on the same core or GPU).")
+    wait_s: float = Field(
+        0.0, description="Drained, waiting for its turn to load (after a replica on the same core or GPU)."
+    )
     load_s: float
     smoke_s: float
     total_s: float
