@@ -5,8 +5,8 @@ architecture, tensor names and shapes). Meanwhile every replica stages the versi
 and hashed; it keeps serving). Then the replicas drain together; each loads and runs its smoke test
 as soon as it has drained, alongside replicas on other cores or GPUs and after those (drained
 before it) that share one with it. If one fails, the replicas already swapped go back to the
-previous weights, the ones still waiting reopen unchanged, and the old version keeps serving. The serving version is the ledger's
-pointer, so a restarted or added replica starts on it.
+previous weights, the ones still waiting reopen unchanged, and the old version keeps serving. The
+serving version is the ledger's pointer, so a restarted or added replica starts on it.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ class Fleet(Protocol):
         `proceed`; with `hold`, the drained replica loads only once `proceed` lets it."""
 
     async def phase(self, replica: str, ticket: str, phase: str) -> None:
-        """Return once the replica's swap `ticket` reached `phase` ("drained", "loaded") or ended."""
+        """Return once the replica's swap `ticket` reached `phase` ("drained", "loaded") or ended (the
+        controller waits for "drained"; "loaded" also marks a ticket the replica may forget)."""
 
     async def proceed(self, replica: str, ticket: str, load: bool = True) -> None:
         """Let the held swap `ticket` load, or (`load` False) call it off: it reopens unchanged."""
