@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import threading
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def manifest_digests(path: str | Path) -> dict[str, str]:
     return {str(name): str(digest) for name, digest in files.items() if str(name).endswith(".safetensors")}
 
 
-def tensors_from_buffer(buffer: bytearray, source: str = "") -> list[tuple[str, torch.Tensor]]:
+def tensors_from_buffer(buffer: bytearray | mmap.mmap, source: str = "") -> list[tuple[str, torch.Tensor]]:
     """The tensors of one safetensors file held in `buffer`, as views of it (no copy)."""
     if len(buffer) < 8:
         raise StagingError(f"{source}: not a safetensors file (too short)")
@@ -134,7 +135,11 @@ class StagedWeights:
         for file in files:
             with file.open("rb") as fh:
                 size = file.stat().st_size
-                buffer = bytearray(size)
+                # An anonymous mapping, not a bytearray: a bytearray is zero-filled while holding the GIL
+                # (0.15 s for 269 MB here, 1.45 s the first time in a replica), which stalls the replica's
+                # event loop and the engine in it; the mapping's pages are filled by the read, which
+                # releases the GIL.
+                buffer: mmap.mmap | bytearray = mmap.mmap(-1, size) if size else bytearray()
                 if fh.readinto(memoryview(buffer)) != size:
                     raise StagingError(f"{file.name}: short read")
             expected = self._digests.get(file.name)

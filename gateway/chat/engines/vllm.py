@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -135,7 +137,25 @@ class VLLMEngine(Engine):
             worker_extension_cls=f"{__name__}.LetheWorkerExtension",
         )
         self._engine = AsyncLLM.from_engine_args(args)
+        await self._rehearse_swap()
         log.info("vLLM engine ready: %s (version %s)", self._model_path, self._version)
+
+    async def _rehearse_swap(self) -> None:
+        """Stage the weights the engine just loaded and reload them, before the replica takes traffic. The
+        first staging and reload in a process are slow (on the 2-core VM of BENCHMARKS.md: 1.0-1.5 s to
+        fill fresh memory against 0.2-0.3 s later, a first reload 0.8-0.9 s against 0.45 s), and that
+        cost belongs to the start, not to the first swap. Same weights, so nothing served changes; a
+        failure is logged (the first real swap will say what is wrong) and the replica starts."""
+        started = time.monotonic()
+        try:
+            await self.stage_weights(self._model_path, self._version)
+            await self.reload_weights(self._model_path, self._version)
+        except Exception as exc:  # never keeps a replica from serving the weights it has loaded
+            log.warning("could not rehearse a weight swap at start: %s", exc)
+            with contextlib.suppress(Exception):
+                await self.discard_staged()
+            return
+        log.info("rehearsed a weight swap in %.2f s", time.monotonic() - started)
 
     async def generate(self, prompt: str, sampling: SamplingSpec, request_id: str) -> AsyncIterator[GenerationChunk]:
         if self._engine is None:
@@ -170,11 +190,13 @@ class VLLMEngine(Engine):
         except Exception as exc:  # engine died mid-request: the client gets a 503, not a 500
             raise EngineError(f"engine failed: {exc}") from exc
 
-    async def stage_weights(self, path: str, model_version: str) -> None:
+    async def stage_weights(self, path: str, model_version: str, digests: dict[str, str] | None = None) -> None:
         """Read and hash the weights in `path` inside the worker while the engine keeps serving."""
         if self._engine is None:
             raise EngineNotReadyError("engine is not started")
-        await self._engine.collective_rpc("lethe_stage_weights", args=(path, manifest_digests(path)))
+        if digests is None:
+            digests = manifest_digests(path)
+        await self._engine.collective_rpc("lethe_stage_weights", args=(path, digests))
         while True:
             states = await self._engine.collective_rpc("lethe_staged_state", args=(path,))
             failed = [s for s in states if s.startswith("failed") or s == "none"]
