@@ -84,13 +84,14 @@ def versions_root(versions_dir: str | os.PathLike[str]) -> Path:
     return root
 
 
+def version_files(root: Path) -> list[str]:
+    """Every file under `root` but the manifest, by relative path (what the manifest must list)."""
+    return [p.relative_to(root).as_posix() for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST]
+
+
 def file_checksums(root: Path) -> dict[str, str]:
     """The manifest's `files`: sha256 of every file under `root` but the manifest, by relative path."""
-    return {
-        p.relative_to(root).as_posix(): sha256_file(p)
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != MANIFEST
-    }
+    return {name: sha256_file(root / name) for name in version_files(root)}
 
 
 def publish_version(
@@ -163,8 +164,10 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def verify_version(path: str | Path) -> None:
-    """Raise VersionError unless every file in the manifest exists with its sha256, and no other file does."""
+def verify_version(path: str | Path, *, weights: bool = True) -> dict[str, Any]:
+    """Raise VersionError unless every file in the manifest exists with its sha256, and no other file does;
+    returns the manifest. `weights` False: the .safetensors files are checked to be there, not hashed (for a
+    caller whose loaders hash the bytes they load against the manifest's digests)."""
     root = Path(path)
     if not root.is_dir():
         raise VersionError(f"{root}: no such version directory")
@@ -174,12 +177,15 @@ def verify_version(path: str | Path) -> None:
         f = root / name
         if not f.is_file():
             raise VersionError(f"{root}: missing file {name}")
+        if not weights and name.endswith(".safetensors"):
+            continue
         actual = sha256_file(f)
         if actual != digest:
             raise VersionError(f"{root}: checksum mismatch for {name} (manifest {digest[:12]}…, file {actual[:12]}…)")
-    extra = sorted(set(file_checksums(root)) - set(expected))
+    extra = sorted(set(version_files(root)) - set(expected))  # names only: each file is hashed once
     if extra:
         raise VersionError(f"{root}: files not in the manifest: {extra}")
+    return manifest
 
 
 def list_versions(versions_dir: str | Path) -> list[dict[str, Any]]:

@@ -186,15 +186,16 @@ class LLMReplica:
         await self._engine.reload_weights(path, model_version)
         return self.info()
 
-    async def stage(self, path: str, model_version: str) -> dict[str, Any]:
-        """Read and verify the weights in `path` into memory while this replica keeps serving (the
-        swap that follows then drains only for the copy into the engine). Changes nothing served."""
+    async def stage(self, path: str, model_version: str, digests: dict[str, str] | None = None) -> dict[str, Any]:
+        """Read the weights in `path` into memory and check them against `digests` (sha256 by file name;
+        None: the version's manifest on disk) while this replica keeps serving (the swap that follows
+        then drains only for the copy into the engine). Changes nothing served."""
         if self._swap_lock.locked():
             raise SwapError(f"replica {self.replica_id}: another swap is in progress")
         started = time.monotonic()
         self._staged = None
         try:
-            await self._engine.stage_weights(path, model_version)
+            await self._engine.stage_weights(path, model_version, digests)
         except Exception as exc:
             await self.discard_staged()
             raise SwapError(f"replica {self.replica_id}: {_reason(exc)}; weights not changed") from None
@@ -231,9 +232,16 @@ class LLMReplica:
         return entry
 
     async def swap(
-        self, path: str, model_version: str, settings: SwapSettings, *, ticket: str | None = None, hold: bool = False
+        self,
+        path: str,
+        model_version: str,
+        settings: SwapSettings,
+        *,
+        ticket: str | None = None,
+        hold: bool = False,
+        digests: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Stage `path` (unless `stage` did), drain, load, smoke-test, reopen; on any failure restore
+        """Stage `path` (unless `stage` did; checked against `digests`), drain, load, smoke-test, reopen; on any failure restore
         the previous weights. `ticket` names this swap for `wait_phase` and `proceed`; with `hold`,
         the drained replica waits for `proceed` before it loads (at most `drain_timeout_s`).
 
@@ -243,7 +251,7 @@ class LLMReplica:
         if hold and entry is None:
             raise ValueError("a held swap needs a ticket")
         try:
-            return await self._swap(path, model_version, settings, entry if hold else None, entry)
+            return await self._swap(path, model_version, settings, entry if hold else None, entry, digests)
         finally:
             if entry is not None:
                 entry.end()
@@ -255,10 +263,11 @@ class LLMReplica:
         settings: SwapSettings,
         hold: SwapTicket | None,
         progress: SwapTicket | None,
+        digests: dict[str, str] | None,
     ) -> dict[str, Any]:
         # Staged first, while still serving: the replica stops admitting only once its weights are in memory.
         if self._staged is None or self._staged[0] != path:
-            await self.stage(path, model_version)
+            await self.stage(path, model_version, digests)
         stage_s = self._staged[1] if self._staged is not None else 0.0
         if self._swap_lock.locked():
             raise SwapError(f"replica {self.replica_id}: another swap is in progress")

@@ -208,11 +208,13 @@ class LLMServer:
         # tests at the same time only when these do not overlap.
         return {**self._replica.state(), "devices": self._devices}
 
-    async def stage_if(self, replica: str, path: str, version: str) -> dict[str, Any] | None:
+    async def stage_if(
+        self, replica: str, path: str, version: str, digests: dict[str, str] | None = None
+    ) -> dict[str, Any] | None:
         """Broadcast target: the named replica stages `path` in memory (it keeps serving)."""
         if replica != self._replica.replica_id:
             return None
-        return await self._replica.stage(path, version)
+        return await self._replica.stage(path, version, digests)
 
     async def discard_staged_if(self, replica: str) -> bool | None:
         if replica != self._replica.replica_id:
@@ -235,7 +237,13 @@ class LLMServer:
         return True
 
     async def swap_if(
-        self, replica: str, path: str, version: str, ticket: str | None = None, hold: bool = False
+        self,
+        replica: str,
+        path: str,
+        version: str,
+        ticket: str | None = None,
+        hold: bool = False,
+        digests: dict[str, str] | None = None,
     ) -> dict[str, Any] | None:
         """Broadcast target of a rolling swap: only the named replica acts, the others answer None."""
         if replica != self._replica.replica_id:
@@ -248,7 +256,7 @@ class LLMServer:
             smoke_expect=swap.smoke_expect,
         )
         try:
-            return await self._replica.swap(path, version, settings, ticket=ticket, hold=hold)
+            return await self._replica.swap(path, version, settings, ticket=ticket, hold=hold, digests=digests)
         finally:
             metrics.set_serving_version(self._replica.info().model_version)
             metrics.set_replica_unverified(self._replica.unverified is not None)

@@ -55,13 +55,21 @@ class LLMHandle:
         return [r for r in results if isinstance(r, dict)]
 
     async def swap(
-        self, replica: str, path: str, version: str, ticket: str | None = None, hold: bool = False
+        self,
+        replica: str,
+        path: str,
+        version: str,
+        ticket: str | None = None,
+        hold: bool = False,
+        digests: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        report: dict[str, Any] = await self._on(replica, "swap_if", path, version, ticket, hold)
+        report: dict[str, Any] = await self._on(replica, "swap_if", path, version, ticket, hold, digests)
         return report
 
-    async def stage(self, replica: str, path: str, version: str) -> dict[str, Any]:
-        report: dict[str, Any] = await self._on(replica, "stage_if", path, version)
+    async def stage(
+        self, replica: str, path: str, version: str, digests: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        report: dict[str, Any] = await self._on(replica, "stage_if", path, version, digests)
         return report
 
     async def discard_staged(self, replica: str) -> None:

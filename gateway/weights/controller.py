@@ -32,7 +32,9 @@ from gateway.weights.store import (
     proven_parent,
     serving_record,
     validate_candidate,
+    verify_files,
     version_fields,
+    weight_digests,
 )
 
 log = logging.getLogger(__name__)
@@ -59,18 +61,28 @@ class Fleet(Protocol):
     async def states(self) -> list[dict[str, Any]]:
         """One `{replica, version, path}` per live replica."""
 
-    async def stage(self, replica: str, path: str, version: str) -> dict[str, Any]:
-        """Read and verify `path` into the replica's memory; it keeps serving. Raises when it fails."""
+    async def stage(
+        self, replica: str, path: str, version: str, digests: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        """Read `path` into the replica's memory and check each weight file against `digests` (its sha256
+        by file name; None: the version's manifest on disk); it keeps serving. Raises when it fails."""
 
     async def discard_staged(self, replica: str) -> None:
         """Free what `stage` read (the swap it was for will not happen)."""
 
     async def swap(
-        self, replica: str, path: str, version: str, ticket: str | None = None, hold: bool = False
+        self,
+        replica: str,
+        path: str,
+        version: str,
+        ticket: str | None = None,
+        hold: bool = False,
+        digests: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Swap one replica (from the staged weights when `stage` read `path`); raises (after the
-        replica restored its weights) when it fails. `ticket` names the swap for `phase` and
-        `proceed`; with `hold`, the drained replica loads only once `proceed` lets it."""
+        """Swap one replica (from the staged weights when `stage` read `path`, else it stages them first,
+        checked against `digests`); raises (after the replica restored its weights) when it fails.
+        `ticket` names the swap for `phase` and `proceed`; with `hold`, the drained replica loads only
+        once `proceed` lets it."""
 
     async def phase(self, replica: str, ticket: str, phase: str) -> None:
         """Return once the replica's swap `ticket` reached `phase` ("drained", "loaded") or ended (the
@@ -257,8 +269,15 @@ class SwapController:
     async def _swap_to(self, record: VersionRecord, *, actor: str, kind: str) -> dict[str, Any]:
         started = time.monotonic()
         previous = self.serving()
-        # Staging changes nothing a replica serves, so it runs alongside the checks; a refusal discards it.
+        # The weights are hashed once, by each replica as it stages them (the bytes it loads), against
+        # the manifest's digests as read here; the controller checks everything else.
         staging: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        try:
+            digests = await asyncio.to_thread(weight_digests, record)
+        except VersionInvalidError as exc:
+            await self._refuse(record, exc, staging, actor=actor, kind=kind, started=started)
+            raise
+        # Staging changes nothing a replica serves, so it runs alongside the checks; a refusal discards it.
         if self._overlap:
             try:
                 stale = [r for r in await self._fleet.states() if _stale(r, record.id)]
@@ -266,17 +285,13 @@ class SwapController:
                 log.warning("could not read replica states before staging: %s", exc)
                 stale = []
             staging = {
-                r["replica"]: asyncio.create_task(self._fleet.stage(r["replica"], record.path, record.id))
+                r["replica"]: asyncio.create_task(self._fleet.stage(r["replica"], record.path, record.id, digests))
                 for r in stale
             }
         try:
-            await asyncio.to_thread(validate_candidate, self._base_dir, record)
+            await asyncio.to_thread(validate_candidate, self._base_dir, record, digests)
         except VersionInvalidError as exc:
-            await self._discard(staging)
-            self._ledger.append_audit(
-                "version.swap_refused", actor=actor, subject_id=record.id, details={"reason": str(exc), "action": kind}
-            )
-            self._report("refused", time.monotonic() - started, record.id)
+            await self._refuse(record, exc, staging, actor=actor, kind=kind, started=started)
             raise
         done: builtins.list[dict[str, Any]] = []
         steps: builtins.list[dict[str, Any]] = []
@@ -289,10 +304,12 @@ class SwapController:
             pending = [r for r in states if _stale(r, record.id)]
             if not pending:
                 break
-            failure = await self._roll(record, pending, staging, done, steps)
+            failure = await self._roll(record, digests, pending, staging, done, steps)
             staging = {}
             if failure is not None:
                 failed, error = failure
+                if not done:  # nothing changed: if the version's own files are wrong, it is refused as such
+                    await self._refuse_if_invalid(record, actor=actor, kind=kind, started=started)
                 await self._fail(record, previous, failed, done, error, actor=actor, kind=kind, started=started)
         await self._discard(staging)
         self._ledger.set_serving(record.id, actor=actor, action=kind)
@@ -307,9 +324,37 @@ class SwapController:
             "replicas": steps,
         }
 
+    async def _refuse(
+        self,
+        record: VersionRecord,
+        exc: VersionInvalidError,
+        staging: dict[str, asyncio.Task[dict[str, Any]]],
+        *,
+        actor: str,
+        kind: str,
+        started: float,
+    ) -> None:
+        await self._discard(staging)
+        self._ledger.append_audit(
+            "version.swap_refused", actor=actor, subject_id=record.id, details={"reason": str(exc), "action": kind}
+        )
+        self._report("refused", time.monotonic() - started, record.id)
+
+    async def _refuse_if_invalid(self, record: VersionRecord, *, actor: str, kind: str, started: float) -> None:
+        """After a replica failed to stage or load `record`: hash its files here (only now), and refuse the
+        version when they are not the ones its manifest lists (a corrupted or altered version)."""
+        if record.manifest.get("base"):
+            return
+        try:
+            await asyncio.to_thread(verify_files, Path(record.path))
+        except VersionInvalidError as exc:
+            await self._refuse(record, exc, {}, actor=actor, kind=kind, started=started)
+            raise
+
     async def _roll(
         self,
         record: VersionRecord,
+        digests: dict[str, str],
         pending: builtins.list[dict[str, Any]],
         staging: dict[str, asyncio.Task[dict[str, Any]]],
         done: builtins.list[dict[str, Any]],
@@ -334,14 +379,14 @@ class SwapController:
         if not self._overlap:
             for replica in pending:
                 try:
-                    steps.append(await self._fleet.swap(replica["replica"], record.path, record.id))
+                    steps.append(await self._fleet.swap(replica["replica"], record.path, record.id, digests=digests))
                 except Exception as exc:
                     return replica, exc
                 done.append(replica)
             return None
         tickets = {r["replica"]: uuid.uuid4().hex for r in pending}
         swaps = {
-            name: asyncio.create_task(self._fleet.swap(name, record.path, record.id, ticket, True))
+            name: asyncio.create_task(self._fleet.swap(name, record.path, record.id, ticket, True, digests))
             for name, ticket in tickets.items()
         }
         drained = {

@@ -40,6 +40,7 @@ from unlearn_jobs.publish import (
     fsync_tree,
     make_private,
     new_version_id,
+    read_manifest,
     sha256_file,
     verify_version,
     versions_root,
@@ -145,23 +146,44 @@ def check_compatible(served_dir: Path, candidate_dir: Path) -> None:
         raise VersionInvalidError("tensor shapes differ from the served model: " + "; ".join(shapes[:5]))
 
 
-def verify_files(version_dir: Path) -> None:
-    """Every file listed in the manifest is there with its sha256, and nothing else is."""
+def verify_files(version_dir: Path, *, weights: bool = True) -> dict[str, Any]:
+    """Every file listed in the manifest is there with its sha256, and nothing else is (the weight files'
+    sha256 only with `weights`); returns the manifest."""
     try:
-        verify_version(version_dir)
+        return verify_version(version_dir, weights=weights)
     except VersionError as exc:
         raise VersionInvalidError(str(exc)) from None
 
 
-def validate_candidate(served_dir: Path, record: VersionRecord) -> None:
+def weight_digests(record: VersionRecord) -> dict[str, str]:
+    """The sha256 of each weight file as the version's manifest lists them; empty for the base model (it
+    has no manifest: it is what the replicas started from). Raises VersionInvalidError when the manifest
+    cannot be read."""
+    if record.manifest.get("base"):
+        return {}
+    try:
+        manifest = read_manifest(record.path)
+    except VersionError as exc:
+        raise VersionInvalidError(str(exc)) from None
+    return _weight_digests(manifest["files"])
+
+
+def validate_candidate(served_dir: Path, record: VersionRecord, loaders_check: dict[str, str] | None = None) -> None:
     """Everything checked before any replica is touched (the base model has no manifest: it is
-    what the replicas started from)."""
+    what the replicas started from).
+
+    `loaders_check`: the weight digests (`weight_digests`) that every replica was given to check the
+    bytes it loads against (the replicas' staging hashes what it reads). The weight files are then
+    not hashed here as well (one hash per loader instead of one more in the controller on the same
+    cores); they must still be listed, present and unchanged in the manifest."""
     path = Path(record.path)
     if not path.is_dir():
         raise VersionInvalidError(f"version {record.id}: directory {path} is missing")
     if record.manifest.get("base"):
         return
-    verify_files(path)
+    manifest = verify_files(path, weights=loaders_check is None)
+    if loaders_check is not None and _weight_digests(manifest["files"]) != loaders_check:
+        raise VersionInvalidError(f"version {record.id}: its manifest changed while the swap was starting")
     check_compatible(served_dir, path)
 
 

@@ -50,8 +50,8 @@ class SmokeFailpointEngine(Engine):
             if close is not None:  # closing this stream closes the engine's (vLLM aborts the request)
                 await close()
 
-    async def stage_weights(self, path: str, model_version: str) -> None:
-        await self._inner.stage_weights(path, model_version)
+    async def stage_weights(self, path: str, model_version: str, digests: dict[str, str] | None = None) -> None:
+        await self._inner.stage_weights(path, model_version, digests)
 
     async def discard_staged(self) -> None:
         await self._inner.discard_staged()

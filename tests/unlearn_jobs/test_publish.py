@@ -62,6 +62,29 @@ def test_tampering_is_detected(loaded, tmp_path):
         verify_version(v.path)
 
 
+def test_without_weights_only_the_other_files_are_hashed(loaded, tmp_path):
+    """`weights=False` (the swap controller's check: the replicas hash the weights they load): the weight
+    files must still be there and listed, every other file still matches its sha256."""
+    v = _publish(loaded, tmp_path)
+    weights = v.path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert (
+        verify_version(v.path, weights=False)["files"]["model.safetensors"]
+        == read_manifest(v.path)["files"]["model.safetensors"]
+    )
+    config = v.path / "config.json"
+    original = config.read_text()
+    config.write_text(original.replace("{", '{"x": 1, ', 1))
+    with pytest.raises(VersionError, match=r"checksum mismatch for config\.json"):
+        verify_version(v.path, weights=False)
+    config.write_text(original)
+    weights.unlink()
+    with pytest.raises(VersionError, match=r"missing file model\.safetensors"):
+        verify_version(v.path, weights=False)
+
+
 def test_missing_and_extra_files_are_detected(loaded, tmp_path):
     v = _publish(loaded, tmp_path)
     (v.path / "config.json").unlink()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 import hashlib
 import importlib
 import json
@@ -156,10 +157,20 @@ class Engine(abc.ABC):
     async def reload_weights(self, path: str, model_version: str) -> None:
         """Load the weights in `path` in place (same architecture) and drop cached KV."""
 
-    async def stage_weights(self, path: str, model_version: str) -> None:  # noqa: B027 - optional: load from disk
-        """Read and verify the weights in `path` into memory while the engine keeps serving, so that the
-        `reload_weights` that follows (after the drain) only copies them in. Engines that cannot stage
-        load from `path` in `reload_weights`; a failure here changes nothing the engine serves."""
+    async def stage_weights(self, path: str, model_version: str, digests: dict[str, str] | None = None) -> None:
+        """Read the weights in `path` into memory and check each weight file against `digests` (its sha256
+        by file name; None: the version's manifest in `path`) while the engine keeps serving, so that the
+        `reload_weights` that follows (after the drain) only copies them in; a failure here changes
+        nothing the engine serves. Engines that cannot stage load from `path` in `reload_weights`: this
+        default only checks the files on disk against `digests` (the controller leaves that to the
+        replicas)."""
+        for name, expected in (digests or {}).items():
+            try:
+                actual = await asyncio.to_thread(_sha256_file, Path(path) / name)
+            except OSError as exc:
+                raise EngineError(f"staging {model_version} failed: {name}: {exc.strerror or exc}") from None
+            if actual != expected:
+                raise EngineError(f"staging {model_version} failed: checksum mismatch: {name} is not the file listed")
 
     async def discard_staged(self) -> None:  # noqa: B027 - optional: nothing staged, nothing to free
         """Free weights staged by `stage_weights` that will not be loaded (a refused or failed swap)."""
@@ -219,6 +230,14 @@ class EngineRegistry:
 
     def create(self, name: str, config: LetheConfig, *, replica: str = "") -> Engine:
         return self.resolve(name)(config, replica=replica)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _import_engine(path: str) -> type[Engine]:

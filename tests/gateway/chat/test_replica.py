@@ -105,8 +105,9 @@ class StagingEngine(ScriptedEngine):
     def _admitting(self) -> str:
         return "open" if self.replica is not None and self.replica._admitting else "closed"
 
-    async def stage_weights(self, path: str, model_version: str) -> None:
+    async def stage_weights(self, path: str, model_version: str, digests: dict[str, str] | None = None) -> None:
         self.log.append(("stage", self._admitting()))
+        self.digests = digests
         await asyncio.sleep(0.01)
         if self.stage_fail:
             raise RuntimeError("checksum mismatch: model.safetensors")

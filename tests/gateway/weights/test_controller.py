@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from pathlib import Path
@@ -18,7 +19,8 @@ from tests.gateway.weights.test_store import write_model
 
 
 class FakeFleet:
-    """Replicas as dicts; `fail_on` makes one replica's smoke test fail (it restores its weights).
+    """Replicas as dicts; `fail_on` makes one replica's smoke test fail (it restores its weights). Staging
+    hashes the weight files against the digests the controller gives, as a replica does (`digests` keeps them).
 
     Every step lands in `events` as (time, step, replica): stage/staged, drain (closed), drained,
     loaded, smoke_end, failed, called_off; `stage_s`, `load_s`, `smoke_s` and `drain_s` (per replica)
@@ -44,6 +46,7 @@ class FakeFleet:
         self.staged: dict[str, str] = {}
         self.stage_fail: str | None = None
         self.discarded: list[str] = []
+        self.digests: list[dict[str, str] | None] = []
         self._tickets: dict[str, dict[str, Any]] = {}
 
     def _log(self, step: str, replica: str) -> None:
@@ -60,10 +63,16 @@ class FakeFleet:
     async def states(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.replicas.values()]
 
-    async def stage(self, replica: str, path: str, version: str) -> dict[str, Any]:
+    async def stage(
+        self, replica: str, path: str, version: str, digests: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         self._log("stage", replica)
+        self.digests.append(digests)
         await asyncio.sleep(self.stage_s)
-        if replica == self.stage_fail:
+        mismatch = any(
+            hashlib.sha256((Path(path) / n).read_bytes()).hexdigest() != d for n, d in (digests or {}).items()
+        )
+        if replica == self.stage_fail or mismatch:
             raise RuntimeError(f"replica {replica}: checksum mismatch; weights not changed")
         self.staged[replica] = path
         self._log("staged", replica)
@@ -82,13 +91,19 @@ class FakeFleet:
         entry["go"].set()
 
     async def swap(
-        self, replica: str, path: str, version: str, ticket: str | None = None, hold: bool = False
+        self,
+        replica: str,
+        path: str,
+        version: str,
+        ticket: str | None = None,
+        hold: bool = False,
+        digests: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         self.calls.append((replica, version))
         entry = self._ticket(ticket or uuid.uuid4().hex)
         try:
             if self.staged.get(replica) != path:
-                await self.stage(replica, path, version)
+                await self.stage(replica, path, version, digests)
             if self.gate is not None:
                 await self.gate.wait()
             self._log("drain", replica)
@@ -472,6 +487,42 @@ async def test_a_failure_calls_off_the_replicas_still_waiting_to_load(tmp_path):
     assert [s for _, s, r in fleet.events if r == "llm-2"][-1] == "called_off"  # reopened, never loaded
     assert {r["version"] for r in fleet.replicas.values()} == {base_id}
     assert controller.history()[0]["rolled_back"] == ["llm-0"]
+    ledger.close()
+
+
+async def test_the_weights_are_hashed_by_the_replicas_not_by_the_controller_too(setup, monkeypatch):
+    """One sha256 per loader: each replica checks the bytes it stages against the manifest's digests, which
+    the controller reads and hands over; the controller hashes the other files only."""
+    import unlearn_jobs.publish as publish
+
+    controller, fleet, ledger, tmp, _ = setup
+    vid = await imported(controller, tmp, "v1")
+    hashed: list[str] = []
+    real = publish.sha256_file
+    monkeypatch.setattr(publish, "sha256_file", lambda p: hashed.append(Path(p).name) or real(p))
+    await controller.promote(vid)
+    assert "model.safetensors" not in hashed and "config.json" in hashed
+    listed = ledger.get_version(vid).manifest["files"]
+    assert fleet.digests == [{"model.safetensors": listed["model.safetensors"]}] * 2
+
+
+async def test_without_overlap_a_corrupted_version_is_still_refused(tmp_path):
+    """No staging ahead: the first replica's swap stages (and hashes) the weights, finds them wrong and
+    changes nothing; the controller then hashes them itself and refuses the version."""
+    base = write_model(tmp_path / "base")
+    ledger = Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}")
+    fleet = FakeFleet(base)
+    controller = SwapController(ledger, fleet, base_dir=base, versions_dir=tmp_path / "versions", overlap=False)
+    base_id = controller.serving().id
+    vid = await imported(controller, tmp_path, "v1")
+    weights = Path(ledger.get_version(vid).path) / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(VersionInvalidError, match=r"checksum mismatch for model\.safetensors"):
+        await controller.promote(vid)
+    assert {r["version"] for r in fleet.replicas.values()} == {base_id}
+    assert controller.history()[0]["event"] == "version.swap_refused"
     ledger.close()
 
 
