@@ -241,9 +241,9 @@ class LLMReplica:
         hold: bool = False,
         digests: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Stage `path` (unless `stage` did; checked against `digests`), drain, load, smoke-test, reopen; on any failure restore
-        the previous weights. `ticket` names this swap for `wait_phase` and `proceed`; with `hold`,
-        the drained replica waits for `proceed` before it loads (at most `drain_timeout_s`).
+        """Stage `path` (unless `stage` did; checked against `digests`), drain, load, smoke-test, reopen; on
+        any failure restore the previous weights. `ticket` names this swap for `wait_phase` and `proceed`;
+        with `hold`, the drained replica waits for `proceed` before it loads (at most `drain_timeout_s`).
 
         Returns timings; raises SwapError (after restoring) when the new weights can't serve.
         """

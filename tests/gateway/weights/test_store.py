@@ -113,6 +113,31 @@ def test_a_flipped_byte_fails_verification(tmp_path):
         verify_files(final)
 
 
+def test_the_swap_check_leaves_the_weights_to_the_loaders_but_not_their_digests(tmp_path):
+    """`validate_candidate` with the digests the replicas were given: a weight file is not hashed here (each
+    replica hashes what it stages), but a manifest that no longer lists those digests is refused."""
+    from gateway.ledger.records import VersionRecord
+    from gateway.weights.store import validate_candidate, weight_digests
+
+    served = write_model(tmp_path / "served")
+    vid, final, manifest = import_directory(
+        write_model(tmp_path / "src"), tmp_path / "versions", served, parent_version=None
+    )
+    record = VersionRecord(vid, None, "import", manifest, str(final), None, False)
+    digests = weight_digests(record)
+    assert digests == {"model.safetensors": manifest["files"]["model.safetensors"]}
+    data = bytearray((final / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (final / "model.safetensors").write_bytes(bytes(data))
+    validate_candidate(served, record, digests)  # the replicas' staging finds this one
+    with pytest.raises(VersionInvalidError, match=r"checksum mismatch for model\.safetensors"):
+        validate_candidate(served, record)
+    rewritten = {**manifest, "files": {**manifest["files"], "model.safetensors": "0" * 64}}
+    (final / "manifest.json").write_text(json.dumps(rewritten))
+    with pytest.raises(VersionInvalidError, match="its manifest changed"):
+        validate_candidate(served, record, digests)
+
+
 def test_the_versions_api_never_shows_text_samples_a_manifest_kept(tmp_path):
     from gateway.ledger.records import VersionRecord
     from gateway.weights.store import version_fields
