@@ -76,3 +76,18 @@ def test_check_loaded_compares_kept_parameters_in_the_engines_dtype():
     engine["model.norm.weight"] = torch.full((4,), 2.0)  # the old weights are still there
     with pytest.raises(StagingError, match=r"model\.norm\.weight is not the staged tensor"):
         check_loaded(engine, staged)
+
+
+async def test_an_engine_that_cannot_stage_still_checks_the_files_against_the_digests(tmp_path):
+    """The controller leaves the weights' sha256 to the replicas; an engine without staging (the base
+    `Engine.stage_weights`) checks the files on disk against the digests it is given."""
+    from gateway.chat.engines.base import EngineError
+    from tests.support.fakes import ScriptedEngine
+
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    engine = ScriptedEngine("Paris.")
+    await engine.stage_weights(str(tmp_path), "v1", {"model.safetensors": hashlib.sha256(b"weights").hexdigest()})
+    with pytest.raises(EngineError, match=r"checksum mismatch: model\.safetensors"):
+        await engine.stage_weights(str(tmp_path), "v1", {"model.safetensors": "0" * 64})
+    with pytest.raises(EngineError, match=r"absent\.safetensors"):
+        await engine.stage_weights(str(tmp_path), "v1", {"absent.safetensors": "0" * 64})
