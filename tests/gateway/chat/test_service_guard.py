@@ -6,6 +6,7 @@ health checks, the follower's index acknowledgements): it must keep running whil
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import httpx
@@ -78,12 +79,18 @@ class Ticker:
             last = now
 
     def __enter__(self) -> Ticker:
+        # What earlier tests left in this process (models, tokenizers: millions of objects in a full run)
+        # is moved out of the collector's reach while ticking: a full collection over it can stall any
+        # loop for most of a second on a loaded machine, and that is not what the guard does to the loop.
+        gc.collect()
+        gc.freeze()
         self._task = asyncio.get_running_loop().create_task(self._run())
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
+        gc.unfreeze()
 
 
 async def allowed_gap() -> float:
