@@ -65,8 +65,11 @@ def _timeout(timeout_s: float | None) -> RequestTimeoutError:
 async def _before(deadline: float | None, awaitable: Awaitable[T], timeout_s: float | None) -> T:
     if deadline is None:
         return await awaitable
+    # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the awaitable as a task of its own, and
+    # this wraps every chunk of every stream (a task and a loop turn more per token).
     try:
-        return await asyncio.wait_for(awaitable, max(0.0, deadline - time.monotonic()))
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            return await awaitable
     except TimeoutError:
         raise _timeout(timeout_s) from None
 

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 # How long one guard check (a prompt, or one step of a stream) may take before the request is refused.
 DEFAULT_CHECK_BUDGET_S = 5.0
+# How long a passed readiness check stands before a request refreshes it (in the background).
+READY_FOR_S = 2.0
 # Prompts longer than this (all messages, in characters) are checked on a thread of their own, so a few
 # huge prompts queue behind each other instead of in front of everyone's small ones.
 LARGE_PROMPT_CHARS = 64 * 1024
@@ -132,7 +134,13 @@ class ChatService:
         self._prompt_mode = prompt_mode
         self._ready_timeout_s = ready_timeout_s
         self._swap_retry_s = swap_retry_s
+        # Readiness (the engine answers `health` and `info`) is known for READY_FOR_S after a check. While
+        # the last check passed, a request finding it stale refreshes it in the background instead of
+        # waiting two round trips to a replica (the generation itself reports a failing replica, 503);
+        # after a failed check (or before the first), requests wait for a fresh one and get its 503.
         self._ready_until = 0.0  # monotonic deadline of the last successful health check
+        self._ready_ok = False
+        self._refresh: asyncio.Task[None] | None = None
         self._model_version = ""  # last version the engine reported; used for refusals
 
     def index_version(self) -> int:
@@ -149,6 +157,18 @@ class ChatService:
     async def ready(self) -> EngineInfo:
         """Engine info when the engine answers within the timeout; 503 otherwise."""
         try:
+            info = await self._check_ready()
+        except APIError:
+            self._ready_ok = False  # requests wait for a fresh check (and answer its 503) until one passes
+            self._ready_until = 0.0
+            raise
+        self._ready_until = time.monotonic() + READY_FOR_S
+        self._ready_ok = True
+        self._model_version = info.model_version
+        return info
+
+    async def _check_ready(self) -> EngineInfo:
+        try:
             healthy = await asyncio.wait_for(self._client.health(), self._ready_timeout_s)
             info = await asyncio.wait_for(self._client.info(), self._ready_timeout_s)
         except TimeoutError:
@@ -159,9 +179,22 @@ class ChatService:
             raise ServiceUnavailableError("the engine is not available") from None
         if not healthy:
             raise ServiceUnavailableError("the engine reports unhealthy")
-        self._ready_until = time.monotonic() + 2.0
-        self._model_version = info.model_version
         return info
+
+    async def _ensure_ready(self) -> None:
+        """Before a request: nothing while readiness is fresh; a background refresh when it is stale but
+        the last check passed; otherwise a check the request waits for (its 503 is the answer)."""
+        if time.monotonic() <= self._ready_until:
+            return
+        if not self._ready_ok:
+            await self.ready()
+            return
+        if self._refresh is None or self._refresh.done():
+            self._refresh = asyncio.ensure_future(self._refresh_ready())
+
+    async def _refresh_ready(self) -> None:
+        with contextlib.suppress(APIError):  # recorded in _ready_ok; the next request waits and answers 503
+            await self.ready()
 
     async def models(self) -> ModelList:
         info = await self.ready()
@@ -180,8 +213,7 @@ class ChatService:
                 param="model",
             )
         index = self._index()  # one snapshot for the whole response: its version goes in the header
-        if time.monotonic() > self._ready_until:
-            await self.ready()
+        await self._ensure_ready()
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         strict = False
         messages = [{"role": m.role, "content": m.text()} for m in request.messages]
