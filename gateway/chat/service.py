@@ -138,8 +138,7 @@ class ChatService:
         # the last check passed, a request finding it stale refreshes it in the background instead of
         # waiting two round trips to a replica (the generation itself reports a failing replica, 503);
         # after a failed check (or before the first), requests wait for a fresh one and get its 503.
-        self._ready_until = 0.0  # monotonic deadline of the last successful health check
-        self._ready_ok = False
+        self._ready_until = 0.0  # monotonic deadline of the last check, which passed; 0: it failed, or none yet
         self._refresh: asyncio.Task[None] | None = None
         self._model_version = ""  # last version the engine reported; used for refusals
 
@@ -159,11 +158,9 @@ class ChatService:
         try:
             info = await self._check_ready()
         except APIError:
-            self._ready_ok = False  # requests wait for a fresh check (and answer its 503) until one passes
-            self._ready_until = 0.0
+            self._ready_until = 0.0  # requests wait for a fresh check (and answer its 503) until one passes
             raise
         self._ready_until = time.monotonic() + READY_FOR_S
-        self._ready_ok = True
         self._model_version = info.model_version
         return info
 
@@ -186,14 +183,14 @@ class ChatService:
         the last check passed; otherwise a check the request waits for (its 503 is the answer)."""
         if time.monotonic() <= self._ready_until:
             return
-        if not self._ready_ok:
+        if not self._ready_until:
             await self.ready()
             return
         if self._refresh is None or self._refresh.done():
             self._refresh = asyncio.ensure_future(self._refresh_ready())
 
     async def _refresh_ready(self) -> None:
-        with contextlib.suppress(APIError):  # recorded in _ready_ok; the next request waits and answers 503
+        with contextlib.suppress(APIError):  # recorded in _ready_until; the next request waits and answers 503
             await self.ready()
 
     async def models(self) -> ModelList:
