@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -15,11 +16,37 @@ from pathlib import Path
 import httpx
 import psutil
 
+# Ray's default worker ports (`--min-worker-port`/`--max-worker-port`): a server's port is never one of these.
+_RAY_WORKER_PORTS = range(10002, 20000)
+
+
+def _ephemeral_ports() -> range:
+    """The kernel's range for the local end of outgoing connections (Linux; the usual default elsewhere)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A port free now that no other process will take before the server binds it (tens of seconds later:
+    Ray starts first). A port the kernel picks (bind to 0) comes from the ephemeral range, which every
+    outgoing connection Ray's processes open meanwhile draws from too: CI once lost the Serve proxy's
+    port that way. So: a random free port between Ray's worker ports and the ephemeral range."""
+    ephemeral = _ephemeral_ports()
+    candidates = list(range(_RAY_WORKER_PORTS.stop, ephemeral.start))
+    random.shuffle(candidates)
+    for port in candidates[:200]:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # no gap to pick from on this machine
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 # Job gates that pass anything, for tests and benchmarks about the job path rather than its leakage:

@@ -7,7 +7,6 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -21,6 +20,7 @@ from gateway.guard.artifacts import EntryArtifacts, hashed_keys
 from gateway.guard.keyed import PROCESS_HASHER
 from gateway.guard.types import ForgetEntry
 from gateway.ledger import Ledger
+from tests.support.lethe_server import free_port
 
 
 def make_pair(i: int, dim: int = 8) -> tuple[ForgetEntry, EntryArtifacts]:
@@ -63,12 +63,6 @@ def postgres_bindir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PostgresCluster:
     """A private PostgreSQL server in a temp dir on a free port, trust auth on 127.0.0.1 only.
 
@@ -80,7 +74,7 @@ class PostgresCluster:
         self.bindir = bindir
         self.root = Path(tempfile.mkdtemp(prefix="lethe-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.user = "lethe"
         self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self._as:
